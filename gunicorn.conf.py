@@ -1,0 +1,73 @@
+"""gunicorn configuration: ``gunicorn -c gunicorn.conf.py 'service.app:create_app()'``.
+
+Threaded workers: each WebSocket holds one thread for its whole life, so ``threads`` is the
+number of concurrent sessions a worker can carry (INNDX_THREADS, default 64). One worker by
+default: sessions, quotas and metrics live in the worker's memory (INNDX_WORKERS to change).
+
+Shutdown: on SIGTERM each worker first tells its sessions (fatal 503, close 1001) and quits
+their browsers, then lets gunicorn stop; ``worker_exit`` repeats that as a backstop.
+"""
+
+import os
+import signal
+import threading
+
+bind = f"{os.environ.get('INNDX_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8022')}"
+worker_class = "gthread"
+workers = int(os.environ.get("INNDX_WORKERS", "1"))
+threads = int(os.environ.get("INNDX_THREADS", "64"))
+timeout = 60  # the worker heartbeat; not a request timeout for gthread
+graceful_timeout = 30
+keepalive = 5
+accesslog = None
+loglevel = os.environ.get("INNDX_LOG_LEVEL", "info")
+
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {
+            "()": "service.log_format.ContextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(tenant)s %(session_id)s] %(message)s",
+        },
+        "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"},
+    },
+    "handlers": {
+        "service": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+        "console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"},
+    },
+    "loggers": {
+        "service": {"level": loglevel.upper(), "handlers": ["service"], "propagate": False},
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
+        # third-party loggers would log URLs (with their queries) at INFO
+        "selenium": {"level": "WARNING", "handlers": ["service"], "propagate": False},
+        "httpx": {"level": "WARNING", "handlers": ["service"], "propagate": False},
+        "httpcore": {"level": "WARNING", "handlers": ["service"], "propagate": False},
+        "urllib3": {"level": "WARNING", "handlers": ["service"], "propagate": False},
+    },
+}
+
+
+def _hub(worker):
+    app = getattr(worker, "wsgi", None)
+    return getattr(app, "extensions", {}).get("inndx")
+
+
+def post_worker_init(worker):
+    """Chain our session shutdown in front of gunicorn's own SIGTERM handling."""
+    gunicorn_handler = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        hub = _hub(worker)
+        if hub is not None:
+            threading.Thread(target=hub.shutdown, name="session-shutdown", daemon=True).start()
+        if callable(gunicorn_handler):
+            gunicorn_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def worker_exit(server, worker):
+    hub = _hub(worker)
+    if hub is not None:
+        hub.shutdown()

@@ -1,0 +1,124 @@
+"""What every fetch client offers, and the plain data it speaks.
+
+A fetch client knows nothing about WebSockets or frames: it takes typed requests and a
+``Deadline``, returns typed results, and raises ``service.errors.ServiceError`` subclasses
+(translated from its library's own exceptions at its one boundary). Only the session's own
+thread ever calls a client.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.deadline import Deadline
+
+
+@dataclass(frozen=True)
+class Cookie:
+    """The seed's Cookie shape. ``None`` fields are left out of the frame."""
+
+    name: str
+    value: str
+    domain: str | None = None
+    path: str | None = None
+    expires: str | None = None  # ISO 8601 UTC, "2026-12-01T10:00:00Z"
+    http_only: bool | None = None
+    secure: bool | None = None
+    same_site: str | None = None  # "Lax" | "Strict" | "None"
+
+
+@dataclass(frozen=True)
+class Redirect:
+    url: str  # the URL that issued the redirect
+    location: str  # the absolute URL it pointed to
+    side: str  # "server" | "client"
+    type: str  # "permanent" | "temporary"
+
+
+@dataclass(frozen=True)
+class Viewport:
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An operator-configured proxy: ``url`` like ``http://user:pass@127.0.0.1:3128``."""
+
+    id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """What the open frame (and the operator) decided for one session's client."""
+
+    timeout: float = 30.0  # seconds, bounds every navigation attempt and every action
+    max_redirects: int = 10
+    allow_private_networks: bool = False
+    proxies: tuple[Proxy, ...] = ()  # the open frame's proxies, in order
+    viewport: Viewport | None = None
+    default_headers: tuple[tuple[str, str], ...] = ()  # from middleware, sent on every goto
+
+    @property
+    def proxy(self) -> Proxy | None:
+        """The first proxy: a browser is bound to one proxy for its whole life."""
+        return self.proxies[0] if self.proxies else None
+
+
+@dataclass(frozen=True)
+class GotoRequest:
+    url: str
+    method: str = "GET"
+    referrer: str | None = None
+    user_agent: str = ""  # already resolved from the keyword to the exact string to send
+    headers: tuple[tuple[str, str], ...] = ()
+    cookies: tuple[Cookie, ...] = ()
+    body: bytes | None = None
+
+
+@dataclass
+class GotoResult:
+    url: str
+    status_code: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    cookies: list[Cookie] = field(default_factory=list)
+    body: bytes | None = None
+    redirects: list[Redirect] = field(default_factory=list)
+    content_type: str | None = None
+
+
+class FetchClient(abc.ABC):
+    """One session's way of fetching pages. ``close`` must be idempotent and must end every
+    process the client started, whatever state it is in."""
+
+    kind: str = "?"
+
+    def start(self, deadline: Deadline) -> None:  # noqa: B027 - optional hook
+        """Acquire resources (a browser). Raises ``Unavailable`` when there is no capacity."""
+
+    @abc.abstractmethod
+    def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult: ...
+
+    @abc.abstractmethod
+    def content(self, deadline: Deadline) -> bytes: ...
+
+    @abc.abstractmethod
+    def click(self, selector: str, deadline: Deadline) -> None: ...
+
+    @abc.abstractmethod
+    def fill(self, selector: str, value: str, deadline: Deadline) -> None: ...
+
+    @abc.abstractmethod
+    def evaluate(self, script: str, deadline: Deadline) -> Any: ...
+
+    @abc.abstractmethod
+    def screenshot(self, deadline: Deadline) -> bytes | None: ...
+
+    def check_alive(self) -> None:  # noqa: B027 - optional hook
+        """Raise ``Unavailable`` when the client's resources are gone (browser died)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...

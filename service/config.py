@@ -1,0 +1,118 @@
+"""Settings: one frozen object, read once from the environment.
+
+This is the only module that reads ``os.environ``. Tests build ``Settings(...)`` directly or
+call ``Settings.from_env(environ)`` with a dict of their own. Durations are Go-style strings
+(``500ms``, ``30s``, ``1m30s``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import durationpy
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use."""
+
+
+def parse_duration(text: str) -> float:
+    """A Go-style duration string in seconds; ``ValueError`` when it is not one."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("a duration is a string such as '500ms', '30s' or '1m30s'")
+    try:
+        return durationpy.from_str(text.strip()).total_seconds()
+    except Exception as exc:  # durationpy raises plain Exception on bad input
+        raise ValueError(f"{text!r} is not a duration such as '500ms', '30s' or '1m30s'") from exc
+
+
+def _default_geckodriver() -> str:
+    beside_python = Path(sys.executable).parent / "geckodriver"
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("geckodriver") or str(beside_python)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service, with its environment variable in the comment."""
+
+    host: str = "127.0.0.1"  # INNDX_HOST
+    port: int = 8022  # PORT
+    allow_private_networks: bool = False  # INNDX_ALLOW_PRIVATE_NETWORKS=1
+    tenants_file: str | None = None  # INNDX_TENANTS_FILE
+    proxies_file: str | None = None  # INNDX_PROXIES_FILE
+    default_timeout: float = 30.0  # INNDX_DEFAULT_TIMEOUT
+    max_timeout: float = 300.0  # INNDX_MAX_TIMEOUT
+    open_timeout: float = 10.0  # INNDX_OPEN_TIMEOUT: the open frame must come within this
+    idle_timeout: float = 900.0  # INNDX_IDLE_TIMEOUT: no frame for this long -> fatal 410
+    max_lifetime: float = 4 * 3600.0  # INNDX_MAX_LIFETIME: session age limit -> fatal 410
+    max_pending: int = 16  # INNDX_MAX_PENDING: queued actions per session; beyond -> 429
+    max_frame_bytes: int = 16 * 1024 * 1024  # INNDX_MAX_FRAME_BYTES: incoming frame limit -> 413
+    max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
+    default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
+    max_browsers: int = 4  # INNDX_MAX_BROWSERS: local browsers per instance; beyond -> fatal 503
+    chrome_binary: str = "/usr/bin/chromium"  # INNDX_CHROME_BINARY
+    chromedriver: str = "/usr/bin/chromedriver"  # INNDX_CHROMEDRIVER
+    firefox_binary: str = "/usr/bin/firefox-esr"  # INNDX_FIREFOX_BINARY
+    geckodriver: str = dataclasses.field(default_factory=_default_geckodriver)  # INNDX_GECKODRIVER
+    selenium_remote_url: str | None = None  # INNDX_SELENIUM_REMOTE_URL: a Selenium Grid
+    new_session_timeout: float = 30.0  # INNDX_NEW_SESSION_TIMEOUT: bound on getting a browser
+    client_redirect_settle: float = 0.4  # INNDX_CLIENT_REDIRECT_SETTLE: wait for meta refresh
+    shutdown_timeout: float = 10.0  # INNDX_SHUTDOWN_TIMEOUT: sessions get this long to end
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            name = "PORT" if field.name == "port" else f"INNDX_{field.name.upper()}"
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field.name] = _convert(field.name, raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}={raw!r}: {exc}") from exc
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.default_timeout <= self.max_timeout:
+            raise SettingsError("the default timeout must be > 0 and at most the maximum timeout")
+        for name in ("max_pending", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1")
+
+
+_DURATIONS = {
+    "default_timeout",
+    "max_timeout",
+    "open_timeout",
+    "idle_timeout",
+    "max_lifetime",
+    "new_session_timeout",
+    "client_redirect_settle",
+    "shutdown_timeout",
+}
+_INTEGERS = {"port", "max_pending", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers"}
+_BOOLEANS = {"allow_private_networks"}
+
+
+def _convert(name: str, raw: str) -> object:
+    if name in _DURATIONS:
+        return parse_duration(raw)
+    if name in _INTEGERS:
+        return int(raw)
+    if name in _BOOLEANS:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected 1 or 0")
+    return raw

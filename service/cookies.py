@@ -1,0 +1,92 @@
+"""Set-Cookie header lines -> the seed's Cookie shape.
+
+Both fetch clients report cookies from the Set-Cookie headers the server actually sent, so a
+cookie looks the same whichever client fetched it. ``domain`` defaults to the request host and
+``path`` to the request's default path (RFC 6265 5.1.4); ``expires`` comes from Max-Age (which
+wins) or Expires, as ISO 8601 UTC; ``same_site`` only when the attribute was sent.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+from service.clients.base import Cookie
+
+_SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
+
+def iso_utc(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def default_path(url: str) -> str:
+    path = urlsplit(url).path
+    if not path.startswith("/") or path.count("/") == 1:
+        return "/"
+    return path[: path.rindex("/")]
+
+
+def set_cookie_values(headers: Iterable[tuple[str, str]]) -> list[str]:
+    """Every Set-Cookie value in ``headers``; a value holding several lines (as Chrome
+    reports repeated headers) counts as several."""
+    values = []
+    for name, value in headers:
+        if name.lower() == "set-cookie":
+            values.extend(line for line in value.split("\n") if line.strip())
+    return values
+
+
+def parse_set_cookie(line: str, request_url: str, now: float | None = None) -> Cookie | None:
+    """One Set-Cookie value as a Cookie, or None when it names no cookie."""
+    pair, *attributes = line.split(";")
+    if "=" not in pair:
+        return None
+    name, value = (part.strip() for part in pair.split("=", 1))
+    if not name:
+        return None
+    domain = path = expires = same_site = None
+    max_age: int | None = None
+    http_only = secure = False
+    for attribute in attributes:
+        key, _, arg = attribute.partition("=")
+        key, arg = key.strip().lower(), arg.strip()
+        if key == "domain" and arg:
+            domain = arg.lstrip(".").lower()
+        elif key == "path" and arg.startswith("/"):
+            path = arg
+        elif key == "expires":
+            parsed = http.cookiejar.http2time(arg)
+            if parsed is not None:
+                expires = iso_utc(parsed)
+        elif key == "max-age":
+            try:
+                max_age = int(arg)
+            except ValueError:
+                pass
+        elif key == "secure":
+            secure = True
+        elif key == "httponly":
+            http_only = True
+        elif key == "samesite":
+            same_site = _SAME_SITE.get(arg.lower())
+    if max_age is not None:
+        expires = iso_utc(0 if max_age <= 0 else (now or time.time()) + max_age)
+    return Cookie(
+        name=name,
+        value=value,
+        domain=domain or (urlsplit(request_url).hostname or ""),
+        path=path or default_path(request_url),
+        expires=expires,
+        http_only=http_only,
+        secure=secure,
+        same_site=same_site,
+    )
+
+
+def cookies_from_headers(headers: Iterable[tuple[str, str]], request_url: str) -> list[Cookie]:
+    cookies = (parse_set_cookie(line, request_url) for line in set_cookie_values(headers))
+    return [cookie for cookie in cookies if cookie is not None]

@@ -1,0 +1,154 @@
+"""What one service instance shares: settings, validators, tenants, proxies, metrics, and the
+live sessions with their quotas. Everything here is thread-safe; nothing here knows Flask.
+
+Quotas are per instance: a tenant's concurrent sessions are counted from the upgrade until
+the session's thread has ended (its browser quit), and local browsers are counted against
+``max_browsers``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from service import protocol
+from service.clients import make_client
+from service.clients.base import ClientOptions
+from service.config import Settings
+from service.errors import BadRequest, TooManyRequests, Unavailable
+from service.metrics import Metrics
+from service.proxies import Proxies
+from service.session import Outbox, Session
+from service.tenants import Tenant, Tenants
+
+logger = logging.getLogger(__name__)
+
+
+class Ticket:
+    """One tenant's claim on a session slot, taken before the upgrade; ``release`` is idempotent."""
+
+    def __init__(self, hub: Hub, tenant: Tenant):
+        self.hub = hub
+        self.tenant = tenant
+        self._released = False
+
+    def release(self) -> None:
+        with self.hub._lock:
+            if not self._released:
+                self._released = True
+                self.hub._per_tenant[self.tenant.id] -= 1
+
+
+class Hub:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.protocol = protocol.Protocol(default_timeout=settings.default_timeout, max_timeout=settings.max_timeout)
+        self.tenants = Tenants.load(settings.tenants_file, settings.default_max_sessions)
+        self.proxies = Proxies.load(settings.proxies_file)
+        self.metrics = Metrics()
+        self._lock = threading.Lock()
+        self._per_tenant: dict[str, int] = {}
+        self._sessions: dict[str, Session] = {}
+        self._browsers = 0
+        self._shutting_down = False
+
+    # ------------------------------------------------------------------------------ admission
+
+    def admit(self, tenant_id: str | None, authorization: str | None) -> Ticket:
+        """Check a connecting client before the upgrade: 400/401/403/429/503 as ServiceError."""
+        tenant = self.tenants.authenticate(tenant_id, authorization)
+        with self._lock:
+            if self._shutting_down:
+                raise Unavailable("the server is shutting down")
+            count = self._per_tenant.get(tenant.id, 0)
+            if count >= tenant.max_sessions:
+                raise TooManyRequests(f"tenant {tenant.id!r} already has {count} sessions, its maximum")
+            self._per_tenant[tenant.id] = count + 1
+        return Ticket(self, tenant)
+
+    # ------------------------------------------------------------------------------ sessions
+
+    def open_session(self, ticket: Ticket, open_frame: protocol.OpenFrame, outbox: Outbox) -> Session:
+        """Build and start the session for a valid open frame. Errors are fatal at open."""
+        tenant = ticket.tenant.id
+        proxies = self.proxies.resolve(open_frame.proxies, tenant)
+        default_headers = []
+        for middleware in open_frame.middleware:
+            if middleware["type"] == "headers":
+                default_headers.extend((name, value) for name, value in middleware["headers"])
+            else:  # unreachable while the schema lists the types
+                raise BadRequest(f"unknown middleware type {middleware['type']!r}", fatal=True)
+        options = ClientOptions(
+            timeout=open_frame.timeout,
+            max_redirects=open_frame.max_redirects,
+            allow_private_networks=self.settings.allow_private_networks,
+            proxies=proxies,
+            viewport=open_frame.viewport,
+            default_headers=tuple(default_headers),
+        )
+        if open_frame.client != "standard":
+            self._take_browser()
+        session_id = str(uuid.uuid4())
+        session = Session(
+            session_id,
+            tenant,
+            open_frame,
+            options,
+            lambda: make_client(open_frame.client, options, self.settings),
+            outbox,
+            self.protocol,
+            max_pending=self.settings.max_pending,
+            max_frame_bytes=self.settings.max_frame_bytes,
+            start_timeout=self.settings.new_session_timeout + 5,
+            on_action=self.metrics.action,
+        )
+        with self._lock:
+            self._sessions[session_id] = session
+        self.metrics.session_opened(open_frame.client)
+        session.thread.start()
+        return session
+
+    def _take_browser(self) -> None:
+        with self._lock:
+            if self._browsers >= self.settings.max_browsers:
+                raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
+            self._browsers += 1
+
+    def session_ended(self, session: Session) -> None:
+        """Called by the endpoint once the session's thread has ended."""
+        with self._lock:
+            if self._sessions.pop(session.id, None) is None:
+                return
+            if session.kind != "standard":
+                self._browsers -= 1
+        self.metrics.session_closed(session.kind)
+
+    def active_sessions(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    # ------------------------------------------------------------------------------ shutdown
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop admitting, end every session with fatal 503 and close 1001, and wait for their
+        threads (and so their browsers) to end; idempotent. Sessions still busy at the deadline
+        get their client closed from here (which kills its processes)."""
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        with self._lock:
+            first = not self._shutting_down
+            self._shutting_down = True
+            sessions = list(self._sessions.values())
+        if first:
+            logger.info("shutting down: %d sessions to end", len(sessions))
+        for session in sessions:
+            session.fail(Unavailable("the server is shutting down", close_code=1001))
+        end = time.monotonic() + timeout
+        for session in sessions:
+            session.thread.join(max(0.0, end - time.monotonic()))
+        for session in sessions:
+            if session.thread.is_alive():
+                logger.warning("session %s still busy at shutdown: closing its client", session.id)
+                session.force_close_client()
+                session.thread.join(2.0)

@@ -1,0 +1,47 @@
+"""Prometheus metrics of one service instance. Labels carry only fixed vocabularies (client
+kind, action name, outcome code): never a URL or any string a tenant chose."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.sessions_opened = Counter(
+            "inndx_sessions_opened", "Sessions opened, by client kind", ["client"], registry=self.registry
+        )
+        self.sessions_closed = Counter(
+            "inndx_sessions_closed", "Sessions ended, by client kind", ["client"], registry=self.registry
+        )
+        self.sessions_active = Gauge(
+            "inndx_sessions_active", "Sessions now open, by client kind", ["client"], registry=self.registry
+        )
+        self.actions = Counter(
+            "inndx_actions", "Actions handled, by action and outcome (ok or the error code)",
+            ["action", "outcome"], registry=self.registry,
+        )
+        self.action_seconds = Histogram(
+            "inndx_action_duration_seconds", "Time to handle an action, by action", ["action"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+
+    def session_opened(self, client: str) -> None:
+        self.sessions_opened.labels(client).inc()
+        self.sessions_active.labels(client).inc()
+
+    def session_closed(self, client: str) -> None:
+        self.sessions_closed.labels(client).inc()
+        self.sessions_active.labels(client).dec()
+
+    def action(self, action: str, outcome: str, seconds: float) -> None:
+        self.actions.labels(action, outcome).inc()
+        self.action_seconds.labels(action).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

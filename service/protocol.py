@@ -1,0 +1,273 @@
+"""The wire protocol, sans I/O: text in, typed frames out; typed results in, text out.
+
+No sockets, no Flask, no Selenium: everything here is tested with plain strings. The JSON
+Schemas in ``schemas/`` are the single source of truth for frame shapes; this module loads them
+once (``Protocol()``), validates every incoming frame against its schema, and checks the few
+rules a schema cannot say (base64 bodies, duration bounds).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import referencing
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from referencing.jsonschema import DRAFT202012
+
+from service.clients.base import Cookie, GotoResult, Viewport
+from service.config import parse_duration
+from service.errors import BadRequest, ServiceError, TooLarge
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_BASE = "https://inndx.invalid/schemas/"
+
+ACTIONS = ("goto", "click", "fill", "content", "evaluate", "screenshot", "close")
+REPLY_ACTION = {
+    "goto": "goto",
+    "click": "clicked",
+    "fill": "filled",
+    "content": "content",
+    "evaluate": "evaluated",
+    "screenshot": "screenshot",
+    "close": "closed",
+}
+CLIENT_KINDS = ("standard", "chrome", "firefox")
+
+
+# ---------------------------------------------------------------------------------------- frames
+
+
+@dataclass(frozen=True)
+class OpenFrame:
+    client: str = "standard"
+    viewport: Viewport | None = None
+    middleware: tuple[Mapping[str, Any], ...] = ()
+    proxies: tuple[str, ...] = ()
+    timeout: float = 30.0
+    max_redirects: int = 10
+    max_retries: int = 3
+
+
+@dataclass(frozen=True)
+class Action:
+    """One validated action frame. ``args`` holds its fields with defaults applied; ``body`` of
+    a goto is already decoded to bytes."""
+
+    name: str
+    id: str | int | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def reply_action(self) -> str:
+        return REPLY_ACTION[self.name]
+
+
+# ------------------------------------------------------------------------------------ validation
+
+
+def _load_schemas(directory: Path) -> dict[str, dict]:
+    schemas = {}
+    for path in sorted(directory.glob("*.json")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        Draft202012Validator.check_schema(schema)
+        schemas[path.name] = schema
+    return schemas
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    """The schema's own words where a bare pattern would be cryptic."""
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator == "pattern" and description:
+        return f"{error.instance!r} is not {description}"
+    return error.message
+
+
+class Protocol:
+    """Validators for every frame, built once. Thread-safe (validators keep no state)."""
+
+    def __init__(self, schema_dir: Path = SCHEMA_DIR, default_timeout: float = 30.0, max_timeout: float = 300.0):
+        schemas = _load_schemas(schema_dir)
+        registry = referencing.Registry().with_resources(
+            (SCHEMA_BASE + name, DRAFT202012.create_resource(schema)) for name, schema in schemas.items()
+        )
+        checker = Draft202012Validator.FORMAT_CHECKER
+        self._validators = {
+            name.removesuffix(".json"): Draft202012Validator(schema, registry=registry, format_checker=checker)
+            for name, schema in schemas.items()
+        }
+        self.default_timeout = default_timeout
+        self.max_timeout = max_timeout
+
+    # -- incoming
+
+    def _validate(self, schema: str, frame: Any) -> None:
+        error = best_match(self._validators[schema].iter_errors(frame))
+        if error is not None:
+            raise BadRequest(f"invalid {schema.split('.')[0]} frame at {error.json_path}: {_explain(error)}")
+
+    @staticmethod
+    def decode_json(data: str | bytes) -> Any:
+        if isinstance(data, bytes):
+            raise BadRequest("binary frames are not accepted: send JSON text frames")
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise BadRequest(f"frame is not valid JSON: {exc}") from exc
+
+    def parse_open(self, data: str | bytes) -> OpenFrame:
+        """The first frame. Any error here is fatal (400) for the caller."""
+        frame = self.decode_json(data)
+        if isinstance(frame, dict) and "action" in frame:
+            raise BadRequest("expected the open frame first, got an action frame")
+        self._validate("open.request", frame)
+        client = frame.get("client", "standard")
+        viewport = None
+        if isinstance(client, dict):
+            if "viewport" in client:
+                viewport = Viewport(**client["viewport"])
+            client = client["kind"]
+        timeout = parse_duration(frame.get("timeout", "")) if "timeout" in frame else self.default_timeout
+        if not 0 < timeout <= self.max_timeout:
+            raise BadRequest(
+                f"invalid open frame at $.timeout: {frame['timeout']!r} must be more than 0"
+                f" and at most {self.max_timeout:g}s"
+            )
+        return OpenFrame(
+            client=client,
+            viewport=viewport,
+            middleware=tuple(frame.get("middleware", ())),
+            proxies=tuple(frame.get("proxies", ())),
+            timeout=timeout,
+            max_redirects=frame.get("max_redirects", 10),
+            max_retries=frame.get("max_retries", 3),
+        )
+
+    @staticmethod
+    def peek_id(frame: Any) -> str | int | None:
+        """The frame's ``id`` when it has a valid one, so even an invalid frame's error echoes it."""
+        if isinstance(frame, dict):
+            value = frame.get("id")
+            if (isinstance(value, str) and len(value) <= 128) or (isinstance(value, int) and not isinstance(value, bool)):
+                return value
+        return None
+
+    def parse_action(self, frame: Any) -> Action:
+        """A decoded action frame -> ``Action``; ``BadRequest`` naming the offending field."""
+        if not isinstance(frame, dict):
+            raise BadRequest(f"invalid frame at $: expected a JSON object, got {type(frame).__name__}")
+        name = frame.get("action")
+        if name not in ACTIONS:
+            if name is None:
+                raise BadRequest("invalid frame at $.action: 'action' is a required property")
+            raise BadRequest(f"invalid frame at $.action: unknown action {name!r}; expected one of {', '.join(ACTIONS)}")
+        self._validate(f"{name}.request", frame)
+        args = {key: value for key, value in frame.items() if key not in ("action", "id")}
+        if name == "goto":
+            args = self._goto_args(args)
+        return Action(name=name, id=frame.get("id"), args=args)
+
+    @staticmethod
+    def _goto_args(args: dict[str, Any]) -> dict[str, Any]:
+        body = args.get("body")
+        if body is not None:
+            try:
+                body = base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise BadRequest(f"invalid goto frame at $.body: not valid base64 ({exc})") from exc
+        return {
+            "url": args["url"],
+            "method": args.get("method", "GET"),
+            "referrer": args.get("referrer"),
+            "user_agent": args.get("user_agent", "inndx"),
+            "headers": tuple((name, value) for name, value in args.get("headers", ())),
+            "cookies": tuple(Cookie(**cookie) for cookie in args.get("cookies", ())),
+            "body": body,
+        }
+
+    # -- outgoing
+
+    def validate_outgoing(self, frame: Mapping[str, Any]) -> None:
+        """Check a frame the server is about to send (used by tests and in debug runs)."""
+        self._validate(schema_for_server_frame(frame), frame)
+
+
+def schema_for_server_frame(frame: Mapping[str, Any]) -> str:
+    if "type" in frame:
+        return "error"
+    if "session_id" in frame:
+        return "open.response"
+    for request, reply in REPLY_ACTION.items():
+        if frame.get("action") == reply:
+            return f"{request}.response"
+    raise ValueError(f"not a server frame: {frame!r}")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _with_id(frame: dict[str, Any], action_id: str | int | None) -> dict[str, Any]:
+    if action_id is not None:
+        frame["id"] = action_id
+    return frame
+
+
+def cookie_frame(cookie: Cookie) -> dict[str, Any]:
+    return {key: value for key, value in vars(cookie).items() if value is not None}
+
+
+def goto_reply(result: GotoResult, action_id: str | int | None = None) -> dict[str, Any]:
+    return _with_id(
+        {
+            "action": "goto",
+            "url": result.url,
+            "status_code": result.status_code,
+            "headers": [[name, value] for name, value in result.headers],
+            "cookies": [cookie_frame(cookie) for cookie in result.cookies],
+            "body": _b64(result.body) if result.body else None,
+            "redirects": [vars(hop).copy() for hop in result.redirects],
+            "content_type": result.content_type,
+        },
+        action_id,
+    )
+
+
+def reply(action: Action, value: Any = None) -> dict[str, Any]:
+    """The response frame for ``action`` given what the client returned."""
+    frame: dict[str, Any] = {"action": action.reply_action}
+    if action.name == "content":
+        frame["content"] = _b64(value or b"")
+    elif action.name == "evaluate":
+        frame["result"] = value
+    elif action.name == "screenshot":
+        frame["screenshot"] = _b64(value) if value is not None else None
+    elif action.name == "goto":
+        return goto_reply(value, action.id)
+    return _with_id(frame, action.id)
+
+
+def error_frame(error: ServiceError, action_id: str | int | None = None, fatal: bool | None = None) -> dict[str, Any]:
+    is_fatal = error.fatal if fatal is None else fatal
+    return _with_id({"type": "fatal" if is_fatal else "error", "message": error.message, "code": error.code}, action_id)
+
+
+def session_opened(session_id: str) -> dict[str, Any]:
+    return {"session_id": session_id}
+
+
+def encode(frame: Mapping[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def check_size(data: str | bytes, limit: int) -> None:
+    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    if size > limit:
+        raise TooLarge(f"frame of {size} bytes is over the {limit}-byte limit")
