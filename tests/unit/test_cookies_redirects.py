@@ -1,0 +1,69 @@
+"""Set-Cookie mapping and redirect facts shared by every client."""
+
+import pytest
+
+from service.cookies import cookies_from_headers, default_path, parse_set_cookie
+from service.redirects import method_after, redirect_type, server_hop
+
+NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+
+
+def test_every_attribute():
+    cookie = parse_set_cookie(
+        "sid=abc; Domain=.Example.com; Path=/app; Expires=Wed, 21 Oct 2037 07:28:00 GMT; HttpOnly; Secure; SameSite=strict",
+        "https://www.example.com/login",
+    )
+    assert cookie.name == "sid" and cookie.value == "abc"
+    assert cookie.domain == "example.com" and cookie.path == "/app"
+    assert cookie.expires == "2037-10-21T07:28:00Z"
+    assert cookie.http_only is True and cookie.secure is True and cookie.same_site == "Strict"
+
+
+def test_defaults_from_the_request():
+    cookie = parse_set_cookie("a=1", "http://127.0.0.1:8080/dir/page?x=1")
+    assert (cookie.domain, cookie.path, cookie.expires, cookie.same_site) == ("127.0.0.1", "/dir", None, None)
+    assert cookie.http_only is False and cookie.secure is False
+
+
+def test_max_age_wins_over_expires():
+    cookie = parse_set_cookie("a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Max-Age=60", "http://h/", now=NOW)
+    assert cookie.expires == "2027-01-15T08:01:00Z"
+    assert parse_set_cookie("a=1; Max-Age=0", "http://h/", now=NOW).expires == "1970-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("line", ["", "novalue", "=v", "  ; Path=/"])
+def test_lines_without_a_cookie(line):
+    assert parse_set_cookie(line, "http://h/") is None
+
+
+def test_value_with_equals_and_unknown_same_site():
+    cookie = parse_set_cookie("t=a=b==; SameSite=Bogus", "http://h/")
+    assert cookie.value == "a=b==" and cookie.same_site is None
+
+
+def test_newline_joined_values_and_header_case():
+    headers = [("set-cookie", "a=1\nb=2"), ("Content-Type", "text/html"), ("Set-Cookie", "c=3")]
+    assert [c.name for c in cookies_from_headers(headers, "http://h/")] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("url, path", [("http://h", "/"), ("http://h/", "/"), ("http://h/a", "/"),
+                                       ("http://h/a/b", "/a"), ("http://h/a/b/", "/a/b")])
+def test_default_path(url, path):
+    assert default_path(url) == path
+
+
+@pytest.mark.parametrize("status, kind", [(301, "permanent"), (308, "permanent"), (302, "temporary"),
+                                          (303, "temporary"), (307, "temporary"), (None, "temporary")])
+def test_redirect_type(status, kind):
+    assert redirect_type(status) == kind
+
+
+def test_server_hop_resolves_relative_locations():
+    hop = server_hop("http://h/a/b?q", 302, "../c")
+    assert (hop.url, hop.location, hop.side, hop.type) == ("http://h/a/b?q", "http://h/c", "server", "temporary")
+
+
+@pytest.mark.parametrize("status, method, expected", [(303, "POST", "GET"), (303, "HEAD", "HEAD"), (302, "POST", "GET"),
+                                                      (301, "PUT", "PUT"), (307, "POST", "POST"), (308, "DELETE", "DELETE")])
+def test_method_after(status, method, expected):
+    assert method_after(status, method) == expected

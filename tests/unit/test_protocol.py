@@ -1,0 +1,105 @@
+"""The protocol, sans I/O: frames as plain strings, checked against the schemas."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service import protocol
+from service.clients.base import Cookie, GotoResult, Redirect
+from service.errors import BadRequest, NotFound, Unavailable
+
+FRAMES = Path(__file__).parent / "frames"
+PROTOCOL = protocol.Protocol(default_timeout=30, max_timeout=300)
+
+
+def _cases(kind):
+    return sorted(FRAMES.joinpath(kind).glob("*.json"), key=lambda p: p.name)
+
+
+def _parse(case):
+    if case["kind"] == "open":
+        return PROTOCOL.parse_open(json.dumps(case["frame"]))
+    return PROTOCOL.parse_action(case["frame"])
+
+
+@pytest.mark.parametrize("path", _cases("valid"), ids=lambda p: p.stem)
+def test_valid_frames_parse(path):
+    _parse(json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize("path", _cases("invalid"), ids=lambda p: p.stem)
+def test_invalid_frames_name_the_offending_field(path):
+    case = json.loads(path.read_text())
+    with pytest.raises(BadRequest) as caught:
+        _parse(case)
+    assert case["error"] in caught.value.message
+    assert caught.value.code == 400
+
+
+def test_open_defaults():
+    frame = PROTOCOL.parse_open("{}")
+    assert (frame.client, frame.timeout, frame.max_redirects, frame.max_retries) == ("standard", 30, 10, 3)
+    assert frame.middleware == () and frame.proxies == () and frame.viewport is None
+
+
+def test_open_durations_and_viewport():
+    frame = PROTOCOL.parse_open('{"client": {"kind": "chrome", "viewport": {"width": 800, "height": 600}}, "timeout": "1m30s"}')
+    assert frame.client == "chrome" and frame.timeout == 90 and (frame.viewport.width, frame.viewport.height) == (800, 600)
+    assert PROTOCOL.parse_open('{"timeout": "500ms"}').timeout == 0.5
+    assert PROTOCOL.parse_open('{"timeout": "5m"}').timeout == 300
+
+
+def test_goto_defaults_and_body_decoding():
+    action = PROTOCOL.parse_action({"action": "goto", "url": "https://example.com", "body": "aGk=", "id": 3})
+    assert action.id == 3 and action.reply_action == "goto"
+    assert action.args["body"] == b"hi" and action.args["method"] == "GET" and action.args["user_agent"] == "inndx"
+    assert action.args["headers"] == () and action.args["cookies"] == ()
+
+
+def test_binary_and_non_json_frames():
+    with pytest.raises(BadRequest, match="binary"):
+        PROTOCOL.decode_json(b"{}")
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        PROTOCOL.decode_json("{nope")
+
+
+@pytest.mark.parametrize("frame, expected", [({"id": "a"}, "a"), ({"id": 5}, 5), ({"id": True}, None),
+                                            ({"id": "x" * 129}, None), ([1], None), ({"id": 1.5}, None)])
+def test_peek_id(frame, expected):
+    assert PROTOCOL.peek_id(frame) == expected
+
+
+def test_replies_validate_against_their_schemas():
+    result = GotoResult(
+        url="https://example.com/", status_code=200, headers=[("Content-Type", "text/html")],
+        cookies=[Cookie(name="a", value="1", domain="example.com", path="/", http_only=True, secure=False)],
+        body=b"<p>", redirects=[Redirect("https://e.com", "https://example.com/", "server", "permanent")],
+        content_type="text/html",
+    )
+    frames = [
+        protocol.goto_reply(result, "g1"),
+        protocol.goto_reply(GotoResult(url="https://e.com/", status_code=204), None),
+        protocol.reply(protocol.Action("content", 1), b"<html>"),
+        protocol.reply(protocol.Action("evaluate"), {"a": [1, None]}),
+        protocol.reply(protocol.Action("screenshot"), None),
+        protocol.reply(protocol.Action("click")),
+        protocol.reply(protocol.Action("fill")),
+        protocol.reply(protocol.Action("close")),
+        protocol.session_opened("5b6c0a3e-3c0f-4a43-9a43-6b1f7e4a2c11"),
+        protocol.error_frame(NotFound("no element"), "x"),
+        protocol.error_frame(Unavailable("gone")),
+    ]
+    for frame in frames:
+        PROTOCOL.validate_outgoing(frame)
+    assert frames[1]["body"] is None and frames[1]["content_type"] is None
+    assert frames[2] == {"action": "content", "content": "PGh0bWw+", "id": 1}
+    assert frames[9] == {"type": "error", "message": "no element", "code": 404, "id": "x"}
+    assert frames[10]["type"] == "fatal" and "id" not in frames[10]
+
+
+def test_frame_size_limit():
+    protocol.check_size("x" * 10, 10)
+    with pytest.raises(Exception) as caught:
+        protocol.check_size("é" * 6, 10)
+    assert caught.value.code == 413
