@@ -9,6 +9,7 @@ own pings, pongs and close replies (its socket is wrapped so that its thread tak
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from service.hub import Hub, Ticket
 logger = logging.getLogger(__name__)
 
 POLL = 1.0  # seconds between expiry checks while the client is silent
+CLOSE_WAIT = 2.0  # seconds for the client's answer to our close before we drop the connection
 
 
 class _LockedSocket:
@@ -91,6 +93,26 @@ def serve(ws: Any, hub: Hub, ticket: Ticket) -> None:
                 session.force_close_client()
             hub.session_ended(session)
         ticket.release()
+        _let_reader_finish(ws)
+
+
+def _let_reader_finish(ws: Any) -> None:
+    """Wait (bounded) for simple-websocket's reader thread to see the closing handshake end.
+
+    Once this handler returns, gunicorn closes the socket; a reader thread still in ``select()``
+    on it then never wakes before its next ping (25 s), and that non-daemon thread holds up the
+    worker's exit at shutdown. A client that does not answer our close gets its connection shut.
+    """
+    thread = getattr(ws, "thread", None)
+    if thread is None or thread is threading.current_thread():
+        return
+    thread.join(CLOSE_WAIT)
+    if thread.is_alive():
+        try:
+            ws.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        thread.join(CLOSE_WAIT)
 
 
 def _read_frames(ws: Any, hub: Hub, session: Any, outbox: WebSocketOutbox) -> None:
@@ -107,6 +129,7 @@ def _read_frames(ws: Any, hub: Hub, session: Any, outbox: WebSocketOutbox) -> No
                 return
             _check_expiry(session, settings)
             continue
+        _check_expiry(session, settings)  # a chatty client never lets receive() time out
         try:
             session.submit(data)
         except TooManyRequests as error:
