@@ -80,7 +80,7 @@ class SessionExpired(ServiceError):
 
 class TooLarge(ServiceError):
     code = 413
-    close_code = 1009
+    close_code = 1008
 
 
 class ScriptError(ServiceError):
