@@ -52,10 +52,12 @@ class Service:
         config: str = "gunicorn.conf.py",
         ready_timeout: float = 30.0,
         private_networks: bool = True,
+        command: list[str] | None = None,
     ) -> None:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.app, self.config = app, config
+        self.command = command  # instead of the gunicorn command line built from app and config
         self.cwd = Path(cwd) if cwd is not None else REPO_ROOT
         self.ready_timeout = ready_timeout
         self.log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="inndx-service-"))
@@ -93,7 +95,7 @@ class Service:
         if self.proc is not None:
             return self
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "gunicorn", "-c", self.config, self.app]
+        cmd = self.command or [sys.executable, "-m", "gunicorn", "-c", self.config, self.app]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
