@@ -1,0 +1,524 @@
+"""The browser fetch client: Chrome or Firefox through Selenium with WebDriver BiDi.
+
+``BrowserClient(kind, options, settings)``; ``start`` launches (``browser_launch``), ``goto`` runs
+a ``browser_navigation.Navigation``, the actions use BiDi ``script.callFunction`` to find and check
+elements (fast, and in-page waits instead of sleeps) and classic WebDriver for real input (click,
+typing). Third-party exceptions are translated in one place, ``_boundary``; a browser or driver
+that died surfaces from any call as ``Unavailable`` (503, fatal). Only the session thread calls in.
+
+Decisions where the protocol is silent:
+- click/fill wait for the element to appear up to ``settings.element_wait`` (bounded by the action
+  deadline), then 404.
+- a click that starts a navigation (within ``client_redirect_settle``) waits for its load (504).
+- fill on a select without an option of that value: 404, naming the select and the value.
+- evaluate: the result goes through ``JSON.stringify`` in the page (``undefined`` -> null); a DOM
+  node, a cycle or a BigInt is a 422 naming the problem, not a conversion.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import functools
+import json
+import logging
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+from selenium.common import exceptions as sel
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.command import Command
+
+from service import errors
+from service.clients.base import (
+    ClientOptions,
+    Cookie,
+    FetchClient,
+    GotoRequest,
+    GotoResult,
+)
+from service.clients.browser_launch import (
+    Bidi,
+    BidiClosed,
+    BidiError,
+    BrowserSettings,
+    Launched,
+    launch,
+)
+from service.clients.browser_navigation import CHROME_EVENTS, EVENTS, Navigation
+from service.deadline import Deadline
+
+logger = logging.getLogger(__name__)
+
+REMOTE_PROBE = 3.0  # seconds a Grid may take to answer the liveness probe
+
+# In-page helpers. FIND waits (in the page, bounded) for the selector, then reports its state.
+FIND = """async function(selector, waitMs) {
+  const end = performance.now() + waitMs;
+  let el;
+  for (;;) {
+    try { el = document.querySelector(selector); }
+    catch (e) { return {state: "invalid", why: String(e.message || e)}; }
+    if (el || performance.now() >= end) break;
+    await new Promise(r => setTimeout(r, 25));
+  }
+  if (!el) return {state: "missing"};
+  const tag = el.tagName.toLowerCase();
+  if (el.disabled || (el.closest && el.closest("fieldset[disabled]"))) return {state: "disabled", tag};
+  el.scrollIntoView({block: "center", inline: "center"});
+  const style = getComputedStyle(el), rect = el.getBoundingClientRect();
+  if (style.visibility === "hidden" || style.display === "none" || rect.width === 0 || rect.height === 0)
+    return {state: "hidden", tag};
+  const x = rect.left + rect.width / 2, y = rect.top + rect.height / 2;
+  const top = document.elementFromPoint(x, y);
+  if (top && top !== el && !el.contains(top) && !(top.contains && top.contains(el) && top.tagName === "LABEL"))
+    return {state: "covered", tag, by: top.tagName.toLowerCase() + (top.id ? "#" + top.id : "")};
+  return {state: "ok", tag, editable: el.isContentEditable, type: (el.type || "").toLowerCase()};
+}"""
+
+SELECT = """function(selector, value) {
+  const el = document.querySelector(selector);
+  const option = Array.from(el.options).find(o => o.value === value);
+  if (!option) return false;
+  el.value = value; option.selected = true;
+  el.dispatchEvent(new Event("input", {bubbles: true}));
+  el.dispatchEvent(new Event("change", {bubbles: true}));
+  return true;
+}"""
+
+CONTENT = """function() {
+  const d = document.doctype, root = document.documentElement;
+  const head = d ? new XMLSerializer().serializeToString(d) : "";
+  if (!root) return head;
+  return head + (root.outerHTML !== undefined ? root.outerHTML : new XMLSerializer().serializeToString(root));
+}"""
+
+EVALUATE = """async function() {
+  const value = await (function() {
+%s
+  }).apply(this, arguments);
+  try {
+    const text = JSON.stringify(value, function(key, v) {
+      if (typeof Node !== "undefined" && v instanceof Node)
+        throw new TypeError("the result holds a DOM node (" + v.nodeName.toLowerCase() + "), which is not a JSON value");
+      if (v === window) throw new TypeError("the result holds the window object, which is not a JSON value");
+      return v;
+    });
+    return "J" + (text === undefined ? "null" : text);
+  } catch (e) { return "N" + String(e.message || e); }
+}"""
+
+
+def _boundary(method):
+    """Translate every third-party exception of a public method, once, here."""
+
+    @functools.wraps(method)
+    def wrapper(self: BrowserClient, *args, **kwargs):
+        if self._closed:
+            raise errors.Unavailable(f"{self.kind} session is closed")
+        if self._dead is not None:
+            raise errors.Unavailable(f"{self.kind} browser lost: {self._dead}")
+        if self._launched is None and method.__name__ != "start":
+            raise errors.Unavailable(f"{self.kind} browser not started")
+        try:
+            return method(self, *args, **kwargs)
+        except errors.ServiceError as exc:
+            if isinstance(exc, (errors.GatewayTimeout, errors.InternalError)) and not self._alive():
+                raise self._lost(exc) from exc
+            raise
+        except Exception as exc:
+            raise self._translate(exc, method.__name__) from exc
+
+    return wrapper
+
+
+class BrowserClient(FetchClient):
+    def __init__(self, kind: str, options: ClientOptions, settings: BrowserSettings):
+        if kind not in ("chrome", "firefox"):
+            raise errors.BadRequest(f"unknown browser kind {kind!r}")
+        self.kind = kind
+        self.options = options
+        self.settings = settings
+        self._launched: Launched | None = None
+        self._closed = False
+        self._dead: str | None = None
+        self._user_agent: str | None = None  # the override now applied ("" = none)
+        self._browser_procs: list[psutil.Process] = []
+
+    # ----- lifecycle ------------------------------------------------------------------------
+    @_boundary
+    def start(self, deadline: Deadline) -> None:
+        if self._launched is not None:
+            return
+        launched = launch(self.kind, self.options, self.settings, deadline)
+        self._launched = launched
+        if launched.driver_pid is not None:
+            try:
+                self._browser_procs = psutil.Process(launched.driver_pid).children()
+            except psutil.Error:
+                self._browser_procs = []
+        launched.bidi.liveness = self._alive_local
+        events = list(EVENTS) + (list(CHROME_EVENTS) if self.kind == "chrome" else [])
+        launched.bidi.command(
+            "session.subscribe",
+            {"events": events, "contexts": [launched.context]},
+            deadline,
+        )
+        if self.options.proxy is not None:
+            self._proxy_auth(deadline)
+
+    def _proxy_auth(self, deadline: Deadline) -> None:
+        """Proxy credentials: answered by the goto loop? No: a permanent authRequired intercept
+        would block page-started navigations in Chrome. Credentials go in the proxy URL the
+        browser cannot use, so they are answered here through a Selenium auth handler."""
+        from service.clients.browser_launch import proxy_parts
+
+        _, _, user, password = proxy_parts(self.options.proxy.url)  # type: ignore[union-attr]
+        if user is None:
+            return
+        self._launched.driver.network.add_auth_handler(user, password or "")  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        launched, self._launched = self._launched, None
+        if launched is not None:
+            launched.shutdown()
+            kill = [p for p in self._browser_procs if _running(p)]
+            if kill:
+                from service.clients.browser_launch import kill_processes
+
+                kill_processes(kill)
+
+    def check_alive(self) -> None:
+        if self._closed:
+            raise errors.Unavailable(f"{self.kind} session is closed")
+        if self._dead is not None:
+            raise errors.Unavailable(f"{self.kind} browser lost: {self._dead}")
+        if self._launched is None:
+            return
+        if not self._alive():
+            raise self._lost(None)
+        try:
+            self._bidi.command("browsingContext.getTree", {"maxDepth": 0}, 3.0)
+        except Exception as exc:
+            raise self._lost(exc) from exc
+
+    # ----- goto -----------------------------------------------------------------------------
+    @_boundary
+    def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
+        bidi, context = self._bidi, self._context
+        wanted = request.user_agent or ""
+        if wanted != (self._user_agent or ""):
+            bidi.command(
+                "emulation.setUserAgentOverride",
+                {"userAgent": wanted or None, "contexts": [context]},
+                deadline,
+            )
+            self._user_agent = wanted
+        for cookie in request.cookies:
+            bidi.command(
+                "storage.setCookie",
+                {"cookie": cookie_params(cookie, request.url)},
+                deadline,
+            )
+        if "#" in request.url:
+            self._leave_document(request.url, deadline)
+        navigation = Navigation(
+            self._launched,
+            self.settings,
+            self.options.max_redirects,
+            self.options.allow_private_networks,  # type: ignore[arg-type]
+        )
+        return navigation.run(request, deadline, self.options.default_headers)
+
+    def _leave_document(self, url: str, deadline: Deadline) -> None:
+        """A URL differing from the current one only by its fragment would be a same-document
+        navigation (no request, nothing to report): load about:blank first, so it is fetched."""
+        tree = self._bidi.command("browsingContext.getTree", {"root": self._context, "maxDepth": 0}, deadline)
+        current = (tree.get("contexts") or [{}])[0].get("url", "")
+        if current.split("#", 1)[0] == url.split("#", 1)[0]:
+            self._bidi.command(
+                "browsingContext.navigate",
+                {"context": self._context, "url": "about:blank", "wait": "complete"},
+                deadline,
+            )
+
+    # ----- actions --------------------------------------------------------------------------
+    @_boundary
+    def content(self, deadline: Deadline) -> bytes:
+        text = self._call(CONTENT, [], deadline)
+        return (text or "").encode("utf-8")
+
+    @_boundary
+    def click(self, selector: str, deadline: Deadline) -> None:
+        self._find(selector, deadline, "click")
+        launched = self._launched
+        assert launched is not None
+        element = self._classic(deadline, lambda: launched.driver.find_element(By.CSS_SELECTOR, selector))
+        bidi = self._bidi
+        with bidi.cond:
+            bidi.events.clear()
+            bidi.listening = True
+        try:
+            self._classic(deadline, element.click)
+            self._wait_for_navigation(deadline)
+        finally:
+            with bidi.cond:
+                bidi.listening = False
+                bidi.events.clear()
+
+    @_boundary
+    def fill(self, selector: str, value: str, deadline: Deadline) -> None:
+        found = self._find(selector, deadline, "fill")
+        if found.get("tag") == "select":
+            if not self._call(SELECT, [selector, value], deadline):
+                raise errors.NotFound(f"select {selector!r} has no option with value {value!r}")
+            return
+        if found.get("tag") not in ("input", "textarea") and not found.get("editable"):
+            raise errors.Conflict(f"{selector!r} matches a <{found.get('tag')}>, which cannot be filled")
+        launched = self._launched
+        assert launched is not None
+        element = self._classic(deadline, lambda: launched.driver.find_element(By.CSS_SELECTOR, selector))
+        self._classic(deadline, element.clear)
+        if value:
+            self._classic(deadline, lambda: element.send_keys(value))
+
+    @_boundary
+    def evaluate(self, script: str, deadline: Deadline) -> Any:
+        text = self._call(EVALUATE % script, [], deadline, user_error=True)
+        if not isinstance(text, str) or not text:
+            raise errors.InternalError("evaluate wrapper returned no text")
+        if text[0] == "N":
+            raise errors.ScriptError(f"the script's result is not JSON: {text[1:]}")
+        return json.loads(text[1:])
+
+    @_boundary
+    def screenshot(self, deadline: Deadline) -> bytes:
+        result = self._bidi.command(
+            "browsingContext.captureScreenshot",
+            {"context": self._context, "origin": "viewport"},
+            deadline,
+        )
+        return base64.b64decode(result["data"])
+
+    # ----- helpers --------------------------------------------------------------------------
+    @property
+    def _bidi(self) -> Bidi:
+        assert self._launched is not None
+        return self._launched.bidi
+
+    @property
+    def _context(self) -> str:
+        assert self._launched is not None
+        return self._launched.context
+
+    def _call(self, function: str, args: list, deadline: Deadline, user_error: bool = False) -> Any:
+        """``script.callFunction`` in the page; returns the primitive result. An exception thrown
+        by the script is a ScriptError (user code) or an InternalError (our helpers)."""
+        params = {
+            "functionDeclaration": function,
+            "arguments": [_local(a) for a in args],
+            "target": {"context": self._context},
+            "awaitPromise": True,
+            "userActivation": True,
+            "resultOwnership": "none",
+        }
+        try:
+            result = self._bidi.command("script.callFunction", params, deadline)
+        except TimeoutError as exc:
+            raise errors.GatewayTimeout(f"script did not finish within {deadline.seconds:g}s") from exc
+        if result.get("type") == "exception":
+            details = result.get("exceptionDetails") or {}
+            message = details.get("text") or "script threw"
+            if user_error:
+                raise errors.ScriptError(f"script threw: {message}")
+            raise errors.InternalError(f"page helper failed: {message}")
+        return _from_remote(result.get("result") or {})
+
+    def _find(self, selector: str, deadline: Deadline, action: str) -> dict:
+        wait_ms = int(1000 * min(self.settings.element_wait, max(0.0, deadline.remaining() - 0.2)))
+        found = self._call(FIND, [selector, wait_ms], deadline) or {}
+        state = found.get("state")
+        if state == "invalid":
+            raise errors.BadRequest(f"invalid CSS selector {selector!r}: {found.get('why')}")
+        if state == "missing":
+            raise errors.NotFound(f"no element matches {selector!r}")
+        if state == "disabled":
+            raise errors.Conflict(f"cannot {action} {selector!r}: the <{found.get('tag')}> is disabled")
+        if state == "hidden":
+            raise errors.Conflict(f"cannot {action} {selector!r}: the <{found.get('tag')}> is not visible")
+        if state == "covered":
+            raise errors.Conflict(f"cannot {action} {selector!r}: it is covered by <{found.get('by')}>")
+        return found
+
+    def _classic(self, deadline: Deadline, call):
+        launched = self._launched
+        assert launched is not None
+        launched.set_http_timeout(deadline.remaining() + 1.0)
+        return call()
+
+    def _wait_for_navigation(self, deadline: Deadline) -> None:
+        """After a click: a navigation starting within the settle window is waited for."""
+        bidi = self._bidi
+        settle = Deadline(min(self.settings.client_redirect_settle, deadline.remaining()))
+        started: dict[str, str] = {}
+
+        def scan() -> None:
+            for method, params in list(bidi.events):
+                if params.get("context") != self._context or not params.get("navigation"):
+                    continue
+                if method == "network.beforeRequestSent":
+                    started.setdefault(params["navigation"], "started")
+                elif method in (
+                    "browsingContext.load",
+                    "browsingContext.navigationFailed",
+                ):
+                    started[params["navigation"]] = "done"
+            bidi.events.clear()
+
+        with bidi.cond:
+            bidi.wait(lambda: (scan(), bool(started))[1], settle)
+            if not started:
+                return
+            if not bidi.wait(
+                lambda: (scan(), all(v == "done" for v in started.values()))[1],
+                deadline,
+            ):
+                raise errors.GatewayTimeout(
+                    f"the navigation started by the click did not finish within {deadline.seconds:g}s"
+                )
+
+    # ----- liveness and translation ---------------------------------------------------------
+    def _alive_local(self) -> bool:
+        launched = self._launched
+        if launched is None or launched.driver_pid is None:
+            return True
+        procs = self._browser_procs
+        try:
+            driver_ok = psutil.Process(launched.driver_pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            driver_ok = False
+        return driver_ok and (not procs or any(_running(p) for p in procs))
+
+    def _alive(self) -> bool:
+        """Called on error paths only: a Grid keeps our BiDi socket open after its node died,
+        so a remote session is also asked a cheap classic question (bounded)."""
+        launched = self._launched
+        if launched is None:
+            return False
+        if not (self._alive_local() and launched.bidi.alive()):
+            return False
+        if launched.remote:
+            try:
+                launched.set_http_timeout(REMOTE_PROBE)
+                launched.driver.execute(Command.GET_WINDOW_HANDLES)
+            except Exception as exc:  # noqa: BLE001 - any failure here means the session is gone
+                logger.debug("remote session probe failed: %r", exc)
+                return False
+        return True
+
+    def _lost(self, exc: BaseException | None) -> errors.Unavailable:
+        why = _first_line(exc) if exc is not None else "process or connection gone"
+        self._dead = why
+        logger.error("%s browser lost: %s", self.kind, why)
+        return errors.Unavailable(f"{self.kind} browser lost: {why}")
+
+    def _translate(self, exc: Exception, action: str) -> errors.ServiceError:
+        if isinstance(exc, BidiClosed) or not self._alive():
+            return self._lost(exc)
+        if isinstance(exc, (TimeoutError, sel.TimeoutException)):
+            return errors.GatewayTimeout(f"{action} timed out: {_first_line(exc)}")
+        if isinstance(exc, sel.InvalidSelectorException):
+            return errors.BadRequest(f"invalid selector: {_first_line(exc)}")
+        if isinstance(exc, sel.NoSuchElementException):
+            return errors.NotFound(f"no element matches: {_first_line(exc)}")
+        if isinstance(
+            exc,
+            (
+                sel.ElementNotInteractableException,
+                sel.ElementClickInterceptedException,
+                sel.InvalidElementStateException,
+                sel.StaleElementReferenceException,
+            ),
+        ):
+            return errors.Conflict(f"element not interactable: {_first_line(exc)}")
+        if isinstance(exc, sel.JavascriptException):
+            return errors.ScriptError(f"script threw: {_first_line(exc)}")
+        if isinstance(
+            exc,
+            (sel.InvalidSessionIdException, sel.NoSuchWindowException, ConnectionError),
+        ):
+            return self._lost(exc)
+        if isinstance(exc, BidiError) and exc.error in (
+            "no such frame",
+            "invalid session id",
+        ):
+            return self._lost(exc)
+        name = type(exc).__module__
+        if name.startswith(("urllib3", "websocket")):
+            if "ReadTimeout" in type(exc).__name__:
+                return errors.GatewayTimeout(f"{action} timed out waiting for the browser")
+            return self._lost(exc)
+        logger.error("%s %s failed unexpectedly", self.kind, action, exc_info=exc)
+        return errors.InternalError(f"{action} failed: {_first_line(exc)}")
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _local(value: Any) -> dict:
+    if isinstance(value, bool):
+        return {"type": "boolean", "value": value}
+    if isinstance(value, (int, float)):
+        return {"type": "number", "value": value}
+    return {"type": "string", "value": str(value)}
+
+
+def _from_remote(value: dict) -> Any:
+    """A BiDi RemoteValue of the shapes our helpers return -> Python."""
+    kind = value.get("type")
+    if kind in ("string", "number", "boolean"):
+        return value.get("value")
+    if kind == "object":
+        return {k: _from_remote(v) for k, v in value.get("value") or []}
+    if kind == "array":
+        return [_from_remote(v) for v in value.get("value") or []]
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "msg", None) or exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def cookie_params(cookie: Cookie, url: str) -> dict:
+    """A request cookie as ``storage.setCookie`` wants it; domain defaults to the URL's host."""
+    params: dict = {
+        "name": cookie.name,
+        "value": {"type": "string", "value": cookie.value},
+        "domain": cookie.domain or (urlsplit(url).hostname or ""),
+        "path": cookie.path or "/",
+    }
+    if cookie.http_only is not None:
+        params["httpOnly"] = cookie.http_only
+    if cookie.secure is not None:
+        params["secure"] = cookie.secure
+    if cookie.same_site:
+        params["sameSite"] = cookie.same_site.lower()
+    if cookie.expires:
+        try:
+            stamp = datetime.strptime(cookie.expires, "%Y-%m-%dT%H:%M:%SZ")
+            params["expiry"] = calendar.timegm(stamp.timetuple())
+        except ValueError as exc:
+            raise errors.BadRequest(
+                f"cookie {cookie.name!r} has an invalid expires {cookie.expires!r}"
+            ) from exc
+    return params
