@@ -32,7 +32,7 @@ from typing import Any, Protocol as TypingProtocol
 from service import protocol, user_agents
 from service.clients.base import ClientOptions, FetchClient, GotoRequest
 from service.deadline import Deadline
-from service.errors import Conflict, InternalError, ServiceError, TooManyRequests
+from service.errors import Conflict, InternalError, NotSupported, ServiceError, TooManyRequests
 from service.retries import with_retries
 
 logger = logging.getLogger(__name__)
@@ -312,6 +312,8 @@ class Session:
         raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions
 
     def _goto_request(self, args: dict[str, Any]) -> GotoRequest:
+        if args["method"] == "CONNECT":
+            raise NotSupported("CONNECT opens a proxy tunnel, not a page: no client can goto with it")
         own = {name.lower() for name, _ in args["headers"]}
         defaults = tuple((n, v) for n, v in self.options.default_headers if n.lower() not in own)
         return GotoRequest(

@@ -67,8 +67,6 @@ class StandardClient(FetchClient):
     # ---------------------------------------------------------------------------------- goto
 
     def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
-        if request.method == "CONNECT":
-            raise NotSupported("CONNECT is a proxy tunnel, not a page: it cannot be fetched")
         client = self._client()
         jar = httpx.Cookies(self._jar)
         for cookie in request.cookies:

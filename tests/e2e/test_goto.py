@@ -56,11 +56,13 @@ def test_plain_page(page, site):
     assert header(reply, "content-length") == str(len(html_page("Plain")))
 
 
-def test_headers_in_received_order_with_repeats_kept_apart(page, site):
+def test_headers_in_received_order_with_repeats_kept_apart(client, page, site):
     reply = goto(page, site.url("/headers/repeated"))
+    # Firefox itself merges a repeated header (other than Set-Cookie) into one "a, b" value before
+    # any WebDriver event sees it: the one place where it cannot keep repeats apart.
+    repeated = [("x-multi", "one, two")] if client == "firefox" else [("x-multi", "one"), ("x-multi", "two")]
     assert lower_headers(reply) == [
-        ("x-multi", "one"),
-        ("x-multi", "two"),
+        *repeated,
         ("x-case", "MiXeD"),
         ("content-type", "text/plain; charset=utf-8"),
         ("cache-control", "no-store"),
