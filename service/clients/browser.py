@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 import psutil
 from selenium.common import exceptions as sel
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.command import Command
 
 from service import errors
 from service.clients.base import (
@@ -413,9 +412,10 @@ class BrowserClient(FetchClient):
         if not (self._alive_local() and launched.bidi.alive()):
             return False
         if launched.remote:
+            # A BiDi question, not a classic one: classic commands wait for a pending navigation
+            # (a page still loading after a timed-out goto), BiDi ones answer at once.
             try:
-                launched.set_http_timeout(REMOTE_PROBE)
-                launched.driver.execute(Command.GET_WINDOW_HANDLES)
+                launched.bidi.command("browsingContext.getTree", {"maxDepth": 0}, REMOTE_PROBE)
             except Exception as exc:  # noqa: BLE001 - any failure here means the session is gone
                 logger.debug("remote session probe failed: %r", exc)
                 return False

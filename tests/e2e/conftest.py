@@ -89,7 +89,7 @@ def grid(pytestconfig: pytest.Config, logs: Path):
         return
     from tests.support.grid import Grid
 
-    with Grid.start(mode="distributed", max_sessions=2, log_dir=logs) as running:
+    with Grid.start(mode="distributed", max_sessions=3, log_dir=logs) as running:
         yield running
 
 
@@ -158,6 +158,8 @@ class _ModuleSessions:
         self.sessions: dict[str, Session] = {}
 
     def get(self, client: str) -> Session:
+        for kind in [kind for kind in self.sessions if kind != client]:
+            _close_quietly(self.sessions.pop(kind))  # tests come grouped by kind: free the browser
         session = self.sessions.get(client)
         if session is None or session.close_code is not None:
             if session is not None:
