@@ -129,7 +129,6 @@ def _read_frames(ws: Any, hub: Hub, session: Any, outbox: WebSocketOutbox) -> No
                 return
             _check_expiry(session, settings)
             continue
-        _check_expiry(session, settings)  # a chatty client never lets receive() time out
         try:
             session.submit(data)
         except TooManyRequests as error:
@@ -140,6 +139,7 @@ def _read_frames(ws: Any, hub: Hub, session: Any, outbox: WebSocketOutbox) -> No
                 except BadRequest:
                     pass
             outbox.send(protocol.error_frame(error, action_id))
+        _check_expiry(session, settings)  # a chatty client never lets receive() time out
 
 
 def _check_expiry(session: Any, settings: Any) -> None:

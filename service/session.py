@@ -211,6 +211,8 @@ class Session:
             return False
         if self._stop_requested.is_set() and self._stopping():
             return False
+        with self._lock:
+            self.last_activity = time.monotonic()  # idle time counts from the open, not the browser start
         self._move(State.READY)
         self._send(protocol.session_opened(self.id))
         self.log.info("session opened: client %s", self.kind)

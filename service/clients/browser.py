@@ -22,13 +22,16 @@ import calendar
 import functools
 import json
 import logging
+import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+import urllib3
 from selenium.common import exceptions as sel
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.command import Command
 
 from service import errors
 from service.clients.base import (
@@ -52,6 +55,7 @@ from service.deadline import Deadline
 logger = logging.getLogger(__name__)
 
 REMOTE_PROBE = 3.0  # seconds a Grid may take to answer the liveness probe
+REMOTE_HEARTBEAT = 2.0  # seconds between Grid checks while waiting on a remote browser
 
 # In-page helpers. FIND waits (in the page, bounded) for the selector, then reports its state.
 FIND = """async function(selector, waitMs) {
@@ -145,6 +149,7 @@ class BrowserClient(FetchClient):
         self._dead: str | None = None
         self._user_agent: str | None = None  # the override now applied ("" = none)
         self._browser_procs: list[psutil.Process] = []
+        self._next_heartbeat = 0.0
 
     # ----- lifecycle ------------------------------------------------------------------------
     @_boundary
@@ -158,7 +163,7 @@ class BrowserClient(FetchClient):
                 self._browser_procs = psutil.Process(launched.driver_pid).children()
             except psutil.Error:
                 self._browser_procs = []
-        launched.bidi.liveness = self._alive_local
+        launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
         events = list(EVENTS) + (list(CHROME_EVENTS) if self.kind == "chrome" else [])
         launched.bidi.command(
             "session.subscribe",
@@ -402,6 +407,30 @@ class BrowserClient(FetchClient):
         except psutil.Error:
             driver_ok = False
         return driver_ok and (not procs or any(_running(p) for p in procs))
+
+    def _remote_heartbeat(self) -> bool:
+        """While a BiDi reply is awaited from a Grid: every few seconds, ask the Grid over HTTP.
+        A Grid keeps our BiDi socket open after its node died, but answers a classic command for
+        that session with an error at once. A classic command that is merely slow (it waits for
+        a pending page load) proves nothing, so a timeout counts as alive."""
+        now = time.monotonic()
+        if now < self._next_heartbeat:
+            return True
+        self._next_heartbeat = now + REMOTE_HEARTBEAT
+        launched = self._launched
+        executor = launched.driver.command_executor
+        saved = executor.client_config.timeout
+        try:
+            launched.set_http_timeout(REMOTE_HEARTBEAT)
+            launched.driver.execute(Command.W3C_GET_WINDOW_HANDLES)
+        except (TimeoutError, urllib3.exceptions.TimeoutError):
+            return True
+        except Exception as exc:  # noqa: BLE001 - the Grid says the session is gone
+            logger.debug("remote heartbeat failed: %r", exc)
+            return False
+        finally:
+            executor.client_config.timeout = saved
+        return True
 
     def _alive(self) -> bool:
         """Called on error paths only: a Grid keeps our BiDi socket open after its node died,

@@ -4,7 +4,8 @@ Client selection: ``--clients standard,chrome,firefox`` (the tox env decides) an
 (browsers on a Selenium Grid in hub + node mode that these fixtures start). A test that takes
 the ``client`` argument runs once per selected client kind; ``@pytest.mark.clients("chrome",
 "firefox")`` narrows the kinds it applies to. Tests marked ``clientless`` (protocol cases that
-do not depend on a client) run in the env that selects ``standard``. Tests for unselected
+do not depend on a client) run in the env that selects ``standard``; ``grid_only`` tests run
+only with ``--grid``. Tests for unselected
 kinds are deselected, never skipped.
 
 Browsers are expensive: ``page`` is one open session per (module, client kind), reopened only
@@ -51,8 +52,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     selected = selected_clients(config)
+    on_grid = config.getoption("--grid")
     keep, drop = [], []
     for item in items:
+        if item.get_closest_marker("grid_only") and not on_grid:
+            drop.append(item)
+            continue
         callspec = getattr(item, "callspec", None)
         kind = callspec.params.get("client") if callspec else None
         if kind is not None:
@@ -89,7 +94,8 @@ def grid(pytestconfig: pytest.Config, logs: Path):
         return
     from tests.support.grid import Grid
 
-    with Grid.start(mode="distributed", max_sessions=3, log_dir=logs) as running:
+    # the Grid's queue gives up when the service does (INNDX_NEW_SESSION_TIMEOUT, 30s): no orphans
+    with Grid.start(mode="distributed", max_sessions=3, log_dir=logs, request_timeout=30) as running:
         yield running
 
 
