@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.cookiejar
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from service.clients.base import Cookie
@@ -20,7 +20,7 @@ _SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
 
 
 def iso_utc(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def default_path(url: str) -> str:

@@ -27,7 +27,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol as TypingProtocol
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 from service import protocol, user_agents
 from service.clients.base import ClientOptions, FetchClient, GotoRequest

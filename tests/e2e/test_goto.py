@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -213,7 +213,7 @@ def test_cookies_with_every_attribute(page, site):
     assert cookies["a"] == {"name": "a", "value": "1", "path": "/", **base, "http_only": True}
     assert cookies["b"] == {"name": "b", "value": "2", "path": "/", **base, "secure": True, "same_site": "Strict"}
     c = dict(cookies["c"])
-    expires = datetime.strptime(c.pop("expires"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    expires = datetime.strptime(c.pop("expires"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     assert before + 3600 - 5 <= expires <= time.time() + 3600 + 5
     assert c == {"name": "c", "value": "3", "path": "/cookies", **base}
     assert cookies["d"] == {"name": "d", "value": "4", "path": "/", **base, "expires": "2037-10-21T07:28:00Z",

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 

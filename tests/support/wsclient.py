@@ -25,9 +25,10 @@ import http.client
 import json
 import os
 import struct
-from functools import lru_cache
+from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Union
+from typing import Any
 from urllib.parse import urlsplit
 
 import websocket
@@ -51,7 +52,7 @@ RESPONSE_SCHEMAS = {
 }
 ABNORMAL_CLOSURE = 1006
 
-Headers = Union[Mapping[str, str], Iterable[tuple[str, str]], None]
+Headers = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 
 def _header_pairs(headers: Headers) -> list[tuple[str, str]]:
@@ -62,7 +63,7 @@ def _header_pairs(headers: Headers) -> list[tuple[str, str]]:
 
 
 # schemas -------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def _validators() -> dict[str, Draft202012Validator]:
     """Every schema file, checked, in one registry; built once per test run."""
     files = sorted(SCHEMA_DIR.glob("*.json"))

@@ -9,7 +9,7 @@ import json
 import socket
 import struct
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -221,7 +221,7 @@ def test_proxy_basic_auth(site: Site) -> None:
             refused = client.get(site.url("/json"))
             assert refused.status_code == 407
             assert refused.headers["Proxy-Authenticate"] == 'Basic realm="inndx-test"'
-        with httpx.Client(proxy="http://user:wrong@127.0.0.1:%d" % proxy.port, timeout=scaled(5)) as client:
+        with httpx.Client(proxy=f"http://user:wrong@127.0.0.1:{proxy.port}", timeout=scaled(5)) as client:
             assert client.get(site.url("/json")).status_code == 407
         with httpx.Client(proxy=proxy.url_with_credentials, timeout=scaled(5)) as client:
             assert client.get(site.url("/json")).json() == {"hello": "world", "n": 1}
