@@ -27,8 +27,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.ports import scaled
-from tests.support.site import TrackingServer, read_body
+from tests.support.loopback_server import LoopbackServer, TrackingServer, read_body
 
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -38,55 +37,17 @@ UPSTREAM_TIMEOUT = 60.0
 TUNNEL_IDLE_LIMIT = 120.0
 
 
-class Proxy:
+class Proxy(LoopbackServer):
     """The threaded forward proxy; see the module docstring."""
 
+    kind = "proxy"
+
     def __init__(self, username: str | None = None, password: str | None = None, host: str = "127.0.0.1") -> None:
-        self.host = host
+        super().__init__(host)
         self.username, self.password = username, password
         self._lock = threading.Lock()
         self._forwarded: list[dict[str, str]] = []
         self._rejected: list[dict[str, str]] = []
-        self.errors: list[BaseException] = []
-        self._stopping = threading.Event()
-        self._server: TrackingServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Proxy:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = TrackingServer((self.host, 0), _ProxyHandler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"proxy-{self.port}", daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving, end tunnels, close connections, join threads. Idempotent."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.close_connections(scaled(timeout))
-        server.server_close()
-        if thread is not None:
-            thread.join(scaled(10))
-        self._server = self._thread = None
-
-    def __enter__(self) -> Proxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "proxy not started"
-        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -244,3 +205,6 @@ def resp_headers_length(headers: list[tuple[str, str]]) -> int | None:
         if name.lower() == "content-length" and value.strip().isdigit():
             return int(value)
     return None
+
+
+Proxy.handler = _ProxyHandler
