@@ -5,7 +5,7 @@ Client selection: ``--clients standard,chrome,firefox`` (the tox env decides) an
 the ``client`` argument runs once per selected client kind; ``@pytest.mark.clients("chrome",
 "firefox")`` narrows the kinds it applies to. Tests marked ``clientless`` (protocol cases that
 do not depend on a client) run in the env that selects ``standard``; ``grid_only`` tests run
-only with ``--grid``. Tests for unselected
+only with ``--grid``, ``local_only`` ones only without it. Tests for unselected
 kinds are deselected, never skipped.
 
 Browsers are expensive: ``page`` is one open session per (module, client kind), reopened only
@@ -55,7 +55,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     on_grid = config.getoption("--grid")
     keep, drop = [], []
     for item in items:
-        if item.get_closest_marker("grid_only") and not on_grid:
+        if (item.get_closest_marker("grid_only") and not on_grid) or (item.get_closest_marker("local_only") and on_grid):
             drop.append(item)
             continue
         callspec = getattr(item, "callspec", None)

@@ -210,7 +210,9 @@ def test_server_shutdown_ends_the_browser(client, start_service, grid, site: Sit
     tracked.wait_gone(timeout=5)
 
 
-@pytest.mark.parametrize("victim", ["browser", "driver"])
+# On a Grid a driver killed under the node leaves its browser to the node (not ours to reap) and
+# its slot taken: the Grid's own fault, a dead node, is tested in test_grid.py.
+@pytest.mark.parametrize("victim", ["browser", pytest.param("driver", marks=pytest.mark.local_only)])
 def test_a_dead_process_ends_the_session_with_503_and_1011(client, lifecycle: Service, grid, site: Site, victim):
     wait_no_sessions(lifecycle)
     session, tracked = open_tracked(lifecycle, grid, client, site)
