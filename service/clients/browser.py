@@ -50,6 +50,7 @@ from service.clients.browser_launch import (
     launch,
 )
 from service.clients.browser_navigation import CHROME_EVENTS, EVENTS, Navigation
+from service.clients.page_scripts import CONTENT, EVALUATE, FIND, SELECT
 from service.deadline import Deadline
 
 logger = logging.getLogger(__name__)
@@ -58,60 +59,7 @@ REMOTE_PROBE = 3.0  # seconds a Grid may take to answer the liveness probe
 REMOTE_HEARTBEAT = 2.0  # seconds between Grid checks while waiting on a remote browser
 
 # In-page helpers. FIND waits (in the page, bounded) for the selector, then reports its state.
-FIND = """async function(selector, waitMs) {
-  const end = performance.now() + waitMs;
-  let el;
-  for (;;) {
-    try { el = document.querySelector(selector); }
-    catch (e) { return {state: "invalid", why: String(e.message || e)}; }
-    if (el || performance.now() >= end) break;
-    await new Promise(r => setTimeout(r, 25));
-  }
-  if (!el) return {state: "missing"};
-  const tag = el.tagName.toLowerCase();
-  if (el.disabled || (el.closest && el.closest("fieldset[disabled]"))) return {state: "disabled", tag};
-  el.scrollIntoView({block: "center", inline: "center"});
-  const style = getComputedStyle(el), rect = el.getBoundingClientRect();
-  if (style.visibility === "hidden" || style.display === "none" || rect.width === 0 || rect.height === 0)
-    return {state: "hidden", tag};
-  const x = rect.left + rect.width / 2, y = rect.top + rect.height / 2;
-  const top = document.elementFromPoint(x, y);
-  if (top && top !== el && !el.contains(top) && !(top.contains && top.contains(el) && top.tagName === "LABEL"))
-    return {state: "covered", tag, by: top.tagName.toLowerCase() + (top.id ? "#" + top.id : "")};
-  return {state: "ok", tag, editable: el.isContentEditable, type: (el.type || "").toLowerCase()};
-}"""
 
-SELECT = """function(selector, value) {
-  const el = document.querySelector(selector);
-  const option = Array.from(el.options).find(o => o.value === value);
-  if (!option) return false;
-  el.value = value; option.selected = true;
-  el.dispatchEvent(new Event("input", {bubbles: true}));
-  el.dispatchEvent(new Event("change", {bubbles: true}));
-  return true;
-}"""
-
-CONTENT = """function() {
-  const d = document.doctype, root = document.documentElement;
-  const head = d ? new XMLSerializer().serializeToString(d) : "";
-  if (!root) return head;
-  return head + (root.outerHTML !== undefined ? root.outerHTML : new XMLSerializer().serializeToString(root));
-}"""
-
-EVALUATE = """async function() {
-  const value = await (function() {
-%s
-  }).apply(this, arguments);
-  try {
-    const text = JSON.stringify(value, function(key, v) {
-      if (typeof Node !== "undefined" && v instanceof Node)
-        throw new TypeError("the result holds a DOM node (" + v.nodeName.toLowerCase() + "), which is not a JSON value");
-      if (v === window) throw new TypeError("the result holds the window object, which is not a JSON value");
-      return v;
-    });
-    return "J" + (text === undefined ? "null" : text);
-  } catch (e) { return "N" + String(e.message || e); }
-}"""
 
 
 def _boundary(method):
@@ -434,7 +382,7 @@ class BrowserClient(FetchClient):
 
     def _alive(self) -> bool:
         """Called on error paths only: a Grid keeps our BiDi socket open after its node died,
-        so a remote session is also asked a cheap classic question (bounded)."""
+        so a remote session is also asked a cheap BiDi question (bounded)."""
         launched = self._launched
         if launched is None:
             return False

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from service import errors, network_policy, redirects
 from service.clients.base import Cookie, GotoRequest, GotoResult, Redirect
+from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, parse_headers_text, wire_headers
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
 from service.headers import header_value, media_type
@@ -50,8 +51,6 @@ EVENTS = (
 CHROME_EVENTS = ("goog:cdp.Network.responseReceivedExtraInfo",)
 EMPTY_STATUSES = frozenset({204, 205, 304})
 STOP_BOUND = 2.0
-# Headers the browser owns: never copied from the goto's headers onto the wire request.
-BROWSER_OWNED = frozenset({"content-length", "host", "connection", "transfer-encoding"})
 
 
 SETTLE_PROBE = """async function() {
@@ -87,52 +86,6 @@ class Track:
         while len(self.hops) <= count:
             self.hops.append(Hop(url=url))
         return self.hops[count]
-
-
-def bidi_headers(raw: list[dict]) -> list[tuple[str, str]]:
-    """BiDi headers -> [(name, value)], a value the browser joined with newlines (repeated
-    headers) split back into separate headers, as a plain HTTP client reports them."""
-    out = []
-    for header in raw or []:
-        value = header.get("value") or {}
-        text = value.get("value", "") if value.get("type") == "string" else _b64text(value.get("value", ""))
-        for line in text.split("\n"):
-            out.append((header.get("name", ""), line))
-    return out
-
-
-def _b64text(value: str) -> str:
-    try:
-        return base64.b64decode(value).decode("latin-1")
-    except ValueError:
-        return ""
-
-
-def parse_headers_text(text: str) -> tuple[int | None, list[tuple[str, str]]]:
-    """Chrome's raw ``HTTP/1.1 200 OK\\r\\nName: value...`` block -> status, headers in order."""
-    lines = text.replace("\r\n", "\n").split("\n")
-    status = None
-    parts = lines[0].split(" ", 2) if lines else []
-    if len(parts) >= 2 and parts[1].isdigit():
-        status = int(parts[1])
-    headers = []
-    for line in lines[1:]:
-        if not line.strip() or ":" not in line:
-            continue
-        name, _, value = line.partition(":")
-        headers.append((name.strip(), value.strip()))
-    return status, headers
-
-
-def wire_headers(request: GotoRequest, default_headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
-    """The headers the goto adds to the navigation request (later ones win by name)."""
-    merged: dict[str, tuple[str, str]] = {}
-    for name, value in (*default_headers, *request.headers):
-        if name.lower() not in BROWSER_OWNED:
-            merged[name.lower()] = (name, value)
-    if request.referrer:
-        merged["referer"] = ("Referer", request.referrer)
-    return list(merged.values())
 
 
 class Navigation:

@@ -1,0 +1,61 @@
+"""Headers between BiDi and our frames: pure functions, tested with plain data.
+
+- ``bidi_headers``: BiDi's header list -> ``[(name, value)]``, newline-joined repeats split apart.
+- ``parse_headers_text``: Chrome's raw response header block -> status and headers in order.
+- ``wire_headers``: the headers a goto adds to its navigation request.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from service.clients.base import GotoRequest
+
+# Headers the browser owns: never copied from the goto's headers onto the wire request.
+BROWSER_OWNED = frozenset({"content-length", "host", "connection", "transfer-encoding"})
+
+
+def bidi_headers(raw: list[dict]) -> list[tuple[str, str]]:
+    """BiDi headers -> [(name, value)], a value the browser joined with newlines (repeated
+    headers) split back into separate headers, as a plain HTTP client reports them."""
+    out = []
+    for header in raw or []:
+        value = header.get("value") or {}
+        text = value.get("value", "") if value.get("type") == "string" else _b64text(value.get("value", ""))
+        for line in text.split("\n"):
+            out.append((header.get("name", ""), line))
+    return out
+
+
+def _b64text(value: str) -> str:
+    try:
+        return base64.b64decode(value).decode("latin-1")
+    except ValueError:
+        return ""
+
+
+def parse_headers_text(text: str) -> tuple[int | None, list[tuple[str, str]]]:
+    """Chrome's raw ``HTTP/1.1 200 OK\\r\\nName: value...`` block -> status, headers in order."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    status = None
+    parts = lines[0].split(" ", 2) if lines else []
+    if len(parts) >= 2 and parts[1].isdigit():
+        status = int(parts[1])
+    headers = []
+    for line in lines[1:]:
+        if not line.strip() or ":" not in line:
+            continue
+        name, _, value = line.partition(":")
+        headers.append((name.strip(), value.strip()))
+    return status, headers
+
+
+def wire_headers(request: GotoRequest, default_headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """The headers the goto adds to the navigation request (later ones win by name)."""
+    merged: dict[str, tuple[str, str]] = {}
+    for name, value in (*default_headers, *request.headers):
+        if name.lower() not in BROWSER_OWNED:
+            merged[name.lower()] = (name, value)
+    if request.referrer:
+        merged["referer"] = ("Referer", request.referrer)
+    return list(merged.values())
