@@ -37,8 +37,8 @@ class Proxies:
         entries = {}
         for proxy_id, entry in document.get("proxies", {}).items():
             url = entry["url"]
-            if not url.startswith(("http://", "https://", "socks5://")):
-                raise ValueError(f"proxies file: proxy {proxy_id!r} needs an http://, https:// or socks5:// url")
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"proxies file: proxy {proxy_id!r} needs an http:// or https:// url")
             tenants = entry.get("tenants")
             entries[proxy_id] = ProxyEntry(Proxy(proxy_id, url), None if tenants is None else frozenset(tenants))
         return cls(entries)

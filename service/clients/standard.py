@@ -12,6 +12,7 @@ import http.cookiejar
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from service import network_policy
@@ -21,6 +22,7 @@ from service.deadline import Deadline
 from service.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     GatewayTimeout,
     NotSupported,
     TooLarge,
@@ -32,6 +34,25 @@ from service.redirects import REDIRECT_STATUSES, keeps_body, method_after, serve
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding", "transfer-encoding"}
+
+
+class _PolicyBackend(httpcore.SyncBackend):
+    """Connects only to addresses the network policy allows, checked when connecting: the address
+    checked is the one connected to, so a host cannot resolve to a public address for the check
+    and to a private one for the connection (DNS rebinding)."""
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        addresses = network_policy.resolve(host, port)
+        for address in addresses:
+            if not network_policy.is_public(address):
+                raise Forbidden(f"{host} resolves to {address}, a non-public address the network policy blocks")
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"no address for {host}")
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -61,6 +82,9 @@ class StandardClient(FetchClient):
         client = self._clients.get(proxy)
         if client is None:
             client = httpx.Client(proxy=proxy, cookies=self._jar, follow_redirects=False, trust_env=False)
+            if proxy is None and not self.options.allow_private_networks:
+                # the transport's connection pool is httpcore's; its backend opens the sockets
+                client._transport._pool._network_backend = _PolicyBackend()
             self._clients[proxy] = client
         return client
 
