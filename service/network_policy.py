@@ -42,6 +42,13 @@ def check_url(url: str, allow_private: bool) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise BadRequest(f"url has an invalid port: {url!r}") from exc
-    for address in resolve(host, port):
+    allowed_addresses(host, port)
+
+
+def allowed_addresses(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, or Forbidden when any of them is not public."""
+    addresses = resolve(host, port)
+    for address in addresses:
         if not is_public(address):
             raise Forbidden(f"{host} resolves to {address}, a non-public address the network policy blocks")
+    return addresses

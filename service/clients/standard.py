@@ -22,7 +22,6 @@ from service.deadline import Deadline
 from service.errors import (
     BadRequest,
     Conflict,
-    Forbidden,
     GatewayTimeout,
     NotSupported,
     TooLarge,
@@ -42,10 +41,7 @@ class _PolicyBackend(httpcore.SyncBackend):
     and to a private one for the connection (DNS rebinding)."""
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        addresses = network_policy.resolve(host, port)
-        for address in addresses:
-            if not network_policy.is_public(address):
-                raise Forbidden(f"{host} resolves to {address}, a non-public address the network policy blocks")
+        addresses = network_policy.allowed_addresses(host, port)
         error: Exception | None = None
         for address in addresses:
             try:
