@@ -185,7 +185,7 @@ class BrowserClient(FetchClient):
             self.options.max_redirects,
             self.options.allow_private_networks,  # type: ignore[arg-type]
         )
-        return navigation.run(request, deadline, self.options.default_headers)
+        return navigation.run(request, deadline)
 
     def _leave_document(self, url: str, deadline: Deadline) -> None:
         """A URL differing from the current one only by its fragment would be a same-document

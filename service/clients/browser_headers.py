@@ -50,10 +50,11 @@ def parse_headers_text(text: str) -> tuple[int | None, list[tuple[str, str]]]:
     return status, headers
 
 
-def wire_headers(request: GotoRequest, default_headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
-    """The headers the goto adds to the navigation request (later ones win by name)."""
+def wire_headers(request: GotoRequest) -> list[tuple[str, str]]:
+    """The headers the goto adds to the navigation request (later ones win by name). The
+    middleware's headers are already in ``request.headers``: the session merges them."""
     merged: dict[str, tuple[str, str]] = {}
-    for name, value in (*default_headers, *request.headers):
+    for name, value in request.headers:
         if name.lower() not in BROWSER_OWNED:
             merged[name.lower()] = (name, value)
     if request.referrer:

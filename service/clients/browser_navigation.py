@@ -121,9 +121,9 @@ class Navigation:
         self.add_headers: list[tuple[str, str]] = []
 
     # ----- the loop -------------------------------------------------------------------------
-    def run(self, request: GotoRequest, deadline: Deadline, default_headers: tuple) -> GotoResult:
+    def run(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
         self.request = request
-        self.add_headers = wire_headers(request, default_headers)
+        self.add_headers = wire_headers(request)
         bidi = self.bidi
         with bidi.cond:
             bidi.events.clear()

@@ -341,3 +341,11 @@ def test_body_over_the_limit_is_413(client, start_service, site):
         assert error["type"] == "error" and error["code"] == 413
         assert goto(session, site.url("/big?bytes=1000"))["status_code"] == 200
         session.request({"action": "close"}, timeout=30)
+
+
+def test_middleware_headers_go_with_every_goto_and_the_gotos_own_win(client, open_session, site):
+    session = open_session(client, middleware=[{"type": "headers", "headers": [["X-Mw", "m"], ["X-Both", "mw"]]}])
+    seen = echo(goto(session, site.url("/echo/mw"), headers=[["X-Both", "goto"]]))
+    assert sent_header(seen, "x-mw") == ["m"] and sent_header(seen, "x-both") == ["goto"]
+    seen = echo(goto(session, site.url("/redirect/307?to=/echo/mw2")))
+    assert sent_header(seen, "x-mw") == ["m"] and sent_header(seen, "x-both") == ["mw"]
