@@ -117,8 +117,5 @@ class FetchClient(abc.ABC):
     @abc.abstractmethod
     def screenshot(self, deadline: Deadline) -> bytes | None: ...
 
-    def check_alive(self) -> None:  # noqa: B027 - optional hook
-        """Raise ``Unavailable`` when the client's resources are gone (browser died)."""
-
     @abc.abstractmethod
     def close(self) -> None: ...

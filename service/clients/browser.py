@@ -145,20 +145,6 @@ class BrowserClient(FetchClient):
 
                 kill_processes(kill)
 
-    def check_alive(self) -> None:
-        if self._closed:
-            raise errors.Unavailable(f"{self.kind} session is closed")
-        if self._dead is not None:
-            raise errors.Unavailable(f"{self.kind} browser lost: {self._dead}")
-        if self._launched is None:
-            return
-        if not self._alive():
-            raise self._lost(None)
-        try:
-            self._bidi.command("browsingContext.getTree", {"maxDepth": 0}, 3.0)
-        except Exception as exc:
-            raise self._lost(exc) from exc
-
     # ----- goto -----------------------------------------------------------------------------
     @_boundary
     def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
