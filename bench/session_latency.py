@@ -69,11 +69,12 @@ def direct_selenium(kind: str, url: str, rounds: int) -> dict[str, float]:
     from service.clients.base import ClientOptions  # noqa: PLC0415
     from service.clients.browser_launch import launch  # noqa: PLC0415
     from service.deadline import Deadline  # noqa: PLC0415
+    from service.policy import Policy  # noqa: PLC0415
 
     settings = browser_settings(Settings.from_env())
     figures = {}
     started = time.perf_counter()
-    launched = launch(kind, ClientOptions(allow_private_networks=True), settings, Deadline(60))
+    launched = launch(kind, ClientOptions(policy=Policy(allow_private=True)), settings, Deadline(60))
     figures["open"] = (time.perf_counter() - started) * 1000
     driver, context = launched.driver, launched.context
     calls = {

@@ -8,6 +8,7 @@ call ``Settings.from_env(environ)`` with a dict of their own. Durations are Go-s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import durationpy
+
+from service.policy import Policy, parse_rules
 
 
 class SettingsError(ValueError):
@@ -66,6 +69,10 @@ class Settings:
     new_session_timeout: float = 30.0  # INNDX_NEW_SESSION_TIMEOUT: bound on getting a browser
     client_redirect_settle: float = 0.4  # INNDX_CLIENT_REDIRECT_SETTLE: wait for meta refresh
     shutdown_timeout: float = 10.0  # INNDX_SHUTDOWN_TIMEOUT: sessions get this long to end
+    network_allow: str = ""  # INNDX_NETWORK_ALLOW: rules (CIDR, address, host, with :port) let through
+    network_deny: str = ""  # INNDX_NETWORK_DENY: rules refused first, whatever else says
+    egress_host: str = "127.0.0.1"  # INNDX_EGRESS_HOST: where the egress gateway listens
+    egress_advertise_host: str = ""  # INNDX_EGRESS_ADVERTISE_HOST: how browsers reach it (Grid nodes)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -85,9 +92,25 @@ class Settings:
     def __post_init__(self) -> None:
         if not 0 < self.default_timeout <= self.max_timeout:
             raise SettingsError("the default timeout must be > 0 and at most the maximum timeout")
+        try:
+            self.policy  # noqa: B018 - parse the rules now, so a bad one stops the start
+        except ValueError as exc:
+            raise SettingsError(f"network policy: {exc}") from exc
+        if self.egress_host in ("0.0.0.0", "::") and not self.egress_advertise_host:
+            raise SettingsError("INNDX_EGRESS_HOST is a wildcard: set INNDX_EGRESS_ADVERTISE_HOST")
         for name in ("max_pending", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
+
+    @functools.cached_property
+    def policy(self) -> Policy:
+        """The network policy these settings describe (built once)."""
+        return Policy(parse_rules(self.network_allow), parse_rules(self.network_deny), self.allow_private_networks)
+
+    @property
+    def egress_address(self) -> str:
+        """The host browsers use to reach the egress gateway."""
+        return self.egress_advertise_host or self.egress_host
 
 
 _DURATIONS = {

@@ -17,6 +17,7 @@ from service import protocol
 from service.clients import make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
+from service.egress import Gateway, Listener
 from service.errors import BadRequest, TooManyRequests, Unavailable
 from service.metrics import Metrics
 from service.proxies import Proxies
@@ -48,6 +49,10 @@ class Hub:
         self.tenants = Tenants.load(settings.tenants_file, settings.default_max_sessions)
         self.proxies = Proxies.load(settings.proxies_file)
         self.metrics = Metrics()
+        self.gateway = Gateway(
+            settings.policy, self.metrics, bind_host=settings.egress_host, advertise_host=settings.egress_address
+        )
+        self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
         self._lock = threading.Lock()
         self._per_tenant: dict[str, int] = {}
         self._sessions: dict[str, Session] = {}
@@ -80,17 +85,26 @@ class Hub:
                 default_headers.extend((name, value) for name, value in middleware["headers"])
             else:  # unreachable while the schema lists the types
                 raise BadRequest(f"unknown middleware type {middleware['type']!r}", fatal=True)
+        session_id = str(uuid.uuid4())
+        egress = None
+        if open_frame.client != "standard":
+            self._take_browser()
+            try:
+                egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
+            except Exception:
+                self._give_back_browser()
+                raise
+            with self._lock:
+                self._egress[session_id] = egress
         options = ClientOptions(
             timeout=open_frame.timeout,
             max_redirects=open_frame.max_redirects,
-            allow_private_networks=self.settings.allow_private_networks,
+            policy=self.settings.policy,
             proxies=proxies,
             viewport=open_frame.viewport,
             default_headers=tuple(default_headers),
+            egress=egress,
         )
-        if open_frame.client != "standard":
-            self._take_browser()
-        session_id = str(uuid.uuid4())
         session = Session(
             session_id,
             tenant,
@@ -116,13 +130,20 @@ class Hub:
                 raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
             self._browsers += 1
 
+    def _give_back_browser(self) -> None:
+        with self._lock:
+            self._browsers -= 1
+
     def session_ended(self, session: Session) -> None:
-        """Called by the endpoint once the session's thread has ended."""
+        """Called by the endpoint once the session's thread has ended (its browser is gone)."""
         with self._lock:
             if self._sessions.pop(session.id, None) is None:
                 return
             if session.kind != "standard":
                 self._browsers -= 1
+            egress = self._egress.pop(session.id, None)
+        if egress is not None:
+            egress.close()
         self.metrics.session_closed(session.kind)
 
     def active_sessions(self) -> int:
@@ -152,3 +173,4 @@ class Hub:
                 logger.warning("session %s still busy at shutdown: closing its client", session.id)
                 session.force_close_client()
                 session.thread.join(2.0)
+        self.gateway.stop()

@@ -31,6 +31,21 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.egress_bytes_total = Counter(
+            "inndx_egress_bytes", "Bytes through the egress gateway, by client kind and direction"
+            " (out: from browsers to servers, in: back)", ["client", "direction"], registry=self.registry,
+        )
+        self.egress_refusals = Counter(
+            "inndx_egress_refusals", "Connections the egress gateway refused, by network policy reason",
+            ["reason"], registry=self.registry,
+        )
+
+    def egress_bytes(self, client: str, direction: str, size: int) -> None:
+        self.egress_bytes_total.labels(client, direction).inc(size)
+
+    def egress_refused(self, reason: str) -> None:
+        self.egress_refusals.labels(reason).inc()
+
     def session_opened(self, client: str) -> None:
         self.sessions_opened.labels(client).inc()
         self.sessions_active.labels(client).inc()

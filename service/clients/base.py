@@ -11,8 +11,20 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 from service.deadline import Deadline
+from service.policy import Policy
+
+
+class Egress(TypingProtocol):
+    """A browser session's road out (``service.egress.Listener``): the proxy URL the browser is
+    given, and what the gateway answered itself instead of a server."""
+
+    @property
+    def proxy_url(self) -> str: ...
+
+    def answered(self, url: str) -> tuple[int, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -57,10 +69,11 @@ class ClientOptions:
 
     timeout: float = 30.0  # seconds, bounds every navigation attempt and every action
     max_redirects: int = 10
-    allow_private_networks: bool = False
+    policy: Policy = field(default_factory=Policy)  # the network policy every connection obeys
     proxies: tuple[Proxy, ...] = ()  # the open frame's proxies, in order
     viewport: Viewport | None = None
     default_headers: tuple[tuple[str, str], ...] = ()  # from middleware, sent on every goto
+    egress: Egress | None = None  # browsers: the session's listener on the egress gateway
 
     @property
     def proxy(self) -> Proxy | None:

@@ -89,6 +89,8 @@ class BrowserClient(FetchClient):
     def __init__(self, kind: str, options: ClientOptions, settings: BrowserSettings):
         if kind not in ("chrome", "firefox"):
             raise errors.BadRequest(f"unknown browser kind {kind!r}")
+        if options.egress is None:  # nothing a browser does may bypass the egress gateway
+            raise errors.InternalError("a browser session needs its listener on the egress gateway")
         self.kind = kind
         self.options = options
         self.settings = settings
@@ -118,19 +120,6 @@ class BrowserClient(FetchClient):
             {"events": events, "contexts": [launched.context]},
             deadline,
         )
-        if self.options.proxy is not None:
-            self._proxy_auth(deadline)
-
-    def _proxy_auth(self, deadline: Deadline) -> None:
-        """Proxy credentials: answered by the goto loop? No: a permanent authRequired intercept
-        would block page-started navigations in Chrome. Credentials go in the proxy URL the
-        browser cannot use, so they are answered here through a Selenium auth handler."""
-        from service.clients.browser_launch import proxy_parts
-
-        _, _, user, password = proxy_parts(self.options.proxy.url)  # type: ignore[union-attr]
-        if user is None:
-            return
-        self._launched.driver.network.add_auth_handler(user, password or "")  # type: ignore[union-attr]
 
     def close(self) -> None:
         if self._closed:
@@ -169,7 +158,8 @@ class BrowserClient(FetchClient):
             self._launched,
             self.settings,
             self.options.max_redirects,
-            self.options.allow_private_networks,  # type: ignore[arg-type]
+            self.options.policy,
+            self.options.egress,
         )
         return navigation.run(request, deadline)
 

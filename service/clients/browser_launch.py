@@ -55,12 +55,26 @@ CHROME_ARGS = (
     "--disable-sync",
     "--no-first-run",
     "--no-default-browser-check",
-    "--disable-features=Translate,OptimizationHints,MediaRouter,NetworkTimeServiceQuerying",
+    "--disable-features=Translate,OptimizationHints,MediaRouter,NetworkTimeServiceQuerying,WebRtcHideLocalIpsWithMdns",
     "--disable-domain-reliability",
     "--disable-client-side-phishing-detection",
     "--disable-breakpad",
     "--no-pings",
+    # Side doors around the egress gateway (the proxy), shut: QUIC, WebRTC's own UDP, and any
+    # name resolution of the browser's own (DNS prefetch, preconnect): with a fixed proxy the
+    # browser never needs one, so every name but the gateway's resolves to nothing.
+    "--disable-quic",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--enforce-webrtc-ip-permission-check",
 )
+
+# WebRTC may use no UDP of its own: only what goes through the proxy (the command-line switch for
+# this is not honoured by Chromium 156; the profile preferences are).
+CHROME_PREFS: dict[str, Any] = {
+    "webrtc.ip_handling_policy": "disable_non_proxied_udp",
+    "webrtc.multiple_routes_enabled": False,
+    "webrtc.nonproxied_udp_enabled": False,
+}
 
 FIREFOX_PREFS: dict[str, Any] = {
     "devtools.jsonview.enabled": False,
@@ -73,6 +87,18 @@ FIREFOX_PREFS: dict[str, Any] = {
     "toolkit.telemetry.enabled": False,
     "extensions.update.enabled": False,
     "browser.download.open_pdf_attachments_inline": True,
+    # Side doors around the egress gateway, shut: no direct fallback, no DNS of its own (prefetch,
+    # DNS over HTTPS, speculative connections), no HTTP/3, WebRTC only through the proxy.
+    "network.proxy.failover_direct": False,
+    "network.trr.mode": 5,
+    "network.dns.disablePrefetch": True,
+    "network.dns.disablePrefetchFromHTTPS": True,
+    "network.prefetch-next": False,
+    "network.predictor.enabled": False,
+    "network.http.speculative-parallel-limit": 0,
+    "network.http.http3.enable": False,
+    "media.peerconnection.ice.proxy_only": True,
+    "media.peerconnection.ice.no_host": True,
 }
 
 
@@ -363,10 +389,12 @@ def _chrome_options(settings: BrowserSettings, options: ClientOptions) -> webdri
         opts.add_argument(arg)
     viewport = options.viewport or DEFAULT_VIEWPORT
     opts.add_argument(f"--window-size={viewport.width},{viewport.height}")
-    if options.proxy is not None:
-        host, port, _, _ = proxy_parts(options.proxy.url)
-        opts.add_argument(f"--proxy-server=http://{host}:{port}")
+    if options.egress is not None:
+        host, _, _, _ = proxy_parts(options.egress.proxy_url)
+        opts.add_argument(f"--proxy-server={options.egress.proxy_url}")
         opts.add_argument("--proxy-bypass-list=<-loopback>")
+        opts.add_argument(f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE {host}")
+    opts.add_experimental_option("prefs", CHROME_PREFS)
     opts.enable_bidi = True
     opts.page_load_strategy = "normal"
     opts.unhandled_prompt_behavior = "accept"
@@ -382,8 +410,8 @@ def _firefox_options(settings: BrowserSettings, options: ClientOptions) -> webdr
     opts.add_argument(f"--height={viewport.height}")
     for name, value in FIREFOX_PREFS.items():
         opts.set_preference(name, value)
-    if options.proxy is not None:
-        host, port, _, _ = proxy_parts(options.proxy.url)
+    if options.egress is not None:
+        host, port, _, _ = proxy_parts(options.egress.proxy_url)
         for scheme in ("http", "ssl"):
             opts.set_preference(f"network.proxy.{scheme}", host)
             opts.set_preference(f"network.proxy.{scheme}_port", port)

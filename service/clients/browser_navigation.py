@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from service import errors, network_policy, redirects
+from service import errors, redirects
 from service.clients.base import Cookie, GotoRequest, GotoResult, Redirect
 from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, parse_headers_text, wire_headers
 from service.cookies import cookies_from_headers
@@ -34,7 +34,9 @@ from service.deadline import Deadline
 from service.headers import header_value, media_type
 
 if TYPE_CHECKING:
+    from service.clients.base import Egress
     from service.clients.browser_launch import Bidi, BrowserSettings, Launched
+    from service.policy import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ EVENTS = (
     "network.responseStarted",
     "network.responseCompleted",
     "network.fetchError",
+    "network.authRequired",
     "browsingContext.load",
     "browsingContext.navigationFailed",
 )
@@ -96,14 +99,16 @@ class Navigation:
         launched: Launched,
         settings: BrowserSettings,
         max_redirects: int,
-        allow_private: bool,
+        policy: Policy,
+        egress: Egress | None = None,
     ):
         self.launched = launched
         self.bidi: Bidi = launched.bidi
         self.context = launched.context
         self.settings = settings
         self.max_redirects = max_redirects
-        self.allow_private = allow_private
+        self.policy = policy
+        self.egress = egress
         self.tracks: dict[str, Track] = {}
         self.by_request: dict[str, Track] = {}
         self.main: Track | None = None
@@ -114,7 +119,9 @@ class Navigation:
         # intercept must be gone before the page runs). Firefox: pausing a response costs ~45 ms
         # and neither reason applies, so the intercept goes on the final responseStarted event.
         self.phases = (
-            ["beforeRequestSent", "responseStarted"] if launched.kind == "chrome" else ["beforeRequestSent"]
+            ["beforeRequestSent", "responseStarted", "authRequired"]
+            if launched.kind == "chrome"
+            else ["beforeRequestSent", "authRequired"]
         )
         self.blocked: Exception | None = None
         self.request: GotoRequest | None = None
@@ -265,10 +272,16 @@ class Navigation:
             final = response.get("status") not in redirects.REDIRECT_STATUSES or not header_value(
                 bidi_headers(response.get("headers")), "location"
             )
-            if final and mine and track is self.main and method == "network.responseStarted":
-                self._remove_intercept()
+            challenged = response.get("status") in (401, 407) and self.launched.kind == "firefox"
+            if final and mine and track is self.main and method == "network.responseStarted" and not challenged:
+                self._remove_intercept()  # Firefox keeps it for a challenge: its authRequired is answered
             if params.get("isBlocked"):
                 self.bidi.send("network.continueResponse", {"request": request_id})
+        elif method == "network.authRequired" and params.get("isBlocked"):
+            # A server's 401/407 challenge is never answered (no credential of ours may reach a
+            # site): the browser shows the response as it is. Firefox would otherwise wait on a
+            # login prompt nobody can see.
+            self.bidi.send("network.continueWithAuth", {"request": request_id, "action": "cancel"})
         elif method == "network.fetchError" and mine:
             track.error = params.get("errorText") or "navigation failed"  # type: ignore[union-attr]
 
@@ -325,7 +338,7 @@ class Navigation:
         if self.blocked is not None:
             return
         try:
-            network_policy.check_url(url, self.allow_private)
+            self.policy.check_url(url)
         except errors.ServiceError as exc:
             self.blocked = exc
 
@@ -440,7 +453,20 @@ class Navigation:
             return
         reason = track.error or reply_error
         url = last.url if last else self.request.url  # type: ignore[union-attr]
+        self._raise_gateway_answer(url)
         raise errors.UpstreamError(f"fetching {url} failed: {reason}")
+
+    def _raise_gateway_answer(self, url: str) -> None:
+        """When the egress gateway answered ``url`` itself (a refusal, an unreachable target or
+        upstream proxy), the goto reports that as an error, not as the server's page."""
+        answer = self.egress.answered(url) if self.egress is not None else None
+        if answer is None:
+            return
+        code, message = answer
+        message = message.removeprefix("inndx egress gateway: ")
+        if code == 403:
+            raise errors.Forbidden(message)
+        raise errors.UpstreamError(message)
 
     # ----- the result -----------------------------------------------------------------------
     def _result(self, final: Track, collector: str, deadline: Deadline) -> GotoResult:
@@ -465,6 +491,8 @@ class Navigation:
                 break
         last = final.hops[-1]
         status = last.status or 0
+        if status in (400, 403, 502):
+            self._raise_gateway_answer(last.url)
         body = None
         if status not in EMPTY_STATUSES and last.method != "HEAD" and final.request:
             body = self._body(collector, final.request, deadline)

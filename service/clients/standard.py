@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from service import network_policy
 from service.clients.base import ClientOptions, FetchClient, GotoRequest, GotoResult
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
@@ -29,6 +28,7 @@ from service.errors import (
     UpstreamError,
 )
 from service.headers import media_type
+from service.policy import Policy
 from service.redirects import REDIRECT_STATUSES, keeps_body, method_after, server_hop
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -40,8 +40,11 @@ class _PolicyBackend(httpcore.SyncBackend):
     checked is the one connected to, so a host cannot resolve to a public address for the check
     and to a private one for the connection (DNS rebinding)."""
 
+    def __init__(self, policy: Policy):
+        self.policy = policy
+
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        addresses = network_policy.allowed_addresses(host, port)
+        addresses = self.policy.allowed_addresses(host, port)
         error: Exception | None = None
         for address in addresses:
             try:
@@ -78,9 +81,9 @@ class StandardClient(FetchClient):
         client = self._clients.get(proxy)
         if client is None:
             client = httpx.Client(proxy=proxy, cookies=self._jar, follow_redirects=False, trust_env=False)
-            if proxy is None and not self.options.allow_private_networks:
+            if proxy is None and not self.options.policy.open:
                 # the transport's connection pool is httpcore's; its backend opens the sockets
-                client._transport._pool._network_backend = _PolicyBackend()
+                client._transport._pool._network_backend = _PolicyBackend(self.options.policy)
             self._clients[proxy] = client
         return client
 
@@ -96,7 +99,7 @@ class StandardClient(FetchClient):
         headers = self._request_headers(request)
         redirects, cookies = [], []
         while True:
-            network_policy.check_url(url, self.options.allow_private_networks)
+            self.options.policy.check_url(url)
             response_headers, status, content = self._send(client, method, url, headers, body, deadline)
             cookies.extend(cookies_from_headers(response_headers, url))
             location = next((v for k, v in response_headers if k.lower() == "location"), None)

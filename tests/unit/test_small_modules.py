@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from service import network_policy, user_agents
+from service import user_agents
 from service.config import Settings, SettingsError, parse_duration
 from service.errors import BadRequest, Forbidden, GatewayTimeout, NotFound, Unauthenticated, UpstreamError
 from service.headers import media_type
@@ -34,24 +34,6 @@ def test_settings_from_env():
         Settings.from_env({"INNDX_MAX_PENDING": "many"})
     with pytest.raises(SettingsError):
         Settings.from_env({"INNDX_DEFAULT_TIMEOUT": "10m"})
-
-
-@pytest.mark.parametrize("address, public", [("93.184.216.34", True), ("127.0.0.1", False), ("10.1.2.3", False),
-                                             ("192.168.0.1", False), ("169.254.169.254", False), ("224.0.0.1", False),
-                                             ("0.0.0.0", False), ("::1", False), ("fe80::1", False),
-                                             ("::ffff:127.0.0.1", False), ("2606:4700::1111", True), ("240.0.0.1", False)])
-def test_public_addresses(address, public):
-    assert network_policy.is_public(address) is public
-
-
-def test_policy_checks_every_resolved_address():
-    with pytest.raises(Forbidden, match="127.0.0.1"):
-        network_policy.check_url("http://127.0.0.1:8080/", allow_private=False)
-    with pytest.raises(Forbidden):
-        network_policy.check_url("http://localhost/", allow_private=False)
-    network_policy.check_url("http://127.0.0.1/", allow_private=True)
-    with pytest.raises(UpstreamError):
-        network_policy.check_url("http://no-such-host.invalid/", allow_private=False)
 
 
 def test_user_agents():

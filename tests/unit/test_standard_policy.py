@@ -6,6 +6,7 @@ from service.clients.base import ClientOptions, GotoRequest
 from service.clients.standard import StandardClient
 from service.deadline import Deadline
 from service.errors import Forbidden
+from service.policy import Policy
 from tests.support.site import Site
 
 
@@ -17,10 +18,10 @@ def site():
 
 def test_connection_to_a_private_address_is_refused_even_when_the_check_before_passed(site, monkeypatch):
     # As if DNS had answered a public address to the check and a private one to the connection.
-    monkeypatch.setattr("service.network_policy.check_url", lambda url, allow_private: None)
-    client = StandardClient(ClientOptions(allow_private_networks=False))
+    monkeypatch.setattr(Policy, "check_url", lambda self, url: None)
+    client = StandardClient(ClientOptions(policy=Policy()))
     try:
-        with pytest.raises(Forbidden, match="non-public"):
+        with pytest.raises(Forbidden, match="loopback"):
             client.goto(GotoRequest(url=site.url("/html"), user_agent="t"), Deadline(5))
     finally:
         client.close()
@@ -28,7 +29,7 @@ def test_connection_to_a_private_address_is_refused_even_when_the_check_before_p
 
 
 def test_private_networks_allowed_connects(site):
-    client = StandardClient(ClientOptions(allow_private_networks=True))
+    client = StandardClient(ClientOptions(policy=Policy(allow_private=True)))
     try:
         assert client.goto(GotoRequest(url=site.url("/html"), user_agent="t"), Deadline(5)).status_code == 200
     finally:
