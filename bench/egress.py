@@ -51,9 +51,11 @@ def main() -> None:
     args = parser.parse_args()
     settings = browser_settings(Settings.from_env())
     with Site() as site:
-        pages = {"small page": site.url("/html"), f"{args.big_mb:g} MB page": site.url(f"/big?bytes={int(args.big_mb * 2**20)}")}
+        big = site.url(f"/big?bytes={int(args.big_mb * 2**20)}")
+        pages = {"small page": site.url("/html"), f"{args.big_mb:g} MB page": big}
         gateway = Gateway(Policy(allow=parse_rules(f"127.0.0.1:{site.port}")), Metrics())
-        print(f"{'client':8} {'page':12} {'direct p50':>11} {'gateway p50':>12} {'ratio':>6} {'direct p90':>11} {'gateway p90':>12}")
+        columns = ("direct p50", "gateway p50", "ratio", "direct p90", "gateway p90")
+        print(f"{'client':8} {'page':12} " + " ".join(f"{c:>12}" for c in columns))
         try:
             for kind in args.clients.split(","):
                 listener = gateway.open(f"bench-{kind}", kind)
@@ -67,8 +69,9 @@ def main() -> None:
                             times["gateway"].append(navigate_ms(via, url))
                             times["direct"].append(navigate_ms(direct, url))
                         d50, g50 = statistics.median(times["direct"]), statistics.median(times["gateway"])
-                        print(f"{kind:8} {name:12} {d50:9.1f}ms {g50:10.1f}ms {g50 / d50:5.2f}x"
-                              f" {quantile(times['direct'], 0.9):9.1f}ms {quantile(times['gateway'], 0.9):10.1f}ms")
+                        figures = (f"{d50:.1f}ms", f"{g50:.1f}ms", f"{g50 / d50:.2f}x",
+                                   f"{quantile(times['direct'], 0.9):.1f}ms", f"{quantile(times['gateway'], 0.9):.1f}ms")
+                        print(f"{kind:8} {name:12} " + " ".join(f"{f:>12}" for f in figures))
                 finally:
                     via.shutdown()
                     direct.shutdown()

@@ -29,7 +29,7 @@ import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +43,9 @@ CONNECT_TIMEOUT = 10.0  # seconds to open a connection to a target or the upstre
 HEAD_TIMEOUT = 30.0  # seconds a client or an upstream proxy may take to send a head
 CHUNK = 64 * 1024
 REMEMBERED = 256  # the gateway's own answers kept per session
+MAX_CONNECTIONS = 256  # open connections per session; beyond, 503 (a browser keeps far fewer)
+RESOLVERS = 32  # threads resolving names for all sessions of the worker
+RESOLVING_PER_SESSION = 4  # names one session may be resolving at once (slow DNS stays its problem)
 
 
 class Gateway:
@@ -66,6 +69,7 @@ class Gateway:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
+                loop.set_default_executor(ThreadPoolExecutor(RESOLVERS, thread_name_prefix="egress-dns"))
                 thread = threading.Thread(target=loop.run_forever, name="egress", daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
@@ -129,6 +133,8 @@ class Listener:
         self._answers_lock = threading.Lock()
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._resolving: asyncio.Semaphore | None = None
+        self.max_connections = MAX_CONNECTIONS
         self._closed = False
         self.log = logging.LoggerAdapter(logger, {"session_id": session_id, "tenant": "-"})
 
@@ -170,6 +176,7 @@ class Listener:
         return future.result(timeout)
 
     async def listen(self) -> None:
+        self._resolving = asyncio.Semaphore(RESOLVING_PER_SESSION)
         self._server = await asyncio.start_server(self._accept, self.gateway.bind_host, 0, limit=http.MAX_HEAD)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -202,7 +209,10 @@ class Listener:
         assert task is not None
         self._tasks.add(task)
         try:
-            await Connection(self, reader, writer).serve()
+            full = len(self._tasks) > self.max_connections
+            if full:
+                self.log.warning("egress: over %d connections; refusing more", self.max_connections)
+            await Connection(self, reader, writer, full=full).serve()
         except asyncio.CancelledError:
             pass
         except Exception:  # our bug: hostile input is handled inside Connection
@@ -210,6 +220,11 @@ class Listener:
         finally:
             self._tasks.discard(task)
             writer.transport.abort()
+
+    @property
+    def resolving(self) -> asyncio.Semaphore:
+        assert self._resolving is not None, "not listening"
+        return self._resolving
 
     def count(self, direction: str, size: int) -> None:
         if direction == "in":
@@ -228,7 +243,10 @@ class _Answered(Exception):
 
 
 class Connection:
-    def __init__(self, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(
+        self, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, full: bool = False
+    ):
+        self.full = full  # the session is at its connection cap: every request gets 503
         self.listener = listener
         self.gateway = listener.gateway
         self.reader, self.writer = reader, writer
@@ -250,6 +268,8 @@ class Connection:
                 if head is None:
                     return
                 self.key = head.target
+                if self.full:
+                    raise _Answered(503, f"inndx egress gateway: over {self.listener.max_connections} open connections")
                 if head.method == "CONNECT":
                     host, port = http.split_authority(head.target)
                     self.key = http.authority(host, port).lower()
@@ -273,10 +293,16 @@ class Connection:
                 return  # a side went away
 
     async def _reply(self, data: bytes) -> None:
+        """Our own answer, then the end of the connection: what the client still sends (a body
+        we refused) is read and dropped for a moment, so that closing does not reset the answer."""
         try:
             self.writer.write(data)
             await self.writer.drain()
-        except (ConnectionError, OSError):
+            self.writer.write_eof()
+            async with asyncio.timeout(1.0):
+                while await self.reader.read(CHUNK):
+                    pass
+        except (ConnectionError, OSError, TimeoutError, RuntimeError):
             pass
 
     async def _read_head(self, reader: asyncio.StreamReader, response: bool) -> http.Head | None:
@@ -297,7 +323,8 @@ class Connection:
         loop = asyncio.get_running_loop()
         shown = http.authority(host, port)
         try:
-            infos = await loop.getaddrinfo(host, port, proto=6)  # IPPROTO_TCP
+            async with self.listener.resolving:
+                infos = await loop.getaddrinfo(host, port, proto=6)  # IPPROTO_TCP
         except (OSError, UnicodeError) as exc:
             raise _Answered(502, f"inndx egress gateway: cannot resolve {shown[:200]}: {exc}") from exc
         addresses = sorted({info[4][0] for info in infos})

@@ -15,6 +15,7 @@ from service.clients.base import Proxy as ProxyEntry
 from service.egress import Gateway, Listener, http
 from service.metrics import Metrics
 from service.policy import Policy, Rule, parse_rules
+from tests.support.ports import wait_for
 from tests.support.proxy import Proxy
 from tests.support.site import Site
 
@@ -285,4 +286,25 @@ def test_wrong_upstream_credentials_are_a_502(gateway, site, upstream):
             answer = exchange(listener, request.encode())
             assert answer.startswith(b"HTTP/1.1 502") and b"refused our credentials" in answer
     finally:
+        listener.close()
+
+
+def test_connections_over_the_cap_get_503(gateway, site):
+    listener = gateway.open("session-5", "chrome")
+    listener.max_connections = 3
+    held = []
+    try:
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", listener.port), timeout=5)
+            sock.sendall(f"CONNECT 127.0.0.1:{site.port} HTTP/1.1\r\n\r\n".encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            held.append(sock)
+        assert exchange(listener, b"GET http://127.0.0.1:1/ HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 503")
+        held.pop().close()
+        answer = wait_for(lambda: (a := exchange(listener, f"GET {site.url('/json')} HTTP/1.1\r\nConnection: close\r\n\r\n"
+                                                    .encode())).startswith(b"HTTP/1.1 200") and a, 5, what="a free slot")
+        assert answer.endswith(b'"n": 1}')
+    finally:
+        for sock in held:
+            sock.close()
         listener.close()
