@@ -7,8 +7,9 @@
 """
 
 from inndx.errors import CapacityError, ConnectionClosed, Error, NotFound, PolicyError, Timeout, error_for
+from inndx.pipeline import Pending, Pipeline
 from inndx.results import Cookie, GotoResult, Headers, Redirect
-from inndx.session import Pending, Pipeline, Session, connect
+from inndx.session import Session, connect
 
 __version__ = "0.1.0"
 

@@ -8,8 +8,6 @@ any reply; replies are matched by ``id`` (the service answers strictly in order)
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import itertools
 import json
 import struct
@@ -20,11 +18,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
+from inndx import frames
 from inndx.errors import ConnectionClosed, Error, error_for
-from inndx.results import Cookie, GotoResult, decode_base64
+from inndx.pipeline import Pipeline
+from inndx.results import Cookie, GotoResult
 
 WS_PATH = "/v1/sessions/ws"
-_NO_REPLY = object()
 
 
 def ws_url(url: str) -> str:
@@ -33,49 +32,6 @@ def ws_url(url: str) -> str:
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     path = parts.path if parts.path not in ("", "/") else WS_PATH
     return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
-
-
-def _duration(value: str | float | int | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return f"{value:g}s"
-
-
-def _pairs(headers: Mapping[str, str] | Iterable[Iterable[str]] | None) -> list[list[str]] | None:
-    if headers is None:
-        return None
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return [[name, value] for name, value in items]
-
-
-def _cookie(cookie: Cookie | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(cookie, Cookie):
-        cookie = dataclasses.asdict(cookie)
-    return {k: v for k, v in cookie.items() if v is not None}
-
-
-def _without_none(frame: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in frame.items() if v is not None}
-
-
-class Pending:
-    """A reply not read yet: ``result()`` reads up to it and returns it (or raises its error)."""
-
-    def __init__(self, session: Session, frame_id: int, convert) -> None:
-        self._session, self.id, self._convert = session, frame_id, convert
-        self._outcome: tuple[bool, Any] | None = None
-
-    def result(self) -> Any:
-        """The converted reply; an error reply raises (again on every call)."""
-        if self._outcome is None:
-            try:
-                self._outcome = (True, self._convert(self._session._reply(self.id)))
-            except Error as exc:
-                self._outcome = (False, exc)
-        ok, value = self._outcome
-        if not ok:
-            raise value
-        return value
 
 
 class Session:
@@ -119,34 +75,34 @@ class Session:
         ``headers``: a mapping or ``(name, value)`` pairs; ``body``: bytes (str is UTF-8 encoded);
         ``user_agent``: ``inndx``, ``chrome``, ``firefox``, ``safari``, ``random`` or any string.
         """
-        return self._call(self._goto_frame(url, method, headers, body, cookies, referrer, user_agent), GotoResult.from_wire)
+        return self._call(frames.goto_frame(url, method, headers, body, cookies, referrer, user_agent), frames.goto)
 
     def click(self, selector: str) -> None:
         """Click the first element matching the CSS ``selector`` (waits for it; 404 if none)."""
-        self._call({"action": "click", "selector": selector}, _none)
+        self._call({"action": "click", "selector": selector}, frames.nothing)
 
     def fill(self, selector: str, value: str) -> None:
         """Clear the field matching ``selector`` and type ``value`` (a select: pick that option)."""
-        self._call({"action": "fill", "selector": selector, "value": value}, _none)
+        self._call({"action": "fill", "selector": selector, "value": value}, frames.nothing)
 
     def content(self) -> bytes:
         """The page as the session sees it now (the live DOM for browsers), as bytes."""
-        return self._call({"action": "content"}, lambda r: decode_base64(r.get("content")))
+        return self._call({"action": "content"}, frames.content)
 
     def evaluate(self, script: str) -> Any:
         """Run ``script`` as a function body in the page; its JSON result (promises awaited)."""
-        return self._call({"action": "evaluate", "script": script}, lambda r: r.get("result"))
+        return self._call({"action": "evaluate", "script": script}, frames.evaluated)
 
     def screenshot(self) -> bytes | None:
         """A PNG of the viewport, as bytes (None when the service sent none)."""
-        return self._call({"action": "screenshot"}, lambda r: decode_base64(r["screenshot"]) if r.get("screenshot") else None)
+        return self._call({"action": "screenshot"}, frames.screenshot)
 
     def close(self) -> None:
         """Send ``close``, wait for ``closed`` and the server's close; idempotent."""
         if self.closed is not None:
             return
         try:
-            self._call({"action": "close"}, _none)
+            self._call({"action": "close"}, frames.nothing)
         except Error:
             pass
         finally:
@@ -161,17 +117,6 @@ class Session:
         return Pipeline(self)
 
     # -- plumbing -------------------------------------------------------------------------
-    @staticmethod
-    def _goto_frame(url, method, headers, body, cookies, referrer, user_agent) -> dict[str, Any]:
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        return _without_none({
-            "action": "goto", "url": url, "method": method, "headers": _pairs(headers),
-            "body": base64.b64encode(body).decode("ascii") if body is not None else None,
-            "cookies": [_cookie(c) for c in cookies] if cookies is not None else None,
-            "referrer": referrer, "user_agent": user_agent,
-        })
-
     def _send(self, frame: dict[str, Any]) -> int:
         with self._lock:
             if self.closed is not None:
@@ -207,18 +152,21 @@ class Session:
             code, reason = data
             self._shutdown(ConnectionClosed(f"the server closed the session ({reason or 'no reason given'})", code, fatal=True))
             return
-        reply = json.loads(data)
-        if reply.get("type") == "fatal" and "id" not in reply:
-            error = error_for(reply.get("code"), reply.get("message", ""), fatal=True)
-            for frame_id in self._order:  # the session is over: every waiting call gets it
-                self._replies.setdefault(frame_id, reply)
-            self._shutdown(error)
-            return
+        reply = _parse(data)
+        kind = reply.get("type")
         target = reply.get("id")
-        if target not in self._order:  # an error too broken to carry our id: the oldest waits for it
-            target = next((i for i in self._order if i not in self._replies), None)
+        if target not in self._order or target in self._replies:
+            target = None
+            if kind in ("error", "fatal"):  # an error about a frame too broken to carry our id
+                target = next((i for i in self._order if i not in self._replies), None)
+            elif kind is None:
+                raise Error(f"the server sent a reply to no waiting action: {data[:200]}", None)
         if target is not None:
             self._replies[target] = reply
+        if kind == "fatal":  # the session is over: every waiting call gets it
+            for frame_id in self._order:
+                self._replies.setdefault(frame_id, reply)
+            self._shutdown(error_for(reply.get("code"), reply.get("message", ""), fatal=True))
 
     def _shutdown(self, reason: Error) -> None:
         if self.closed is None:
@@ -226,75 +174,19 @@ class Session:
         try:
             self._ws.close(timeout=2)
         except (websocket.WebSocketException, OSError):
-            self._ws.shutdown()
+            pass
+        finally:
+            self._ws.shutdown()  # close() leaves the socket open when the link was already gone
 
 
-class Pipeline:
-    """Actions sent at once, replies read later in order. Methods return ``Pending`` handles.
-
-    Leaving the ``with`` block reads every reply; ``results()`` then lists them in order, with
-    an error reply in place as its exception (``raise_errors=True`` raises the first instead).
-    """
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        self.pending: list[Pending] = []
-        self._results: list[Any] | None = None
-
-    def __enter__(self) -> Pipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.gather()
-
-    def _add(self, frame: dict[str, Any], convert) -> Pending:
-        pending = Pending(self._session, self._session._send(frame), convert)
-        self.pending.append(pending)
-        return pending
-
-    def goto(self, url: str, **options: Any) -> Pending:
-        keys = ("method", "headers", "body", "cookies", "referrer", "user_agent")
-        return self._add(Session._goto_frame(url, *(options.get(k) for k in keys)), GotoResult.from_wire)
-
-    def click(self, selector: str) -> Pending:
-        return self._add({"action": "click", "selector": selector}, _none)
-
-    def fill(self, selector: str, value: str) -> Pending:
-        return self._add({"action": "fill", "selector": selector, "value": value}, _none)
-
-    def content(self) -> Pending:
-        return self._add({"action": "content"}, lambda r: decode_base64(r.get("content")))
-
-    def evaluate(self, script: str) -> Pending:
-        return self._add({"action": "evaluate", "script": script}, lambda r: r.get("result"))
-
-    def screenshot(self) -> Pending:
-        return self._add({"action": "screenshot"}, lambda r: decode_base64(r["screenshot"]) if r.get("screenshot") else None)
-
-    def gather(self) -> list[Any]:
-        """Read every reply; results in order, an error in place as its exception object."""
-        if self._results is None:
-            results = []
-            for pending in self.pending:
-                try:
-                    results.append(pending.result())
-                except Error as exc:
-                    results.append(exc)
-            self._results = results
-        return self._results
-
-    def results(self, raise_errors: bool = False) -> list[Any]:
-        results = self.gather()
-        if raise_errors:
-            for item in results:
-                if isinstance(item, Error):
-                    raise item
-        return results
-
-
-def _none(_reply: dict[str, Any]) -> None:
-    return None
+def _parse(data: str) -> dict[str, Any]:
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise Error(f"the server sent a frame that is not JSON: {data[:200]!r}", None) from None
+    if not isinstance(reply, dict):
+        raise Error(f"the server sent a frame that is not a JSON object: {data[:200]!r}", None)
+    return reply
 
 
 def _next_frame(ws: websocket.WebSocket, timeout: float | None):
@@ -351,8 +243,8 @@ def connect(
     kind: Any = client
     if viewport is not None:
         kind = {"kind": client or "standard", "viewport": {"width": viewport[0], "height": viewport[1]}}
-    frame = _without_none({
-        "client": kind, "timeout": _duration(timeout), "max_redirects": max_redirects,
+    frame = frames.without_none({
+        "client": kind, "timeout": frames.duration(timeout), "max_redirects": max_redirects,
         "max_retries": max_retries, "proxies": proxies, "middleware": middleware,
     })
     frame.update(fields)
@@ -367,7 +259,7 @@ def connect(
         opcode, data = _next_frame(ws, connect_timeout)
         if opcode is None:
             raise ConnectionClosed(f"the server closed the socket before the open reply ({data[1]})", data[0], fatal=True)
-        reply = json.loads(data)
+        reply = _parse(data)
         if "session_id" not in reply:
             raise error_for(reply.get("code"), reply.get("message", str(reply)), fatal=True)
     except BaseException:
