@@ -30,8 +30,9 @@
     const item = document.createElement("li");
     item.className = kind;
     item.textContent = text;
-    $("log").appendChild(item);
-    item.scrollIntoView({ block: "nearest" });
+    const log = $("log");
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
     return item;
   }
 
@@ -201,13 +202,17 @@
     return bytes;
   }
 
-  function showOnly(id) {
-    for (const part of ["goto-result", "other-result", "screenshot-result"]) $(part).hidden = part !== id;
+  // A goto replaces the tables (and hides an older screenshot); a screenshot shows beside them;
+  // content and evaluate results replace the text box.
+  function show(id) {
+    $(id).hidden = false;
+    if (id === "goto-result") $("screenshot-result").hidden = true;
+    if (id !== "other-result") $("other-result").hidden = true;
     $("action-error").hidden = true;
   }
 
   function renderGoto(reply) {
-    showOnly("goto-result");
+    show("goto-result");
     $("goto-status").textContent = String(reply.status_code);
     $("goto-url").textContent = reply.url;
     $("goto-content-type").textContent = reply.content_type || "(none)";
@@ -218,7 +223,7 @@
   }
 
   function renderText(text) {
-    showOnly("other-result");
+    show("other-result");
     $("result-text").textContent = text;
   }
 
@@ -234,7 +239,7 @@
     if (reply.action === "goto") {
       renderGoto(reply);
     } else if (reply.action === "screenshot") {
-      showOnly("screenshot-result");
+      show("screenshot-result");
       if (reply.screenshot) {
         $("screenshot").src = "data:image/png;base64," + reply.screenshot;
         $("screenshot-caption").textContent = base64Bytes(reply.screenshot).length + " bytes, PNG";

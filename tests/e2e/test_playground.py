@@ -45,6 +45,7 @@ def driver() -> Iterator:
         chrome.quit()
 
 
+@pytest.mark.local_only
 @pytest.mark.clients("chrome")
 def test_goto_and_screenshot_from_the_page(querying: Service, site: Site, driver, client):
     playground.load(driver, querying.url + "/")
@@ -82,6 +83,7 @@ def test_goto_and_screenshot_from_the_page(querying: Service, site: Site, driver
     playground.WebDriverWait(driver, 10).until(lambda _: status.get_attribute("data-state") == "idle")
 
 
+@pytest.mark.local_only
 @pytest.mark.clients("chrome")
 def test_a_wrong_api_key_is_refused_on_the_page(querying: Service, driver, client):
     playground.load(driver, querying.url + "/")

@@ -24,6 +24,9 @@ from tests.support.wsclient import validate_frame
 
 TENANT = "sdk"
 
+# the client is the same over a Grid: the grid env's time goes to the browser cases themselves
+pytestmark = pytest.mark.local_only
+
 
 class _Sessions:
     """One open inndx session per client kind; the previous kind's is closed on a switch."""
