@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from inndx.errors import Error
 
 
 class Headers:
@@ -134,5 +137,10 @@ class GotoResult:
 
 
 def decode_base64(value: str | None) -> bytes:
-    """Bytes of a base64 field; ``b""`` for null."""
-    return base64.b64decode(value) if value else b""
+    """Bytes of a base64 field; ``b""`` for null. Not base64 at all: ``inndx.Error``."""
+    if not value:
+        return b""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise Error(f"the server sent a field that is not base64: {value[:40]!r}", None) from None
