@@ -21,7 +21,7 @@ from tests.support.service import Service
 from tests.support.site import COOKIES_SET, Site
 from tests.support.wsclient import http_get, raw_upgrade
 
-TENANTS = {"tenants": {"play": {"api_keys": ["k-play"], "max_sessions": 2}, "free": {}}}
+TENANTS = {"tenants": {"play": {"api_keys": ["k-play"], "max_sessions": 5}, "free": {}}}
 
 
 @pytest.fixture(scope="module")
