@@ -38,11 +38,8 @@ def querying(tmp_path_factory: pytest.TempPathFactory, logs: Path, grid) -> Iter
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator:
-    chrome = playground.chromium()
-    try:
+    with playground.chromium() as chrome:
         yield chrome
-    finally:
-        chrome.quit()
 
 
 @pytest.mark.local_only

@@ -1,13 +1,19 @@
 """Drive the playground page (``/``) in a real headless Chromium, for its test and its screenshot.
 
-``chromium()`` starts a local headless Chromium through Selenium with explicit paths (the
-binary and chromedriver of ``Settings``: never Selenium Manager) and the service's own
-``CHROME_ARGS``; the caller quits it. ``open_session(driver, page_url, tenant, api_key, client)``
+``with chromium() as driver:`` a local headless Chromium through Selenium with explicit paths
+(the binary and chromedriver of ``Settings``: never Selenium Manager) and the service's own
+``CHROME_ARGS``; it quits, and its temp files go, when the block ends. ``open_session(driver, page_url, tenant, api_key, client)``
 fills the open form and waits for the session (or for the refusal); ``send(driver, action,
 **fields)`` fills the action form, sends, and waits until the reply is rendered.
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
@@ -21,17 +27,31 @@ from tests.support.ports import scaled
 WINDOW = (1400, 1100)
 
 
-def chromium() -> webdriver.Chrome:
-    """A local headless Chromium, started exactly as the service starts its own (minus the proxy)."""
+@contextlib.contextmanager
+def chromium() -> Iterator[webdriver.Chrome]:
+    """A local headless Chromium, started exactly as the service starts its own (minus the proxy).
+
+    It runs with a private temp dir (its profile and its singleton socket's directory, which
+    Chromium would otherwise leave in the shared one), removed after the browser quits.
+    """
     settings = Settings.from_env()
+    scratch = tempfile.mkdtemp(prefix="inndx-playground-")
     options = webdriver.ChromeOptions()
     options.binary_location = settings.chrome_binary
     for arg in CHROME_ARGS:
         options.add_argument(arg)
     options.add_argument(f"--window-size={WINDOW[0]},{WINDOW[1]}")
-    driver = webdriver.Chrome(options=options, service=ChromeService(executable_path=settings.chromedriver))
-    driver.set_page_load_timeout(scaled(30))
-    return driver
+    options.add_argument(f"--user-data-dir={os.path.join(scratch, 'profile')}")
+    service = ChromeService(executable_path=settings.chromedriver, env={**os.environ, "TMPDIR": scratch})
+    try:
+        driver = webdriver.Chrome(options=options, service=service)
+        try:
+            driver.set_page_load_timeout(scaled(30))
+            yield driver
+        finally:
+            driver.quit()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _type(driver: webdriver.Chrome, element_id: str, text: str) -> None:
