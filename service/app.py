@@ -1,15 +1,21 @@
-"""The Flask application: the WebSocket route, /healthz and /metrics.
+"""The Flask application: the WebSocket route, /healthz, /metrics, the playground and the contract.
 
 ``create_app(settings=None)`` builds everything from ``Settings`` (read from the environment
 when not given). Connecting clients are checked before the upgrade: a refused upgrade gets an
 HTTP error with a JSON body ``{"type": "fatal", "message", "code"}``.
+
+``/`` is the playground (``service/static/``, plain files), ``/asyncapi.yaml`` the AsyncAPI
+document, ``/schemas/<file>`` the frame schemas it refers to. A browser cannot set headers on a
+WebSocket, so with ``INNDX_TENANT_QUERY=1`` the tenant may come as ``?tenant=ID&api_key=KEY``
+instead (the same tenants file rules apply); without it such a query is refused with 400.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, abort, g, jsonify, request, send_from_directory
 from flask_sock import Sock
 
 from service import __version__, endpoint
@@ -21,6 +27,17 @@ logger = logging.getLogger(__name__)
 
 WS_PATH = "/v1/sessions/ws"
 PING_INTERVAL = 25  # seconds: finds clients that vanished without closing
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# the playground loads nothing from elsewhere, and nothing may frame it
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _refuse(error: ServiceError) -> Response:
@@ -29,10 +46,28 @@ def _refuse(error: ServiceError) -> Response:
     return response
 
 
+def _credentials(settings: Settings) -> tuple[str | None, str | None]:
+    """(tenant id, Authorization) from the headers, or from the query when the operator allows it."""
+    tenant, authorization = request.headers.get("X-Tenant-Id"), request.headers.get("Authorization")
+    if "tenant" not in request.args and "api_key" not in request.args:
+        return tenant, authorization
+    if not settings.tenant_query:
+        raise BadRequest(
+            "the tenant and api_key query parameters are off on this server (INNDX_TENANT_QUERY); "
+            "send the X-Tenant-Id header"
+        )
+    if tenant is not None or authorization is not None:
+        raise BadRequest("send the tenant and API key either as headers or in the query, not both")
+    if len(request.args.getlist("tenant")) != 1 or len(request.args.getlist("api_key")) > 1:
+        raise BadRequest("the query needs exactly one tenant parameter and at most one api_key")
+    key = request.args.get("api_key")
+    return request.args["tenant"], (f"Bearer {key}" if key is not None else None)
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     hub = Hub(settings)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.extensions["inndx"] = hub
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": PING_INTERVAL,
@@ -48,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             if request.headers.get("Upgrade", "").lower() != "websocket":
                 raise BadRequest(f"{WS_PATH} is a WebSocket endpoint: send an Upgrade: websocket request")
-            g.ticket = hub.admit(request.headers.get("X-Tenant-Id"), request.headers.get("Authorization"))
+            g.ticket = hub.admit(*_credentials(settings))
         except ServiceError as error:
             logger.info("upgrade refused: %s (%s)", error.message, error.code)
             return _refuse(error)
@@ -71,5 +106,27 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/metrics")
     def metrics():
         return Response(hub.metrics.render(), mimetype=None, content_type=hub.metrics.content_type)
+
+    @app.get("/")
+    def playground():
+        return send_from_directory(STATIC_DIR, "index.html", max_age=0)
+
+    @app.get("/asyncapi.yaml")
+    def asyncapi():
+        return send_from_directory(SCHEMA_DIR, "asyncapi.yaml", mimetype="application/yaml", max_age=0)
+
+    @app.get("/schemas/<path:name>")
+    def schema(name: str):
+        if not (name.endswith(".json") or name == "asyncapi.yaml"):
+            abort(404)
+        mimetype = "application/schema+json" if name.endswith(".json") else "application/yaml"
+        return send_from_directory(SCHEMA_DIR, name, mimetype=mimetype, max_age=0)
+
+    @app.after_request
+    def page_headers(response: Response) -> Response:
+        if request.path == "/" or request.path.startswith("/static/"):
+            for name, value in PAGE_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
 
     return app

@@ -73,6 +73,7 @@ class Settings:
     network_deny: str = ""  # INNDX_NETWORK_DENY: rules refused first, whatever else says
     egress_host: str = "127.0.0.1"  # INNDX_EGRESS_HOST: where the egress gateway listens
     egress_advertise_host: str = ""  # INNDX_EGRESS_ADVERTISE_HOST: how browsers reach it (Grid nodes)
+    tenant_query: bool = False  # INNDX_TENANT_QUERY=1: accept ?tenant=&api_key= (browsers, the playground)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,7 +125,7 @@ _DURATIONS = {
     "shutdown_timeout",
 }
 _INTEGERS = {"port", "max_pending", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers"}
-_BOOLEANS = {"allow_private_networks"}
+_BOOLEANS = {"allow_private_networks", "tenant_query"}
 
 
 def _convert(name: str, raw: str) -> object:

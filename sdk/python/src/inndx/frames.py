@@ -1,0 +1,64 @@
+"""Action frames from Python arguments, and replies to Python values: the thin mapping itself."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from inndx.results import Cookie, GotoResult, decode_base64
+
+
+def duration(value: str | float | int | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return f"{value:g}s"
+
+
+def pairs(headers: Mapping[str, str] | Iterable[Iterable[str]] | None) -> list[list[str]] | None:
+    if headers is None:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [[name, value] for name, value in items]
+
+
+def cookie(value: Cookie | Mapping[str, Any]) -> dict[str, Any]:
+    data = dataclasses.asdict(value) if isinstance(value, Cookie) else dict(value)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def without_none(frame: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in frame.items() if v is not None}
+
+
+
+def goto_frame(url, method, headers, body, cookies, referrer, user_agent) -> dict[str, Any]:
+    """The goto frame: ``headers`` a mapping or pairs, ``body`` bytes or str (UTF-8), cookies as given."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return without_none({
+        "action": "goto", "url": url, "method": method, "headers": pairs(headers),
+        "body": base64.b64encode(body).decode("ascii") if body is not None else None,
+        "cookies": [cookie(c) for c in cookies] if cookies is not None else None,
+        "referrer": referrer, "user_agent": user_agent,
+    })
+
+
+def nothing(_reply: dict[str, Any]) -> None:
+    return None
+
+
+def content(reply: dict[str, Any]) -> bytes:
+    return decode_base64(reply.get("content"))
+
+
+def evaluated(reply: dict[str, Any]) -> Any:
+    return reply.get("result")
+
+
+def screenshot(reply: dict[str, Any]) -> bytes | None:
+    return decode_base64(reply["screenshot"]) if reply.get("screenshot") else None
+
+
+goto = GotoResult.from_wire

@@ -1,0 +1,213 @@
+"""The Python client (sdk/python, ``inndx``) and its CLI against the real service, for every kind.
+
+One ``inndx`` session per (module, client kind); the few tests that need a session of their own
+(a short timeout, a closed session, a tenants file) open it on the cheap standard client.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import inndx
+import pytest
+
+from tests.support.ports import scaled, wait_for
+from tests.support.service import Service
+from tests.support.site import COOKIES_SET, PNG_BYTES, Site
+from tests.support.wsclient import validate_frame
+
+TENANT = "sdk"
+
+# the client is the same over a Grid: the grid env's time goes to the browser cases themselves
+pytestmark = pytest.mark.local_only
+
+
+class _Sessions:
+    """One open inndx session per client kind; the previous kind's is closed on a switch."""
+
+    def __init__(self, service: Service):
+        self.service, self.sessions = service, {}
+
+    def get(self, kind: str) -> inndx.Session:
+        for other in [k for k in self.sessions if k != kind]:
+            self.sessions.pop(other).close()
+        session = self.sessions.get(kind)
+        if session is None or session.closed is not None:
+            session = inndx.connect(self.service.ws_url, TENANT, client=kind, timeout="20s", max_retries=0,
+                                    connect_timeout=scaled(40), reply_timeout=scaled(60))
+            self.sessions[kind] = session
+        return session
+
+    def close(self) -> None:
+        for session in self.sessions.values():
+            session.close()
+
+
+@pytest.fixture(scope="module")
+def sessions(service: Service) -> Iterator[_Sessions]:
+    opened = _Sessions(service)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture()
+def s(sessions: _Sessions, client: str) -> inndx.Session:
+    return sessions.get(client)
+
+
+def test_goto_reply_is_typed(client, s: inndx.Session, site: Site):
+    target = site.url("/redirect/302?to=/cookies/set")
+    result = s.goto(target)
+    assert isinstance(result, inndx.GotoResult)
+    assert (result.status_code, result.url, result.content_type) == (200, site.url("/cookies/set"), "text/html")
+    assert result.redirects == [inndx.Redirect(target, site.url("/cookies/set"), "server", "temporary")]
+    cookies = {cookie.name: cookie for cookie in result.cookies}
+    assert {"a", "b", "c", "d", "e", "f", "hop302"} <= set(cookies)
+    assert cookies["a"].http_only and cookies["b"].same_site == "Strict" and cookies["d"].expires.startswith("2037-10-21")
+    assert isinstance(result.headers, inndx.Headers)
+    assert result.headers.get_all("set-cookie") == COOKIES_SET
+    assert result.headers["Content-Type"] == result.headers.get("content-type")
+    assert result.headers.items() == [tuple(pair) for pair in result.raw["headers"]]
+    assert isinstance(result.body, bytes) and result.body == base64.b64decode(result.raw["body"])
+    assert b"<title>" in result.body and result.id == result.raw["id"]
+
+
+def test_goto_options_and_bytes(client, s: inndx.Session, site: Site):
+    image = s.goto(site.url("/image.png"))
+    assert (image.body, image.content_type) == (PNG_BYTES, "image/png")
+    repeated = s.goto(site.url("/headers/repeated"))
+    assert repeated.headers.get_all("X-Multi") == (["one, two"] if client == "firefox" else ["one", "two"])
+    posted = s.goto(site.url("/echo"), method="POST", headers={"X-Sdk": "yes"}, body=b"\x00\xffpayload",
+                    cookies=[inndx.Cookie("jar", "1", domain="127.0.0.1", path="/")], user_agent="sdk-test/1")
+    echo = json.loads(posted.body)
+    sent = {name.lower(): value for name, value in echo["headers"]}
+    assert echo["method"] == "POST" and base64.b64decode(echo["body_base64"]) == b"\x00\xffpayload"
+    assert sent["x-sdk"] == "yes" and sent["user-agent"] == "sdk-test/1" and "jar=1" in sent["cookie"]
+
+
+@pytest.mark.clients("chrome", "firefox")
+def test_browser_actions(client, s: inndx.Session, site: Site):
+    s.goto(site.url("/form"))
+    assert s.fill("#name", "inndx") is None
+    assert s.click("#counter") is None
+    texts = "return ['result', 'counter'].map((id) => document.getElementById(id).textContent)"
+    assert s.evaluate(texts) == ["inndx", "1"]
+    assert s.content().startswith(b"<!DOCTYPE html>")
+    assert s.screenshot().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_errors_are_typed_and_the_session_goes_on(client, s: inndx.Session, site: Site):
+    s.goto(site.url("/form"))
+    if client == "standard":
+        with pytest.raises(inndx.Error) as caught:
+            s.click("#name")
+        assert caught.value.code == 501 and type(caught.value) is inndx.Error
+        assert s.screenshot() is None
+    else:
+        with pytest.raises(inndx.NotFound) as caught:
+            s.click("#missing")
+        assert caught.value.code == 404 and not caught.value.fatal and "#missing" in caught.value.message
+        with pytest.raises(inndx.Error) as thrown:
+            s.evaluate("throw new Error('boom')")
+        assert thrown.value.code == 422 and "boom" in thrown.value.message
+    with pytest.raises(inndx.Error) as bad:
+        s.goto("ftp://example.invalid/")
+    assert bad.value.code == 400 and bad.value.id is not None
+    assert s.goto(site.url("/html")).status_code == 200
+
+
+def test_pipelining_returns_replies_in_order(client, s: inndx.Session, site: Site):
+    with s.pipeline() as p:
+        first = p.goto(site.url("/html?title=one"))
+        broken = p.goto("javascript:alert(1)")
+        last = p.goto(site.url("/status/404"))
+        content = p.content()
+    results = p.results()
+    assert [type(r) for r in results] == [inndx.GotoResult, inndx.Error, inndx.GotoResult, bytes]
+    assert results[0].url == site.url("/html?title=one") and results[0].id == first.id
+    assert results[1].code == 400 and results[1].id == broken.id
+    assert results[2].status_code == 404 and last.result() is results[2]
+    assert content.result() == results[3]
+    with pytest.raises(inndx.Error):
+        p.results(raise_errors=True)
+    with pytest.raises(inndx.Error):
+        broken.result()
+
+
+@pytest.mark.clientless
+def test_timeout_close_and_connection_closed(service: Service, site: Site):
+    with inndx.connect(service.url, TENANT, timeout=1, max_retries=0, reply_timeout=scaled(20)) as s:
+        with pytest.raises(inndx.Timeout) as caught:
+            s.goto(site.url("/slow?seconds=5"))
+        assert caught.value.code == 504
+        assert s.goto(site.url("/html")).status_code == 200
+    with pytest.raises(inndx.ConnectionClosed) as closed:
+        s.goto(site.url("/html"))
+    assert closed.value.code == 1000 and closed.value.fatal
+    s.close()  # idempotent
+
+
+@pytest.mark.clientless
+def test_refusals_are_typed(start_service, tmp_path: Path):
+    tenants = tmp_path / "tenants.json"
+    tenants.write_text(json.dumps({"tenants": {"one": {"api_keys": ["k1"], "max_sessions": 1}}}))
+    strict = start_service(INNDX_TENANTS_FILE=str(tenants))
+    with pytest.raises(inndx.PolicyError) as unknown:
+        inndx.connect(strict.ws_url, "stranger")
+    assert unknown.value.code == 403 and unknown.value.fatal and "stranger" in unknown.value.message
+    with pytest.raises(inndx.PolicyError) as keyless:
+        inndx.connect(strict.ws_url, "one")
+    assert keyless.value.code == 401
+    with inndx.connect(strict.ws_url, "one", "k1") as s:
+        with pytest.raises(inndx.CapacityError) as quota:
+            inndx.connect(strict.ws_url, "one", "k1")
+        assert quota.value.code == 429
+        assert s.session_id
+    # the quota is freed once the server has closed that socket, a moment after the client saw it close
+    malformed = wait_for(lambda: _refusal(strict, max_redirects=99), scaled(10), what="the quota to be freed")
+    assert malformed.code == 400 and malformed.fatal and "max_redirects" in malformed.message
+
+
+def _refusal(service: Service, **fields) -> inndx.Error | None:
+    """The error an open with these fields gets (None while the tenant's quota is still taken)."""
+    try:
+        inndx.connect(service.ws_url, "one", "k1", **fields).close()
+    except inndx.CapacityError:
+        return None
+    except inndx.Error as exc:
+        return exc
+    raise AssertionError(f"the open with {fields} was accepted")
+
+
+def _cli(service: Service, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "INNDX_URL": service.url, "INNDX_TENANT": TENANT}
+    return subprocess.run([sys.executable, "-m", "inndx", *args], env=env, capture_output=True, text=True,
+                          timeout=scaled(90), check=False)
+
+
+def test_cli(client, service: Service, site: Site, tmp_path: Path):
+    target = site.url("/redirect/301?to=/form")
+    if client == "standard":
+        done = _cli(service, "goto", target, "--json")
+        assert done.returncode == 0, done.stderr
+        reply = json.loads(done.stdout)
+        validate_frame(reply)
+        assert reply["status_code"] == 200 and reply["redirects"][0]["type"] == "permanent"
+        failed = _cli(service, "goto", target, "--click", "#go")
+        assert failed.returncode == 1 and "error 501" in failed.stderr
+        plain = _cli(service, "goto", site.url("/html"), "--url", service.ws_url, "--tenant", "other")
+        assert plain.returncode == 0 and plain.stdout.startswith(f"200 {site.url('/html')} (text/html")
+        return
+    shot = tmp_path / "shot.png"
+    done = _cli(service, "goto", target, "--client", client, "--json", "--wait-selector", "#name",
+                "--fill", "#name", "from-cli", "--click", "#go", "--screenshot", str(shot))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["url"] == site.url("/form")
+    assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert any(r["path"] == "/echo" and "name=from-cli" in r["query"] for r in site.requests)
