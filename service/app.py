@@ -13,6 +13,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask_sock import Sock
 
 from service import __version__, endpoint
+from service.clients import browser_process
 from service.config import Settings
 from service.errors import BadRequest, ServiceError
 from service.hub import Hub
@@ -31,6 +32,8 @@ def _refuse(error: ServiceError) -> Response:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    # Browsers and temp dirs of a worker that died (SIGKILL, out of memory) go first.
+    browser_process.reap_orphans()
     hub = Hub(settings)
     app = Flask(__name__)
     app.extensions["inndx"] = hub

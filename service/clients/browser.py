@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import psutil
 import urllib3
 from selenium.common import exceptions as sel
 from selenium.webdriver.common.by import By
@@ -96,7 +95,6 @@ class BrowserClient(FetchClient):
         self._closed = False
         self._dead: str | None = None
         self._user_agent: str | None = None  # the override now applied ("" = none)
-        self._browser_procs: list[psutil.Process] = []
         self._next_heartbeat = 0.0
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -106,11 +104,6 @@ class BrowserClient(FetchClient):
             return
         launched = launch(self.kind, self.options, self.settings, deadline)
         self._launched = launched
-        if launched.driver_pid is not None:
-            try:
-                self._browser_procs = psutil.Process(launched.driver_pid).children()
-            except psutil.Error:
-                self._browser_procs = []
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
         events = list(EVENTS) + (list(CHROME_EVENTS) if self.kind == "chrome" else [])
         launched.bidi.command(
@@ -139,11 +132,6 @@ class BrowserClient(FetchClient):
         launched, self._launched = self._launched, None
         if launched is not None:
             launched.shutdown()
-            kill = [p for p in self._browser_procs if _running(p)]
-            if kill:
-                from service.clients.browser_launch import kill_processes
-
-                kill_processes(kill)
 
     # ----- goto -----------------------------------------------------------------------------
     @_boundary
@@ -333,14 +321,7 @@ class BrowserClient(FetchClient):
     # ----- liveness and translation ---------------------------------------------------------
     def _alive_local(self) -> bool:
         launched = self._launched
-        if launched is None or launched.driver_pid is None:
-            return True
-        procs = self._browser_procs
-        try:
-            driver_ok = psutil.Process(launched.driver_pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            driver_ok = False
-        return driver_ok and (not procs or any(_running(p) for p in procs))
+        return launched is None or launched.alive()
 
     def _remote_heartbeat(self) -> bool:
         """While a BiDi reply is awaited from a Grid: every few seconds, ask the Grid over HTTP.
@@ -428,13 +409,6 @@ class BrowserClient(FetchClient):
             return self._lost(exc)
         logger.error("%s %s failed unexpectedly", self.kind, action, exc_info=exc)
         return errors.InternalError(f"{action} failed: {_first_line(exc)}")
-
-
-def _running(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _local(value: Any) -> dict:
