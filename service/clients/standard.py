@@ -17,9 +17,11 @@ import httpx
 
 from service import network_policy
 from service.clients.base import ClientOptions, FetchClient, GotoRequest, GotoResult
+from service.clients.body_decoding import BodyDecoder, DecodeError, content_encodings
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
 from service.errors import (
+    BadAnswer,
     BadRequest,
     Conflict,
     GatewayTimeout,
@@ -32,6 +34,7 @@ from service.headers import media_type
 from service.redirects import REDIRECT_STATUSES, keeps_body, method_after, server_hop
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+ACCEPT_ENCODING = "gzip, deflate"  # what body_decoding undoes
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding", "transfer-encoding"}
 
 
@@ -67,6 +70,7 @@ class StandardClient(FetchClient):
         self._proxy_turn = 0
         self._last_body: bytes | None = None
         self._loaded = False
+        self._location: str | None = None
 
     def _client(self) -> httpx.Client:
         """The httpx client for the next attempt: one per proxy, all sharing one cookie jar.
@@ -77,12 +81,22 @@ class StandardClient(FetchClient):
             self._proxy_turn += 1
         client = self._clients.get(proxy)
         if client is None:
-            client = httpx.Client(proxy=proxy, cookies=self._jar, follow_redirects=False, trust_env=False)
+            client = httpx.Client(
+                proxy=proxy,
+                cookies=self._jar,
+                follow_redirects=False,
+                trust_env=False,
+                event_hooks={"response": [self._remember_location]},
+            )
             if proxy is None and not self.options.allow_private_networks:
                 # the transport's connection pool is httpcore's; its backend opens the sockets
                 client._transport._pool._network_backend = _PolicyBackend()
             self._clients[proxy] = client
         return client
+
+    def _remember_location(self, response: httpx.Response) -> None:
+        """Runs before httpx looks at the Location, so an error about it can quote it."""
+        self._location = response.headers.get("location")
 
     # ---------------------------------------------------------------------------------- goto
 
@@ -97,17 +111,15 @@ class StandardClient(FetchClient):
         redirects, cookies = [], []
         while True:
             network_policy.check_url(url, self.options.allow_private_networks)
-            response_headers, status, content = self._send(client, method, url, headers, body, deadline)
+            response_headers, status, content = self._send(client, method, url, headers, body, deadline, bool(redirects))
             cookies.extend(cookies_from_headers(response_headers, url))
-            location = next((v for k, v in response_headers if k.lower() == "location"), None)
-            if status not in REDIRECT_STATUSES or location is None:
+            location = next((v for k, v in response_headers if k.lower() == "location"), "").strip()
+            if status not in REDIRECT_STATUSES or not location:  # an empty Location: no redirect (as browsers)
                 break
-            hop = server_hop(url, status, location)
+            hop = _checked_hop(url, status, location)
             if len(redirects) >= self.options.max_redirects:
                 raise TooManyRedirects(f"more than {self.options.max_redirects} redirects (max_redirects)")
             redirects.append(hop)
-            if urlsplit(hop.location).scheme not in ("http", "https"):
-                raise BadRequest(f"redirect to a non-http(s) URL: {hop.location[:200]!r}")
             next_method = method_after(status, method)
             if not keeps_body(status) and next_method != method:
                 body = None
@@ -130,16 +142,24 @@ class StandardClient(FetchClient):
     @staticmethod
     def _request_headers(request: GotoRequest) -> list[tuple[str, str]]:
         own = {name.lower() for name, _ in request.headers}
-        headers = [("User-Agent", request.user_agent), ("Accept", ACCEPT)]
+        headers = [("User-Agent", request.user_agent), ("Accept", ACCEPT), ("Accept-Encoding", ACCEPT_ENCODING)]
         headers = [(k, v) for k, v in headers if k.lower() not in own]
         if request.referrer and "referer" not in own:
             headers.append(("Referer", request.referrer))
         return headers + list(request.headers)
 
     def _send(
-        self, client: httpx.Client, method: str, url: str, headers: list, body: bytes | None, deadline: Deadline
+        self,
+        client: httpx.Client,
+        method: str,
+        url: str,
+        headers: list,
+        body: bytes | None,
+        deadline: Deadline,
+        hop: bool = False,
     ) -> tuple[list[tuple[str, str]], int, bytes]:
-        """One request: (headers in received order, status, decoded body)."""
+        """One request: (headers in received order, status, decoded body). ``hop``: the URL came
+        from a server's Location, so a URL httpx cannot use is the server's fault (502)."""
         remaining = deadline.remaining()
         if remaining <= 0:
             raise GatewayTimeout(f"timed out after {deadline.seconds:g}s")
@@ -147,15 +167,25 @@ class StandardClient(FetchClient):
             prepared = client.build_request(
                 method, url, headers=headers, content=body, timeout=httpx.Timeout(remaining)
             )
+        except httpx.InvalidURL as exc:
+            if hop:
+                raise BadAnswer(f"the server redirected to an invalid Location {url[:200]!r}: {exc}") from exc
+            raise BadRequest(f"invalid url {_brief(url)}: {exc}") from exc
+        self._location = None
+        try:
             response = client.send(prepared, stream=True)
+        except httpx.InvalidURL as exc:
+            # httpx builds the next request from a Location even when it does not follow it,
+            # and raises here when the Location is unusable: the server's fault
+            raise BadAnswer(
+                f"{_brief(url)} answered with an invalid Location {(self._location or '')[:200]!r}: {exc}"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise GatewayTimeout(f"timed out after {deadline.seconds:g}s fetching {_brief(url)}") from exc
         except httpx.ProxyError as exc:
             raise UpstreamError(f"proxy failed for {_brief(url)}: {exc}") from exc
         except httpx.TransportError as exc:
             raise UpstreamError(f"fetching {_brief(url)} failed: {type(exc).__name__}: {exc}") from exc
-        except httpx.InvalidURL as exc:
-            raise BadRequest(f"invalid url {_brief(url)}: {exc}") from exc
         try:
             content = self._read_body(response, deadline, url)
         finally:
@@ -164,19 +194,25 @@ class StandardClient(FetchClient):
         return headers_received, response.status_code, content
 
     def _read_body(self, response: httpx.Response, deadline: Deadline, url: str) -> bytes:
+        """The body as received (``iter_raw``), decoded by our own bounded decoder: the limit
+        holds for the raw and the decoded size, at every step, stacked encodings included."""
+        decoder = BodyDecoder(content_encodings(response.headers.multi_items()), self.max_body_bytes)
         chunks, size = [], 0
         try:
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_raw():
                 size += len(chunk)
                 if size > self.max_body_bytes:
                     raise TooLarge(f"the response body is over the {self.max_body_bytes}-byte limit")
                 if deadline.expired():
                     raise GatewayTimeout(f"timed out after {deadline.seconds:g}s reading {_brief(url)}")
-                chunks.append(chunk)
+                chunks += decoder.feed(chunk)
+            chunks += decoder.finish()
         except httpx.TimeoutException as exc:
             raise GatewayTimeout(f"timed out after {deadline.seconds:g}s reading {_brief(url)}") from exc
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise UpstreamError(f"reading {_brief(url)} failed: {type(exc).__name__}: {exc}") from exc
+        except DecodeError as exc:
+            raise UpstreamError(f"reading {_brief(url)} failed: {exc}") from exc
         return b"".join(chunks)
 
     # ---------------------------------------------------------------------------------- actions
@@ -202,6 +238,20 @@ class StandardClient(FetchClient):
         clients, self._clients = self._clients, {}
         for client in clients.values():
             client.close()
+
+
+def _checked_hop(url: str, status: int, location: str):
+    """The redirect a Location gives, or ``BadAnswer`` naming a Location no browser would follow
+    (not http(s), no host, a port out of range, an unparsable address)."""
+    try:
+        hop = server_hop(url, status, location)
+        parts = urlsplit(hop.location)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # urljoin and .port raise it for "http://[x", "http://a:99999/"
+        usable = False
+    if not usable:
+        raise BadAnswer(f"{_brief(url)} answered {status} with an invalid Location {location[:200]!r}")
+    return hop
 
 
 def _brief(url: str) -> str:
