@@ -146,11 +146,12 @@ class BrowserClient(FetchClient):
             )
             self._user_agent = wanted
         for cookie in request.cookies:
-            bidi.command(
-                "storage.setCookie",
-                {"cookie": cookie_params(cookie, request.url)},
-                deadline,
-            )
+            try:
+                bidi.command("storage.setCookie", {"cookie": cookie_params(cookie, request.url)}, deadline)
+            except BidiError as exc:  # the client's cookie (a NUL in its domain, say)
+                raise errors.BadRequest(
+                    f"the browser refused cookie {cookie.name[:100]!r}: {exc.error}: {exc.message[:200]}"
+                ) from exc
         if "#" in request.url:
             self._leave_document(request.url, deadline)
         navigation = Navigation(
@@ -402,6 +403,8 @@ class BrowserClient(FetchClient):
             "invalid session id",
         ):
             return self._lost(exc)
+        if isinstance(exc, BidiError):  # the browser is alive and said no: never fatal
+            return _bidi_refusal(exc, action)
         name = type(exc).__module__
         if name.startswith(("urllib3", "websocket")):
             if "ReadTimeout" in type(exc).__name__:
@@ -409,6 +412,26 @@ class BrowserClient(FetchClient):
             return self._lost(exc)
         logger.error("%s %s failed unexpectedly", self.kind, action, exc_info=exc)
         return errors.InternalError(f"{action} failed: {_first_line(exc)}")
+
+
+_BIDI_CODES: dict[str, type[errors.ServiceError]] = {
+    "invalid argument": errors.BadRequest,
+    "invalid selector": errors.BadRequest,
+    "unable to set cookie": errors.BadRequest,
+    "no such element": errors.NotFound,
+    "no such node": errors.NotFound,
+    "unsupported operation": errors.NotSupported,
+    "unknown command": errors.NotSupported,
+    "timeout": errors.GatewayTimeout,
+}
+
+
+def _bidi_refusal(exc: BidiError, action: str) -> errors.ServiceError:
+    """A BiDi error from a live browser that no call site expected: a non-fatal error frame (the
+    browser, like an upstream server, refused: 502 unless the error names a better code)."""
+    logger.warning("%s: the browser answered %s", action, exc.error)
+    kind = _BIDI_CODES.get(exc.error, errors.BadAnswer)
+    return kind(f"{action}: the browser answered {exc.error}: {exc.message[:200]}", fatal=False)
 
 
 def _local(value: Any) -> dict:

@@ -31,7 +31,7 @@ from service.clients.base import Cookie, GotoRequest, GotoResult, Redirect
 from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, parse_headers_text, wire_headers
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
-from service.headers import header_value, media_type
+from service.headers import header_value, media_type, reportable
 
 if TYPE_CHECKING:
     from service.clients.browser_launch import Bidi, BrowserSettings, Launched
@@ -440,6 +440,10 @@ class Navigation:
             return
         reason = track.error or reply_error
         url = last.url if last else self.request.url  # type: ignore[union-attr]
+        location = header_value(last.headers, "location") if last is not None else None
+        if location is not None and last.status in redirects.REDIRECT_STATUSES:  # type: ignore[union-attr]
+            # the browser would not follow it (a bad port, host, scheme): not worth a retry
+            raise errors.BadAnswer(f"fetching {url} failed: {reason}: invalid Location {location[:200]!r}")
         raise errors.UpstreamError(f"fetching {url} failed: {reason}")
 
     # ----- the result -----------------------------------------------------------------------
@@ -465,6 +469,8 @@ class Navigation:
                 break
         last = final.hops[-1]
         status = last.status or 0
+        if status and not 100 <= status <= 999:  # browsers take "HTTP/1.1 099" as 99; no HTTP status is
+            raise errors.BadAnswer(f"{last.url} answered an invalid status code {status}")
         body = None
         if status not in EMPTY_STATUSES and last.method != "HEAD" and final.request:
             body = self._body(collector, final.request, deadline)
@@ -475,7 +481,7 @@ class Navigation:
         return GotoResult(
             url=last.url,
             status_code=status,
-            headers=last.headers,
+            headers=reportable(last.headers),
             cookies=cookies,
             body=body or None,
             redirects=chain,

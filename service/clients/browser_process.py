@@ -2,12 +2,12 @@
 
 Every local browser session gets:
 
-- **a temp dir of its own**, ``<system temp>/inndx-browser-<owner>-XXXX``, given to its driver as
+- **a temp dir of its own**, ``<system temp>/inndx-b-<owner>-XXXX``, given to its driver as
   ``TMPDIR``. Browsers inherit it, so Chrome's ``org.chromium.Chromium.*`` singleton dir, the
   profile chromedriver makes (``.org.chromium.Chromium.*``) and geckodriver's
   ``rust_mozprofile*`` all land inside it, and removing it removes them all.
 - **a marker**, ``INNDX_OWNER=<owner>`` in the driver's environment, which every browser process
-  inherits. ``<owner>`` names the worker process that started it (``<pid>.<start time in ms>``),
+  inherits. ``<owner>`` names the worker process that started it (``<pid>.<start time>``),
   so a later worker can tell whether the owner is gone. Processes are never matched by name.
 - **PR_SET_PDEATHSIG** (SIGKILL) on the driver, set in the child before it executes: when the
   thread that started the driver ends (the whole worker, killed or not), the kernel kills the
@@ -41,10 +41,10 @@ import psutil
 logger = logging.getLogger(__name__)
 
 OWNER_ENV = "INNDX_OWNER"
-TEMP_PREFIX = "inndx-browser-"
+TEMP_PREFIX = "inndx-b-"
 _PR_SET_PDEATHSIG = 1
-_TEMP_NAME = re.compile(rf"^{re.escape(TEMP_PREFIX)}(\d+\.\d+)-")
-_OWNER = re.compile(r"^(\d+)\.(\d+)$")
+_TEMP_NAME = re.compile(rf"^{re.escape(TEMP_PREFIX)}(\d+\.[0-9a-z]+)-")
+_OWNER = re.compile(r"^(\d+)\.([0-9a-z]+)$")
 
 
 def _load_prctl() -> Callable[..., int] | None:
@@ -68,11 +68,23 @@ _prctl = _load_prctl()
 
 
 def owner_of(pid: int) -> str | None:
-    """The marker naming process ``pid`` as an owner: ``<pid>.<start time in ms>``."""
+    """The marker naming process ``pid`` as an owner: ``<pid>.<start time in ms, base 36>``
+    (short: it is part of the temp dir's name, and Chrome's singleton socket path below it must
+    stay under the 108 bytes of a Unix socket address)."""
     try:
-        return f"{pid}.{int(psutil.Process(pid).create_time() * 1000)}"
+        return f"{pid}.{_base36(int(psutil.Process(pid).create_time() * 1000))}"
     except psutil.Error:
         return None
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if not number:
+            return out
 
 
 def this_owner() -> str:
