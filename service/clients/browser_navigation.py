@@ -440,11 +440,26 @@ class Navigation:
             return
         reason = track.error or reply_error
         url = last.url if last else self.request.url  # type: ignore[union-attr]
-        location = header_value(last.headers, "location") if last is not None else None
-        if location is not None and last.status in redirects.REDIRECT_STATUSES:  # type: ignore[union-attr]
+        location = self._location_of(track) if last is not None else None
+        if location is not None:
             # the browser would not follow it (a bad port, host, scheme): not worth a retry
             raise errors.BadAnswer(f"fetching {url} failed: {reason}: invalid Location {location[:200]!r}")
+        if "INVALID_REDIRECT" in reason or "UNSAFE_REDIRECT" in reason:
+            # Chrome reports neither the response nor its Location for these
+            raise errors.BadAnswer(f"fetching {url} failed: {reason}: the server's Location is not one to follow")
         raise errors.UpstreamError(f"fetching {url} failed: {reason}")
+
+    def _location_of(self, track: Track) -> str | None:
+        """The Location of the track's last hop when it was a redirect (Chrome: from its raw
+        header text, since its BiDi events of a failed redirect lack the headers)."""
+        last = track.hops[-1]
+        status, headers = last.status, last.headers
+        raw = self.extra.get(track.request or "", [])
+        if len(raw) >= len(track.hops) and raw[len(track.hops) - 1]:
+            status, headers = parse_headers_text(raw[len(track.hops) - 1])
+        if status not in redirects.REDIRECT_STATUSES:
+            return None
+        return header_value(headers, "location")
 
     # ----- the result -----------------------------------------------------------------------
     def _result(self, final: Track, collector: str, deadline: Deadline) -> GotoResult:

@@ -172,15 +172,20 @@ def test_bad_location(page: Session, hostile: HostileServer, site: Site, locatio
     reply = goto(page, url)
     assert_survives(reply, page, site)
     if "type" in reply and location == "http://a:99999/":
-        assert "99999" in reply["message"], reply  # the error names the bad Location
+        # the error names the bad Location (Chrome reports neither it nor the response: its own name)
+        assert "99999" in reply["message"] or "INVALID_REDIRECT" in reply["message"], reply
 
 
-def test_bad_location_port_names_the_location_or_is_followed_nowhere(page: Session, hostile: HostileServer, site: Site):
+def test_bad_location_port_names_the_location_or_is_followed_nowhere(
+    page: Session, hostile: HostileServer, site: Site, client: str
+):
     url = hostile.add(response("HTTP/1.1 302 Found", ["Location: http://a:99999/", "Content-Length: 0"]))
     reply = page.request({"action": "goto", "url": url, "id": "loc"}, timeout=30)
     assert reply.get("id") == "loc"
     if "type" in reply:
         assert reply["code"] == 502 and "Location" in reply["message"], reply
+        if client == "standard":
+            assert "http://a:99999/" in reply["message"], reply
     assert_survives(reply, page, site)
 
 
@@ -290,7 +295,7 @@ def test_a_cookie_the_browser_refuses_is_a_400_naming_it(page: Session, site: Si
         assert reply["id"] == 7
     else:
         assert reply["status_code"] == 200, reply
-    assert_survives(reply, page, site)
+    assert goto(page, site.url("/html")).get("status_code") == 200
 
 
 # ------------------------------------------------------------------------------- properties
