@@ -65,13 +65,16 @@ def never_answers(sock: socket.socket, stopping: threading.Event) -> None:
     stopping.wait(scaled(120))
 
 
-def endless_body(head: bytes, piece: bytes = b"x" * 65536) -> Answer:
-    """The head, then ``piece`` over and over until the client leaves or the server stops."""
+def endless_body(head: bytes, piece: bytes = b"x" * 65536, pause: float = 0.0) -> Answer:
+    """The head, then ``piece`` over and over (``pause`` seconds apart) until the client leaves
+    or the server stops."""
 
     def answer(sock: socket.socket, stopping: threading.Event) -> None:
         sock.sendall(head)
         while not stopping.is_set():
             sock.sendall(piece)
+            if pause:
+                stopping.wait(pause)
 
     return answer
 
