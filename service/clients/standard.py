@@ -54,6 +54,57 @@ class _PolicyBackend(httpcore.SyncBackend):
         raise error or httpcore.ConnectError(f"no address for {host}")
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A stream whose reads and writes never wait past the goto's deadline. httpx's timeouts
+    are per operation: a server dripping one header byte a second would otherwise hold a goto
+    for as long as the header block may grow (100 KiB: a day)."""
+
+    def __init__(self, inner: httpcore.NetworkStream, owner: StandardClient):
+        self._inner = inner
+        self._owner = owner
+
+    def _bound(self, timeout: float | None) -> float:
+        deadline = self._owner._deadline
+        if deadline is None:
+            return timeout  # type: ignore[return-value]
+        left = deadline.remaining()
+        if left <= 0:
+            raise httpcore.ReadTimeout(f"the goto's {deadline.seconds:g}s are up")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._bound(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._bound(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, self._bound(timeout))
+        return _DeadlineStream(inner, self._owner)
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend, owner: StandardClient):
+        self._inner = inner
+        self._owner = owner
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream, self._owner)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options), self._owner)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme, parts.hostname or "", parts.port
@@ -71,6 +122,7 @@ class StandardClient(FetchClient):
         self._last_body: bytes | None = None
         self._loaded = False
         self._location: str | None = None
+        self._deadline: Deadline | None = None  # the running goto's (read by _DeadlineStream)
 
     def _client(self) -> httpx.Client:
         """The httpx client for the next attempt: one per proxy, all sharing one cookie jar.
@@ -91,6 +143,8 @@ class StandardClient(FetchClient):
             if proxy is None and not self.options.allow_private_networks:
                 # the transport's connection pool is httpcore's; its backend opens the sockets
                 client._transport._pool._network_backend = _PolicyBackend()
+            pool = client._transport._pool  # every read and write also stops at the goto's deadline
+            pool._network_backend = _DeadlineBackend(pool._network_backend, self)
             self._clients[proxy] = client
         return client
 
@@ -101,6 +155,7 @@ class StandardClient(FetchClient):
     # ---------------------------------------------------------------------------------- goto
 
     def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
+        self._deadline = deadline
         client = self._client()
         jar = httpx.Cookies(self._jar)
         for cookie in request.cookies:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from tests.support.hostile import (
     HostileServer,
+    drip,
     endless_body,
     gzip_bomb,
     never_answers,
@@ -291,6 +292,16 @@ def test_endless_body_ends_at_the_body_limit_or_the_timeout(page: Session, hosti
 
 def test_a_server_that_never_answers_is_a_504(page: Session, hostile: HostileServer, site: Site):
     url = hostile.add(never_answers)
+    started = time.monotonic()
+    reply = page.request({"action": "goto", "url": url}, timeout=PAGE_TIMEOUT + 20)
+    assert reply.get("type") == "error" and reply["code"] == 504, reply
+    assert time.monotonic() - started < PAGE_TIMEOUT + 5
+    assert_survives(reply, page, site)
+
+
+def test_a_server_dripping_its_headers_is_a_504_at_the_timeout(page: Session, hostile: HostileServer, site: Site):
+    """Every read gets a byte, so no per-read timeout fires: the goto's own deadline must."""
+    url = hostile.add(drip(b"HTTP/1.1 200 OK\r\nX-Slow: "))
     started = time.monotonic()
     reply = page.request({"action": "goto", "url": url}, timeout=PAGE_TIMEOUT + 20)
     assert reply.get("type") == "error" and reply["code"] == 504, reply

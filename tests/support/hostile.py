@@ -13,7 +13,7 @@ malformed status lines, repeated or broken headers, lying lengths are sent as gi
 - Built-in behaviours for callables: ``never_answers`` (reads, then holds the connection open
   without a byte until the server stops), ``endless_body(head)`` (the head, then body bytes
   until the client goes away), ``truncated(head, body, sent)`` (``sent`` bytes of the body,
-  then close).
+  then close), ``drip(head)`` (then one byte every half second, forever).
 - ``response(status_line, headers, body)`` builds raw bytes from parts (``headers`` a list of
   raw lines, no fix-ups) and ``gzip_bomb(size, layers)`` a body of ``size`` zero bytes,
   gzipped ``layers`` times.
@@ -75,6 +75,19 @@ def endless_body(head: bytes, piece: bytes = b"x" * 65536, pause: float = 0.0) -
             sock.sendall(piece)
             if pause:
                 stopping.wait(pause)
+
+    return answer
+
+
+def drip(head: bytes, byte: bytes = b"a", pause: float = 0.5) -> Answer:
+    """``head`` (a status line and the start of a header), then one byte every ``pause`` seconds,
+    forever: every read succeeds, the answer never ends."""
+
+    def answer(sock: socket.socket, stopping: threading.Event) -> None:
+        sock.sendall(head)
+        while not stopping.is_set():
+            sock.sendall(byte)
+            stopping.wait(pause)
 
     return answer
 
