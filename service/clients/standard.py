@@ -302,6 +302,8 @@ def _checked_hop(url: str, status: int, location: str):
         hop = server_hop(url, status, location)
         parts = urlsplit(hop.location)
         usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        if location.startswith("//") or "://" in location[:16]:  # names a host: it must have one
+            usable = usable and bool(urlsplit(location).hostname)
     except ValueError:  # urljoin and .port raise it for "http://[x", "http://a:99999/"
         usable = False
     if not usable:
