@@ -110,3 +110,26 @@ def test_keeper_thread_is_released_by_end(tmp_path):
     procs.end()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_selenium_passes_our_environment_and_preexec_to_the_driver(tmp_path):
+    """The pinned Selenium's Service hands ``env`` and ``popen_kw`` to ``subprocess.Popen``: if a
+    new version stops, drivers lose their marker, temp dir and death signal. Fails loudly then."""
+    from selenium.webdriver.chrome.service import Service as ChromeService
+
+    procs = bp.SessionProcesses(temp_root=str(tmp_path))
+    script = tmp_path / "driver.sh"  # a "driver" that reports what it was given, then exits
+    script.write_text(f'#!/bin/sh\necho "$TMPDIR $INNDX_OWNER" > {tmp_path}/seen\nexit 0\n')
+    script.chmod(0o755)
+    service = ChromeService(executable_path=str(script), env=procs.driver_env(), popen_kw=procs.popen_kw())
+    service._start_process(str(script))  # the one private call: Popen without the port wait
+    assert service.process.wait(5) == 0
+    assert (tmp_path / "seen").read_text().split() == [procs.temp_dir, bp.this_owner()]
+    # and the preexec: started from a thread that then ends, the "driver" is killed
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    service = ChromeService(executable_path=str(script), env=procs.driver_env(), popen_kw=procs.popen_kw())
+    starter = threading.Thread(target=service._start_process, args=(str(script),))
+    starter.start()
+    starter.join(5)
+    assert service.process.wait(5) == -9
+    procs.end()
