@@ -17,6 +17,7 @@ Every error the client can see is a ``ServiceError``; its class says the wire co
     ├── InternalError                 500  our bug (fatal, 1011)
     ├── NotSupported                  501  action not supported by this client
     ├── UpstreamError                 502  DNS, refused, reset, TLS after the retries
+    │   └── BadAnswer                 502  a malformed answer (bad Location): not retried
     ├── Unavailable                   503  no capacity, browser lost, shutting down (fatal, 1011)
     ├── GatewayTimeout                504  navigation, script, element wait timed out
     └── TooManyRedirects              508  more redirects than max_redirects
@@ -105,6 +106,11 @@ class UpstreamError(ServiceError):
     code = 502
 
 
+class BadAnswer(UpstreamError):
+    """The server's answer cannot be followed (an invalid Location, say): the same answer would
+    come again, so it is not retried."""
+
+
 class Unavailable(ServiceError):
     code = 503
     fatal = True
@@ -119,4 +125,5 @@ class TooManyRedirects(ServiceError):
 
 
 RETRYABLE = (UpstreamError, GatewayTimeout)
-"""Errors of a goto attempt that ``max_retries`` retries."""
+"""Errors of a goto attempt that ``max_retries`` retries (except those in NOT_RETRIED)."""
+NOT_RETRIED = (BadAnswer,)
