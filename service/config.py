@@ -66,6 +66,7 @@ class Settings:
     new_session_timeout: float = 30.0  # INNDX_NEW_SESSION_TIMEOUT: bound on getting a browser
     client_redirect_settle: float = 0.4  # INNDX_CLIENT_REDIRECT_SETTLE: wait for meta refresh
     shutdown_timeout: float = 10.0  # INNDX_SHUTDOWN_TIMEOUT: sessions get this long to end
+    write_timeout: float = 30.0  # INNDX_WRITE_TIMEOUT: a client must take each frame within this
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +84,8 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.write_timeout <= 0:
+            raise SettingsError("the write timeout must be > 0")
         if not 0 < self.default_timeout <= self.max_timeout:
             raise SettingsError("the default timeout must be > 0 and at most the maximum timeout")
         for name in ("max_pending", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers"):
@@ -99,6 +102,7 @@ _DURATIONS = {
     "new_session_timeout",
     "client_redirect_settle",
     "shutdown_timeout",
+    "write_timeout",
 }
 _INTEGERS = {"port", "max_pending", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers"}
 _BOOLEANS = {"allow_private_networks"}

@@ -88,8 +88,6 @@ class Hub:
             viewport=open_frame.viewport,
             default_headers=tuple(default_headers),
         )
-        if open_frame.client != "standard":
-            self._take_browser()
         session_id = str(uuid.uuid4())
         session = Session(
             session_id,
@@ -98,31 +96,32 @@ class Hub:
             options,
             lambda: make_client(open_frame.client, options, self.settings),
             outbox,
-            self.protocol,
             max_pending=self.settings.max_pending,
-            max_frame_bytes=self.settings.max_frame_bytes,
             start_timeout=self.settings.new_session_timeout + 5,
+            idle_timeout=self.settings.idle_timeout,
+            max_lifetime=self.settings.max_lifetime,
             on_action=self.metrics.action,
+            on_end=lambda: self._session_ended(session, ticket),
         )
-        with self._lock:
+        with self._lock:  # one check and one registration: shutdown sees it, or it never starts
+            if self._shutting_down:
+                raise Unavailable("the server is shutting down", close_code=1001)
+            if session.kind != "standard":
+                if self._browsers >= self.settings.max_browsers:
+                    raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
+                self._browsers += 1
             self._sessions[session_id] = session
         self.metrics.session_opened(open_frame.client)
         session.thread.start()
         return session
 
-    def _take_browser(self) -> None:
+    def _session_ended(self, session: Session, ticket: Ticket) -> None:
+        """The session's ``on_end``, called once by its own thread after its client closed:
+        its browser slot and its tenant's ticket are freed here and nowhere else."""
         with self._lock:
-            if self._browsers >= self.settings.max_browsers:
-                raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
-            self._browsers += 1
-
-    def session_ended(self, session: Session) -> None:
-        """Called by the endpoint once the session's thread has ended."""
-        with self._lock:
-            if self._sessions.pop(session.id, None) is None:
-                return
-            if session.kind != "standard":
+            if self._sessions.pop(session.id, None) is not None and session.kind != "standard":
                 self._browsers -= 1
+        ticket.release()
         self.metrics.session_closed(session.kind)
 
     def active_sessions(self) -> int:
