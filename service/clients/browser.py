@@ -22,6 +22,7 @@ import calendar
 import functools
 import json
 import logging
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -94,6 +95,7 @@ class BrowserClient(FetchClient):
         self.settings = settings
         self._launched: Launched | None = None
         self._closed = False
+        self._lifecycle = threading.Lock()  # start() publishing its browser vs close()
         self._dead: str | None = None
         self._user_agent: str | None = None  # the override now applied ("" = none)
         self._browser_procs: list[psutil.Process] = []
@@ -105,12 +107,19 @@ class BrowserClient(FetchClient):
         if self._launched is not None:
             return
         launched = launch(self.kind, self.options, self.settings, deadline)
-        self._launched = launched
+        procs: list[psutil.Process] = []
         if launched.driver_pid is not None:
             try:
-                self._browser_procs = psutil.Process(launched.driver_pid).children()
+                procs = psutil.Process(launched.driver_pid).children()
             except psutil.Error:
-                self._browser_procs = []
+                procs = []
+        with self._lifecycle:  # a close() that came while launching must not miss this browser
+            closed = self._closed
+            if not closed:
+                self._launched, self._browser_procs = launched, procs
+        if closed:
+            self._quit(launched, procs)
+            raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
         events = list(EVENTS) + (list(CHROME_EVENTS) if self.kind == "chrome" else [])
         launched.bidi.command(
@@ -133,17 +142,22 @@ class BrowserClient(FetchClient):
         self._launched.driver.network.add_auth_handler(user, password or "")  # type: ignore[union-attr]
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        launched, self._launched = self._launched, None
+        with self._lifecycle:
+            if self._closed:
+                return
+            self._closed = True
+            launched, self._launched = self._launched, None
         if launched is not None:
-            launched.shutdown()
-            kill = [p for p in self._browser_procs if _running(p)]
-            if kill:
-                from service.clients.browser_launch import kill_processes
+            self._quit(launched, self._browser_procs)
 
-                kill_processes(kill)
+    @staticmethod
+    def _quit(launched: Launched, procs: list[psutil.Process]) -> None:
+        launched.shutdown()
+        kill = [p for p in procs if _running(p)]
+        if kill:
+            from service.clients.browser_launch import kill_processes
+
+            kill_processes(kill)
 
     # ----- goto -----------------------------------------------------------------------------
     @_boundary
