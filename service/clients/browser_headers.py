@@ -60,11 +60,3 @@ def wire_headers(request: GotoRequest) -> list[tuple[str, str]]:
     if request.referrer:
         merged["referer"] = ("Referer", request.referrer)
     return list(merged.values())
-
-
-def bidi_bytes_value(value: str) -> dict:
-    """A header value as a BiDi BytesValue: ASCII as a string, anything else as its UTF-8 bytes
-    (base64), so that the browser sends exactly those bytes, as it does for its own headers."""
-    if value.isascii():
-        return {"type": "string", "value": value}
-    return {"type": "base64", "value": base64.b64encode(value.encode("utf-8")).decode("ascii")}

@@ -28,13 +28,7 @@ from typing import TYPE_CHECKING
 
 from service import errors, network_policy, redirects
 from service.clients.base import Cookie, GotoRequest, GotoResult, Redirect
-from service.clients.browser_headers import (
-    BROWSER_OWNED,
-    bidi_bytes_value,
-    bidi_headers,
-    parse_headers_text,
-    wire_headers,
-)
+from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, parse_headers_text, wire_headers
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
 from service.headers import header_value, media_type
@@ -318,7 +312,7 @@ class Navigation:
                 if h["name"].lower() not in ours | BROWSER_OWNED | dropped
             ]
             headers += [
-                {"name": n, "value": bidi_bytes_value(v)}
+                {"name": n, "value": {"type": "string", "value": v}}
                 for n, v in self.add_headers
                 if n.lower() not in dropped
             ]
