@@ -280,8 +280,8 @@ class Session:
             return False
         if self._stop_requested.is_set() and self._stopping():
             return False
-        with self._lock:
-            self.last_activity = time.monotonic()  # idle time counts from the open, not the browser start
+        with self._lock:  # idle time and lifetime count from the open reply, not the browser start
+            self.started_at = self.last_activity = time.monotonic()
         self._move(State.READY)
         self._send(protocol.session_opened(self.id))
         self.log.info("session opened: client %s", self.kind)
