@@ -18,8 +18,8 @@ from tests.support.service import Service
 from tests.support.site import Site
 
 MAX_FRAME_BYTES = 65536
-# batches per client kind: about 20 s for each of standard, chrome and firefox
-BATCHES = {"standard": 60, "chrome": 25, "firefox": 25}
+# batches (of 1-20 frames) per client kind: about 10-15 s for each of standard, chrome and firefox
+BATCHES = {"standard": 200, "chrome": 25, "firefox": 15}
 
 
 @pytest.fixture(scope="module")
