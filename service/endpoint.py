@@ -32,11 +32,14 @@ def serve(ws: Any, hub: Hub, ticket: Ticket) -> None:
     """Run one WebSocket connection from the upgrade to the close. ``ticket`` is ours until
     a session takes it over."""
     outbox = Outbox(ws, hub.settings.write_timeout)
+    session = None
     try:
         session = _open(ws, hub, ticket, outbox)
         if session is not None:
             _read_frames(ws, hub, session, outbox)
     finally:
+        if session is not None and not session.done.is_set():
+            session.abort("the connection ended")  # however we got here, the session must not outlive it
         _let_reader_finish(ws)
 
 
@@ -85,6 +88,9 @@ def _read_frames(ws: Any, hub: Hub, session: Session, outbox: Outbox) -> None:
             item: protocol.Action | ServiceError = hub.protocol.receive(data, limit)
         except ServiceError as error:
             item = error
+        except Exception:  # our bug: this frame gets a 500 in its turn, the session goes on
+            logger.error("reading a frame failed", exc_info=True)
+            item = InternalError("internal error: the frame could not be read", fatal=False)
         session.submit(item)
         while not session.wait_for_room(POLL):  # a flood of refused frames: stop reading a while
             if not ws.connected:

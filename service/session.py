@@ -243,7 +243,7 @@ class Session:
             self.log.error("session thread crashed", exc_info=True)
             self.end_reason = "internal error"
             if not self.finished:
-                self._state = State.FAILED
+                self._move(State.FAILED)
             self._end(InternalError("internal error: the session cannot go on"), 1011, "internal error")
         finally:
             self.done.set()
