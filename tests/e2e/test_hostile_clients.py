@@ -63,6 +63,14 @@ def test_a_non_ascii_header_is_sent_as_utf8_bytes(page: Session, site: Site, cli
     assert seen["x-plain"] == "ascii"
 
 
+def test_a_non_ascii_user_agent_is_sent_as_utf8_bytes(page: Session, site: Site):
+    site.clear()
+    reply = page.request({"action": "goto", "url": site.url("/echo"), "user_agent": "bot/1 (José)"}, timeout=30)
+    assert reply["action"] == "goto" and reply["status_code"] == 200, reply
+    seen = {name.lower(): value for name, value in site.requests_to("/echo")[-1]["headers"]}
+    assert seen["user-agent"].encode("latin-1") == "bot/1 (José)".encode(), seen
+
+
 @pytest.mark.parametrize("header", [["X-A", "b\n"], ["X-A", "b\r"], ["X-A\n", "b"], ["X-A", "a\r\nX-B: c"]])
 def test_a_header_with_cr_or_lf_is_400_at_once(page: Session, site: Site, header):
     started = time.monotonic()
