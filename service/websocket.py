@@ -194,8 +194,11 @@ class GuardedSocket:
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
+        fileno = self._sock.fileno()
+        if fileno < 0:
+            raise OSError("the socket is closed")
         poller = select.poll()
-        poller.register(self._sock.fileno(), select.POLLOUT)
+        poller.register(fileno, select.POLLOUT)
         while view:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
