@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,12 +101,21 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _check_unicode(frame: Any) -> None:
-    """Every string of the frame, keys included, must be valid Unicode: JSON lets a client escape
-    a lone surrogate, which nothing downstream (HTTP, browsers, our own replies) can carry."""
+MAX_VALUES = 20_000  # JSON values in one frame; the largest valid frame holds about 13,000
+
+
+def _check_values(frame: Any) -> None:
+    """Bounds the work a frame can cause before the schema sees it (a frame of a million tiny
+    headers took minutes to validate), and checks that every string of the frame, keys included,
+    is valid Unicode: JSON lets a client escape a lone surrogate, which nothing downstream
+    (HTTP, browsers, our own replies) can carry."""
     stack: list[tuple[Any, str]] = [(frame, "$")]
+    count = 0
     while stack:
         value, path = stack.pop()
+        count += 1
+        if count > MAX_VALUES or (isinstance(value, (dict, list)) and len(value) > MAX_VALUES):
+            raise BadRequest(f"invalid frame at {path}: a frame may hold at most {MAX_VALUES} JSON values")
         if isinstance(value, str):
             if not _is_unicode(value):
                 raise BadRequest(f"invalid frame at {path}: the string holds a lone surrogate (not valid Unicode)")
@@ -148,8 +158,15 @@ def _explain(error: jsonschema.ValidationError) -> str:
     """The schema's own words where a bare pattern would be cryptic."""
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator in ("pattern", "not") and description:
-        return f"{error.instance!r} is not {description}"
-    return error.message
+        return f"{_SHORT.repr(error.instance)} is not {description}"
+    if error.validator in ("maxLength", "maxItems", "maxProperties"):
+        return f"{_SHORT.repr(error.instance)} is too long (at most {error.validator_value})"
+    return error.message if len(error.message) <= 300 else error.message[:300] + "..."
+
+
+_SHORT = reprlib.Repr()  # an error message quotes the offending value, never all of it
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxdict = 4
 
 
 class Protocol:
@@ -185,7 +202,7 @@ class Protocol:
         frame = self.decode_json(data)
         action_id = self.peek_id(frame)
         try:
-            _check_unicode(frame)
+            _check_values(frame)
             action = self.parse_action(frame)
             if action.name == "goto":
                 check_url(action.args["url"], "goto")
@@ -210,7 +227,7 @@ class Protocol:
         if max_bytes is not None:
             check_size(data, max_bytes)
         frame = self.decode_json(data)
-        _check_unicode(frame)
+        _check_values(frame)
         if isinstance(frame, dict) and "action" in frame:
             raise BadRequest("expected the open frame first, got an action frame")
         self._validate("open.request", frame)

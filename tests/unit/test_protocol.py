@@ -158,3 +158,19 @@ def test_header_counts_are_bounded():
     with pytest.raises(BadRequest) as caught:
         PROTOCOL.receive(json.dumps({"action": "goto", "url": "http://a/", "headers": headers}), 1 << 20)
     assert "$.headers" in caught.value.message
+
+
+def test_a_frame_of_a_million_values_is_refused_before_the_schema_sees_it():
+    frame = json.dumps({"action": "goto", "url": "http://a/", "headers": [["a", "b"]] * 1_000_000})
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.receive(frame, 1 << 25)
+    assert "at most 20000 JSON values" in caught.value.message
+
+
+def test_error_messages_quote_the_offending_value_briefly():
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.receive(json.dumps({"action": "goto", "url": "http://a/" + "x" * 100_000}), 1 << 20)
+    assert "$.url" in caught.value.message and len(caught.value.message) < 400
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.receive(json.dumps({"action": "goto", "url": "http://a/", "headers": [["a", "b"]] * 4000}), 1 << 20)
+    assert "at most 256" in caught.value.message and len(caught.value.message) < 400
