@@ -74,6 +74,7 @@ class Settings:
     egress_host: str = "127.0.0.1"  # INNDX_EGRESS_HOST: where the egress gateway listens
     egress_advertise_host: str = ""  # INNDX_EGRESS_ADVERTISE_HOST: how browsers reach it (Grid nodes)
     tenant_query: bool = False  # INNDX_TENANT_QUERY=1: accept ?tenant=&api_key= (browsers, the playground)
+    write_timeout: float = 30.0  # INNDX_WRITE_TIMEOUT: a client must take each frame within this
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +92,8 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.write_timeout <= 0:
+            raise SettingsError("the write timeout must be > 0")
         if not 0 < self.default_timeout <= self.max_timeout:
             raise SettingsError("the default timeout must be > 0 and at most the maximum timeout")
         try:
@@ -123,6 +126,7 @@ _DURATIONS = {
     "new_session_timeout",
     "client_redirect_settle",
     "shutdown_timeout",
+    "write_timeout",
 }
 _INTEGERS = {"port", "max_pending", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers"}
 _BOOLEANS = {"allow_private_networks", "tenant_query"}

@@ -22,6 +22,7 @@ import calendar
 import functools
 import json
 import logging
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -95,6 +96,7 @@ class BrowserClient(FetchClient):
         self.settings = settings
         self._launched: Launched | None = None
         self._closed = False
+        self._lifecycle = threading.Lock()  # start() publishing its browser vs close()
         self._dead: str | None = None
         self._user_agent: str | None = None  # the override now applied ("" = none)
         self._next_heartbeat = 0.0
@@ -105,7 +107,13 @@ class BrowserClient(FetchClient):
         if self._launched is not None:
             return
         launched = launch(self.kind, self.options, self.settings, deadline)
-        self._launched = launched
+        with self._lifecycle:  # a close() that came while launching must not miss this browser
+            closed = self._closed
+            if not closed:
+                self._launched = launched
+        if closed:
+            launched.shutdown()
+            raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
         events = list(EVENTS) + (list(CHROME_EVENTS) if self.kind == "chrome" else [])
         launched.bidi.command(
@@ -115,10 +123,11 @@ class BrowserClient(FetchClient):
         )
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        launched, self._launched = self._launched, None
+        with self._lifecycle:
+            if self._closed:
+                return
+            self._closed = True
+            launched, self._launched = self._launched, None
         if launched is not None:
             launched.shutdown()
 
