@@ -50,7 +50,11 @@ class Hub:
         self.proxies = Proxies.load(settings.proxies_file)
         self.metrics = Metrics()
         self.gateway = Gateway(
-            settings.policy, self.metrics, bind_host=settings.egress_host, advertise_host=settings.egress_address
+            settings.policy,
+            self.metrics,
+            bind_host=settings.egress_host,
+            advertise_host=settings.egress_address,
+            max_body_bytes=settings.max_body_bytes,
         )
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
         self._lock = threading.Lock()
