@@ -110,6 +110,7 @@ class Hub:
             lambda: make_client(open_frame.client, options, self.settings),
             outbox,
             max_pending=self.settings.max_pending,
+            max_pending_bytes=self.settings.max_pending_bytes,
             start_timeout=self.settings.new_session_timeout + 5,
             idle_timeout=self.settings.idle_timeout,
             max_lifetime=self.settings.max_lifetime,

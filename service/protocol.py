@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import reprlib
 from collections.abc import Mapping
@@ -66,6 +67,7 @@ class Action:
     name: str
     id: str | int | None = None
     args: Mapping[str, Any] = field(default_factory=dict)
+    size: int = field(default=0, compare=False)  # the frame's size in bytes, as it arrived
 
     @property
     def reply_action(self) -> str:
@@ -209,7 +211,7 @@ class Protocol:
         except ServiceError as error:
             error.action_id = action_id
             raise
-        return action
+        return dataclasses.replace(action, size=frame_size(data))
 
     @staticmethod
     def decode_json(data: str | bytes) -> Any:

@@ -103,6 +103,7 @@ class Session:
         outbox: Outbox,
         *,
         max_pending: int = 16,
+        max_pending_bytes: int = 32 * 1024 * 1024,
         start_timeout: float = 30.0,
         idle_timeout: float = 900.0,
         max_lifetime: float = 4 * 3600.0,
@@ -118,6 +119,8 @@ class Session:
         self._client: FetchClient | None = None
         self._outbox = outbox
         self._max_pending = max_pending
+        self._max_pending_bytes = max_pending_bytes
+        self._pending_bytes = 0  # bytes of the queued actions' frames (bounded by max_pending_bytes)
         self._max_backlog = max_pending * BACKLOG_FACTOR
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
@@ -163,8 +166,14 @@ class Session:
                     item = TooManyRequests(
                         f"too many pending actions: at most {self._max_pending} may wait", action_id=item.id
                     )
+                elif self._pending and self._pending_bytes + item.size > self._max_pending_bytes:
+                    item = TooManyRequests(
+                        f"too many pending bytes: the waiting frames may hold at most {self._max_pending_bytes}",
+                        action_id=item.id,
+                    )
                 else:
                     self._pending += 1
+                    self._pending_bytes += item.size
                     if item.name == "close":
                         self._interrupt.set()  # a goto ahead of it stops retrying
             self._backlog += 1
@@ -301,6 +310,7 @@ class Session:
                 self._backlog -= 1
                 if isinstance(item, protocol.Action):
                     self._pending -= 1
+                    self._pending_bytes -= item.size
                 self._room.notify_all()
             if not self._handle(item) or (self._stop_requested.is_set() and self._stopping()):
                 return
