@@ -314,6 +314,13 @@ class Connection:
         except (ConnectionError, OSError, TimeoutError, RuntimeError):
             pass
 
+    async def _read_answer(self, reader: asyncio.StreamReader, origin: str) -> http.Head | None:
+        """A server's (or the upstream proxy's) response head; a malformed one is a 502 of ours."""
+        try:
+            return await self._read_head(reader, response=True)
+        except http.ProxyProtocolError as exc:
+            raise _Answered(502, f"inndx egress gateway: {origin[:200]} answered malformed HTTP: {exc}") from exc
+
     async def _read_head(self, reader: asyncio.StreamReader, response: bool) -> http.Head | None:
         try:
             async with asyncio.timeout(HEAD_TIMEOUT):
@@ -391,7 +398,7 @@ class Connection:
             if upstream is not None:
                 writer.write(http.render(f"CONNECT {target} HTTP/1.1", [("Host", target), *self._upstream_headers()]))
                 await writer.drain()
-                answer = await self._read_head(reader, response=True)
+                answer = await self._read_answer(reader, f"the upstream proxy {upstream.id!r}")
                 if answer is None or not 200 <= answer.status < 300:
                     status = "no answer" if answer is None else answer.status
                     why = "refused our credentials" if answer is not None and answer.status == 407 else "failed"
@@ -429,14 +436,14 @@ class Connection:
         writer.write(request)
         out(len(request))
         await relay_body(self.reader, writer, request_body, out)
-        answer = await self._read_head(reader, response=True)
+        answer = await self._read_answer(reader, origin)
         if answer is None and reused and request_body == 0:  # the server had closed the kept connection
             self._drop_origin()
             self._origin = (origin, *await self._open(host, port))
             _, reader, writer = self._origin
             writer.write(request)
             await writer.drain()
-            answer = await self._read_head(reader, response=True)
+            answer = await self._read_answer(reader, origin)
         while True:
             if answer is None:
                 raise _Answered(502, f"inndx egress gateway: no answer from {origin[:200]}")
@@ -446,7 +453,7 @@ class Connection:
             await _write(self.writer, http.render(" ".join(answer.start).rstrip(), answer.headers), into)
             if not (100 <= answer.status < 200 and answer.status != 101):
                 break
-            answer = await self._read_head(reader, response=True)
+            answer = await self._read_answer(reader, origin)
         framing = http.body_framing(answer, request=False, method=head.method)
         seen = 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -321,3 +322,30 @@ def test_a_response_past_the_body_limit_is_cut(gateway, site):
     finally:
         gateway.max_body_bytes = limit
         listener.close()
+
+
+def test_a_malformed_answer_is_a_502_remembered(gateway):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    strict, gateway.policy = gateway.policy, Policy(allow_private=True)
+    listener = gateway.open("session-7", "chrome")
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 abc\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{port}/x"
+        assert exchange(listener, f"GET {url} HTTP/1.1\r\n\r\n".encode()).startswith(b"HTTP/1.1 502")
+        assert listener.answered(url)[0] == 502
+    finally:
+        gateway.policy = strict
+        listener.close()
+        thread.join(5)
+        server.close()
