@@ -30,11 +30,10 @@ from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from service import protocol, user_agents
+from service import middleware, protocol, user_agents
 from service.clients.base import ClientOptions, FetchClient, GotoRequest
 from service.deadline import Deadline
 from service.errors import Conflict, InternalError, NotSupported, ServiceError, TooManyRequests
-from service.retries import with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +112,7 @@ class Session:
         self.started_at = time.monotonic()
         self.last_activity = self.started_at
         self.end_reason = "open"
+        self.middleware = options.middleware or middleware.Chain(client=open_frame.client)
         self.log = logging.LoggerAdapter(logger, {"tenant": tenant, "session_id": session_id})
         self.thread = threading.Thread(target=self._run, name=f"session-{session_id[:8]}", daemon=True)
 
@@ -201,6 +201,8 @@ class Session:
                 except Exception:
                     self.log.error("closing the fetch client failed", exc_info=True)
             self.log.info("session ended: %s", self.end_reason)
+            if self.middleware.blocked:
+                self.log.info("block middleware failed %d sub-resource requests", self.middleware.blocked)
 
     def _open(self) -> bool:
         try:
@@ -299,7 +301,13 @@ class Session:
         timeout = self.open_frame.timeout
         if action.name == "goto":
             request = self._goto_request(args)
-            return with_retries(lambda: client.goto(request, Deadline(timeout)), self.open_frame.max_retries)
+            return self.middleware.goto(  # middleware: status retries, standard-client blocks
+                request.url,
+                lambda: client.goto(request, Deadline(timeout)),
+                self.open_frame.max_retries,
+                timeout,
+                self._stop_requested.wait,
+            )
         if action.name == "content":
             return client.content(Deadline(timeout))
         if action.name == "click":
@@ -317,14 +325,13 @@ class Session:
     def _goto_request(self, args: dict[str, Any]) -> GotoRequest:
         if args["method"] == "CONNECT":
             raise NotSupported("CONNECT opens a proxy tunnel, not a page: no client can goto with it")
-        own = {name.lower() for name, _ in args["headers"]}
-        defaults = tuple((n, v) for n, v in self.options.default_headers if n.lower() not in own)
-        return GotoRequest(
+        request = GotoRequest(
             url=args["url"],
             method=args["method"],
             referrer=args["referrer"],
             user_agent=user_agents.resolve(args["user_agent"], self._rng),
-            headers=defaults + args["headers"],
+            headers=args["headers"],
             cookies=args["cookies"],
             body=args["body"],
         )
+        return self.middleware.apply(request)  # middleware: headers and cookies, in order
