@@ -244,7 +244,10 @@ def build(
                     f"invalid open frame at $.middleware[{index}]: only one retry_status middleware is allowed",
                     fatal=True,
                 )
-            backoff = parse_duration(step.get("backoff", "1s"))
+            try:
+                backoff = parse_duration(step.get("backoff", "1s"))
+            except ValueError as exc:
+                raise BadRequest(f"invalid open frame at $.middleware[{index}].backoff: {exc}", fatal=True) from exc
             retry = RetryStatus(frozenset(step["statuses"]), backoff)
     return Chain(tuple(middleware), tuple(blocks), retry, client, on_blocked)
 
