@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.support.site import RESOURCE_PATHS
-from tests.support.wsclient import connect
+from tests.support.wsclient import connect, http_get
 
 CHAIN = [
     {"type": "headers", "headers": [["X-Legacy", "legacy"], ["X-Own", "default"]]},
@@ -221,3 +221,10 @@ def test_bad_middleware_is_fatal_at_the_handshake(service, middleware):
         assert frame["type"] == "fatal" and frame["code"] == 400, frame
         assert "$.middleware[" in frame["message"], frame
         assert session.expect_close(timeout=15)[0] == 1008
+
+
+@pytest.mark.clientless
+def test_the_middleware_schemas_are_served_beside_the_contract(service):
+    for kind in ("headers", "cookies", "block", "retry_status"):
+        status, _, body = http_get(f"{service.url}/schemas/middleware/{kind}.json")
+        assert status == 200 and json.loads(body)["$id"].endswith(f"/schemas/middleware/{kind}.json")
