@@ -3,12 +3,15 @@
 Both fetch clients report cookies from the Set-Cookie headers the server actually sent, so a
 cookie looks the same whichever client fetched it. ``domain`` defaults to the request host and
 ``path`` to the request's default path (RFC 6265 5.1.4); ``expires`` comes from Max-Age (which
-wins) or Expires, as ISO 8601 UTC; ``same_site`` only when the attribute was sent.
+wins) or Expires, as ISO 8601 UTC, clamped to 9999-12-31T23:59:59Z (a later date has no
+ISO 8601 form: we report the server's intent, "never", not the 400-day cap browsers apply when
+they store it); ``same_site`` only when the attribute was sent.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -16,11 +19,18 @@ from urllib.parse import urlsplit
 
 from service.clients.base import Cookie
 
+_INTEGER = re.compile(r"^-?[0-9]+$")
 _SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
 
 
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()  # the last ISO 8601 second
+
+
 def iso_utc(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 UTC; times past 9999-12-31T23:59:59Z (a server's absurd Max-Age or Expires)
+    are clamped to it, times before 1970 to the epoch."""
+    clamped = min(max(float(epoch_seconds), 0.0), LATEST)
+    return datetime.fromtimestamp(clamped, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def default_path(url: str) -> str:
@@ -62,19 +72,17 @@ def parse_set_cookie(line: str, request_url: str, now: float | None = None) -> C
             parsed = http.cookiejar.http2time(arg)
             if parsed is not None:
                 expires = iso_utc(parsed)
-        elif key == "max-age":
-            try:
-                max_age = int(arg)
-            except ValueError:
-                pass
+        elif key == "max-age" and _INTEGER.match(arg):
+            # digits beyond 18 mean "forever" (or "long ago"): no int() of thousands of digits
+            max_age = int(arg) if len(arg) <= 19 else (-1 if arg.startswith("-") else int(LATEST))
         elif key == "secure":
             secure = True
         elif key == "httponly":
             http_only = True
         elif key == "samesite":
             same_site = _SAME_SITE.get(arg.lower())
-    if max_age is not None:
-        expires = iso_utc(0 if max_age <= 0 else (now or time.time()) + max_age)
+    if max_age is not None:  # an integer of any size: clamped before it meets a float
+        expires = iso_utc(0 if max_age <= 0 else (now or time.time()) + min(max_age, int(LATEST)))
     return Cookie(
         name=name,
         value=value,

@@ -17,6 +17,7 @@ Every error the client can see is a ``ServiceError``; its class says the wire co
     ├── InternalError                 500  our bug (fatal, 1011)
     ├── NotSupported                  501  action not supported by this client
     ├── UpstreamError                 502  DNS, refused, reset, TLS after the retries
+    │   └── BadAnswer                 502  a malformed answer (bad Location): not retried
     ├── Unavailable                   503  no capacity, browser lost, shutting down (fatal, 1011)
     ├── GatewayTimeout                504  navigation, script, element wait timed out
     └── TooManyRedirects              508  more redirects than max_redirects
@@ -34,9 +35,20 @@ class ServiceError(Exception):
     fatal: bool = False
     close_code: int = 1011
 
-    def __init__(self, message: str, *, fatal: bool | None = None, close_code: int | None = None):
+    #: the ``id`` of the action frame this error answers, when it had a readable one
+    action_id: str | int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fatal: bool | None = None,
+        close_code: int | None = None,
+        action_id: str | int | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.action_id = action_id
         if fatal is not None:
             self.fatal = fatal
         if close_code is not None:
@@ -105,6 +117,11 @@ class UpstreamError(ServiceError):
     code = 502
 
 
+class BadAnswer(UpstreamError):
+    """The server's answer cannot be followed (an invalid Location, say): the same answer would
+    come again, so it is not retried."""
+
+
 class Unavailable(ServiceError):
     code = 503
     fatal = True
@@ -119,4 +136,5 @@ class TooManyRedirects(ServiceError):
 
 
 RETRYABLE = (UpstreamError, GatewayTimeout)
-"""Errors of a goto attempt that ``max_retries`` retries."""
+"""Errors of a goto attempt that ``max_retries`` retries (except those in NOT_RETRIED)."""
+NOT_RETRIED = (BadAnswer,)

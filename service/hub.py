@@ -50,7 +50,11 @@ class Hub:
         self.proxies = Proxies.load(settings.proxies_file)
         self.metrics = Metrics()
         self.gateway = Gateway(
-            settings.policy, self.metrics, bind_host=settings.egress_host, advertise_host=settings.egress_address
+            settings.policy,
+            self.metrics,
+            bind_host=settings.egress_host,
+            advertise_host=settings.egress_address,
+            max_body_bytes=settings.max_body_bytes,
         )
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
         self._lock = threading.Lock()
@@ -82,15 +86,8 @@ class Hub:
         chain = middleware.build(open_frame.middleware, open_frame.client, self.metrics.blocked)
         session_id = str(uuid.uuid4())
         egress = None
-        if open_frame.client != "standard":
-            self._take_browser()
-            try:
-                egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
-            except Exception:
-                self._give_back_browser()
-                raise
-            with self._lock:
-                self._egress[session_id] = egress
+        if open_frame.client != "standard":  # the browser's one road out, tied to this session
+            egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
         options = ClientOptions(
             timeout=open_frame.timeout,
             max_redirects=open_frame.max_redirects,
@@ -107,38 +104,44 @@ class Hub:
             options,
             lambda: make_client(open_frame.client, options, self.settings),
             outbox,
-            self.protocol,
             max_pending=self.settings.max_pending,
-            max_frame_bytes=self.settings.max_frame_bytes,
+            max_pending_bytes=self.settings.max_pending_bytes,
             start_timeout=self.settings.new_session_timeout + 5,
+            idle_timeout=self.settings.idle_timeout,
+            max_lifetime=self.settings.max_lifetime,
             on_action=self.metrics.action,
+            on_end=lambda: self._session_ended(session, ticket),
         )
-        with self._lock:
-            self._sessions[session_id] = session
+        try:
+            with self._lock:  # one check and one registration: shutdown sees it, or it never starts
+                if self._shutting_down:
+                    raise Unavailable("the server is shutting down", close_code=1001)
+                if session.kind != "standard":
+                    if self._browsers >= self.settings.max_browsers:
+                        raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
+                    self._browsers += 1
+                self._sessions[session_id] = session
+                if egress is not None:
+                    self._egress[session_id] = egress
+        except BaseException:
+            if egress is not None:
+                egress.close()
+            raise
         self.metrics.session_opened(open_frame.client)
         session.thread.start()
         return session
 
-    def _take_browser(self) -> None:
+    def _session_ended(self, session: Session, ticket: Ticket) -> None:
+        """The session's ``on_end``, called once by its own thread after its client closed:
+        its browser slot, its egress listener and its tenant's ticket are freed here and nowhere
+        else."""
         with self._lock:
-            if self._browsers >= self.settings.max_browsers:
-                raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
-            self._browsers += 1
-
-    def _give_back_browser(self) -> None:
-        with self._lock:
-            self._browsers -= 1
-
-    def session_ended(self, session: Session) -> None:
-        """Called by the endpoint once the session's thread has ended (its browser is gone)."""
-        with self._lock:
-            if self._sessions.pop(session.id, None) is None:
-                return
-            if session.kind != "standard":
+            if self._sessions.pop(session.id, None) is not None and session.kind != "standard":
                 self._browsers -= 1
             egress = self._egress.pop(session.id, None)
         if egress is not None:
             egress.close()
+        ticket.release()
         self.metrics.session_closed(session.kind)
 
     def active_sessions(self) -> int:

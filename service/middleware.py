@@ -32,6 +32,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -160,11 +161,13 @@ class Chain:
         attempt: Callable[[], GotoResult],
         max_retries: int,
         timeout: float,
-        wait: Callable[[float], Any] = time.sleep,
+        interrupt: threading.Event | None = None,
     ) -> GotoResult:
         """The goto of ``url``: refused when the standard client's ``block`` patterns match it;
         else run ``attempt`` with transport retries and, with ``retry_status``, status retries: at
-        most ``max_retries + 1`` attempts in all. ``wait(seconds)`` returning true stops early."""
+        most ``max_retries + 1`` attempts in all. ``interrupt`` (the session ending, or a
+        ``close`` waiting behind this goto) ends the waits and the retries."""
+        interrupt = interrupt or threading.Event()
         calls = 0
 
         def counted() -> GotoResult:
@@ -180,12 +183,12 @@ class Chain:
         if self.client == "standard":
             self.check_url(url)
         if self.retry is None:
-            return with_retries(counted, max_retries)
+            return with_retries(counted, max_retries, interrupt)
 
         delay = self.retry.backoff
         while True:
-            result = with_retries(counted, max(0, max_retries - calls))
-            if result.status_code not in self.retry.statuses or calls > max_retries:
+            result = with_retries(counted, max(0, max_retries - calls), interrupt)
+            if result.status_code not in self.retry.statuses or calls > max_retries or interrupt.is_set():
                 return result
             after = retry_after(result.headers)
             pause = after if after is not None else min(delay, timeout)
@@ -193,7 +196,7 @@ class Chain:
                 logger.info("goto status %d: Retry-After %.1fs is past the timeout", result.status_code, pause)
                 return result
             logger.info("goto status %d: retrying in %.2fs", result.status_code, pause)
-            if wait(pause):
+            if interrupt.wait(pause):
                 return result
             delay *= 2
 

@@ -22,12 +22,12 @@ import calendar
 import functools
 import json
 import logging
+import threading
 import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import psutil
 import urllib3
 from selenium.common import exceptions as sel
 from selenium.webdriver.common.by import By
@@ -96,9 +96,9 @@ class BrowserClient(FetchClient):
         self.settings = settings
         self._launched: Launched | None = None
         self._closed = False
+        self._lifecycle = threading.Lock()  # start() publishing its browser vs close()
         self._dead: str | None = None
         self._user_agent: str | None = None  # the override now applied ("" = none)
-        self._browser_procs: list[psutil.Process] = []
         self._next_heartbeat = 0.0
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -107,12 +107,13 @@ class BrowserClient(FetchClient):
         if self._launched is not None:
             return
         launched = launch(self.kind, self.options, self.settings, deadline)
-        self._launched = launched
-        if launched.driver_pid is not None:
-            try:
-                self._browser_procs = psutil.Process(launched.driver_pid).children()
-            except psutil.Error:
-                self._browser_procs = []
+        with self._lifecycle:  # a close() that came while launching must not miss this browser
+            closed = self._closed
+            if not closed:
+                self._launched = launched
+        if closed:
+            launched.shutdown()
+            raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
         events = list(EVENTS) + (list(CHROME_EVENTS) if self.kind == "chrome" else [])
         launched.bidi.command(
@@ -122,17 +123,13 @@ class BrowserClient(FetchClient):
         )
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        launched, self._launched = self._launched, None
+        with self._lifecycle:
+            if self._closed:
+                return
+            self._closed = True
+            launched, self._launched = self._launched, None
         if launched is not None:
             launched.shutdown()
-            kill = [p for p in self._browser_procs if _running(p)]
-            if kill:
-                from service.clients.browser_launch import kill_processes
-
-                kill_processes(kill)
 
     # ----- goto -----------------------------------------------------------------------------
     @_boundary
@@ -147,11 +144,12 @@ class BrowserClient(FetchClient):
             )
             self._user_agent = wanted
         for cookie in request.cookies:
-            bidi.command(
-                "storage.setCookie",
-                {"cookie": cookie_params(cookie, request.url)},
-                deadline,
-            )
+            try:
+                bidi.command("storage.setCookie", {"cookie": cookie_params(cookie, request.url)}, deadline)
+            except BidiError as exc:  # the client's cookie (a NUL in its domain, say)
+                raise errors.BadRequest(
+                    f"the browser refused cookie {cookie.name[:100]!r}: {exc.error}: {exc.message[:200]}"
+                ) from exc
         if "#" in request.url:
             self._leave_document(request.url, deadline)
         navigation = Navigation(
@@ -324,14 +322,7 @@ class BrowserClient(FetchClient):
     # ----- liveness and translation ---------------------------------------------------------
     def _alive_local(self) -> bool:
         launched = self._launched
-        if launched is None or launched.driver_pid is None:
-            return True
-        procs = self._browser_procs
-        try:
-            driver_ok = psutil.Process(launched.driver_pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            driver_ok = False
-        return driver_ok and (not procs or any(_running(p) for p in procs))
+        return launched is None or launched.alive()
 
     def _remote_heartbeat(self) -> bool:
         """While a BiDi reply is awaited from a Grid: every few seconds, ask the Grid over HTTP.
@@ -412,6 +403,8 @@ class BrowserClient(FetchClient):
             "invalid session id",
         ):
             return self._lost(exc)
+        if isinstance(exc, BidiError):  # the browser is alive and said no: never fatal
+            return _bidi_refusal(exc, action)
         name = type(exc).__module__
         if name.startswith(("urllib3", "websocket")):
             if "ReadTimeout" in type(exc).__name__:
@@ -421,11 +414,24 @@ class BrowserClient(FetchClient):
         return errors.InternalError(f"{action} failed: {_first_line(exc)}")
 
 
-def _running(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+_BIDI_CODES: dict[str, type[errors.ServiceError]] = {
+    "invalid argument": errors.BadRequest,
+    "invalid selector": errors.BadRequest,
+    "unable to set cookie": errors.BadRequest,
+    "no such element": errors.NotFound,
+    "no such node": errors.NotFound,
+    "unsupported operation": errors.NotSupported,
+    "unknown command": errors.NotSupported,
+    "timeout": errors.GatewayTimeout,
+}
+
+
+def _bidi_refusal(exc: BidiError, action: str) -> errors.ServiceError:
+    """A BiDi error from a live browser that no call site expected: a non-fatal error frame (the
+    browser, like an upstream server, refused: 502 unless the error names a better code)."""
+    logger.warning("%s: the browser answered %s", action, exc.error)
+    kind = _BIDI_CODES.get(exc.error, errors.BadAnswer)
+    return kind(f"{action}: the browser answered {exc.error}: {exc.message[:200]}", fatal=False)
 
 
 def _local(value: Any) -> dict:

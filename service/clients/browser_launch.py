@@ -9,8 +9,9 @@
   hooks the connection's message handler so that our replies and events are recorded in wire
   order, under one condition variable, and commands can be sent without waiting (the goto loop
   answers blocked requests while its ``navigate`` is pending).
-- ``Launched.shutdown()``: quit with bounded waits, then kill whatever remains of the process
-  tree the driver started (recorded after start and again before quit: browsers re-parent).
+- ``Launched.shutdown()``: quit with bounded waits, then end the session's processes and temp
+  dir (``browser_process.SessionProcesses``: the driver starts with a death signal, a marker and
+  a temp dir of its own).
 """
 
 from __future__ import annotations
@@ -18,25 +19,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import psutil
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.firefox.service import Service as FirefoxService
 
 from service import errors
 from service.clients.base import ClientOptions, Viewport
+from service.clients.browser_process import SessionProcesses
 from service.deadline import Deadline
 
 logger = logging.getLogger(__name__)
@@ -262,36 +261,27 @@ class Launched:
     bidi: Bidi
     context: str
     remote: bool
-    driver_pid: int | None = None
-    _procs: dict[int, psutil.Process] = field(default_factory=dict)
-    _profiles: set[str] = field(default_factory=set)  # temporary profile dirs the driver made
+    processes: SessionProcesses | None = None  # local browsers only
     _closed: bool = False
-
-    def record_tree(self) -> None:
-        """Remember the driver's process and all its descendants (they may be re-parented later)."""
-        if self.driver_pid is None:
-            return
-        try:
-            root = psutil.Process(self.driver_pid)
-            for proc in [root, *root.children(recursive=True)]:
-                if proc.pid not in self._procs:
-                    self._procs[proc.pid] = proc
-                    self._profiles.update(_profile_dirs(proc))
-        except psutil.Error:
-            pass
 
     def set_http_timeout(self, seconds: float) -> None:
         """Bound the next classic (HTTP) WebDriver command."""
         self.driver.command_executor.client_config.timeout = max(0.5, seconds)
 
+    def alive(self) -> bool:
+        """Local: the driver and a browser process run. Remote: not known here (True)."""
+        return self.processes is None or self.processes.alive()
+
     def shutdown(self) -> None:
-        """Quit (bounded), then make sure no process of ours survives. Idempotent."""
+        """Quit (bounded), then make sure no process or file of ours survives. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self.record_tree()
+        if self.processes is not None:
+            self.processes.record_tree()
         self._quit_bounded()
-        self._kill_tree()
+        if self.processes is not None:
+            self.processes.end()
 
     def _quit_bounded(self) -> None:
         conn = getattr(self.driver, "_websocket_connection", None)
@@ -330,45 +320,6 @@ class Launched:
                     service.process.kill()
                 except OSError:
                     pass
-
-    def _kill_tree(self) -> None:
-        kill_processes(list(self._procs.values()))
-        for path in self._profiles:  # left behind when the driver itself was killed
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _profile_dirs(proc: psutil.Process) -> set[str]:
-    """The temporary profile directory a browser process runs with (only under the temp dir)."""
-    try:
-        args = proc.cmdline()
-    except psutil.Error:
-        return set()
-    found = set()
-    for index, arg in enumerate(args):
-        if arg == "-profile" and index + 1 < len(args):
-            found.add(args[index + 1])
-        elif arg.startswith("--user-data-dir="):
-            found.add(arg.split("=", 1)[1])
-    temp = os.path.realpath(tempfile.gettempdir()) + os.sep
-    return {path for path in found if os.path.realpath(path).startswith(temp)}
-
-
-def kill_processes(procs: list[psutil.Process], grace: float = 0.5) -> None:
-    alive = []
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                proc.terminate()
-                alive.append(proc)
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(alive, timeout=grace)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=grace)
 
 
 def proxy_parts(url: str) -> tuple[str, int, str | None, str | None]:
@@ -438,6 +389,7 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
         opts.binary_location = ""  # the Grid node's stereotype names its own binary
     bound = min(settings.new_session_timeout, max(deadline.remaining(), 0.1))
     service = None
+    processes: SessionProcesses | None = None
     if settings.remote_url is None:
         binary, driver_path = (
             (settings.chrome_binary, settings.chromedriver)
@@ -446,8 +398,14 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
         )
         _require_file(binary, f"{kind} binary")
         _require_file(driver_path, f"{kind} driver")
+        try:
+            processes = SessionProcesses()
+        except OSError as exc:
+            raise errors.Unavailable(f"could not make a temp dir for the browser: {exc}") from exc
         service_class = ChromeService if kind == "chrome" else FirefoxService
-        service = service_class(executable_path=driver_path)
+        service = service_class(
+            executable_path=driver_path, env=processes.driver_env(), popen_kw=processes.popen_kw()
+        )
 
     box: dict[str, Any] = {}
 
@@ -474,12 +432,22 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
             box["error"] = exc
 
     started = time.monotonic()
-    thread = threading.Thread(target=create, name=f"{kind}-launch", daemon=True)
-    thread.start()
-    thread.join(bound)
+    done = threading.Event()
+
+    def create_then_signal() -> None:
+        try:
+            create()
+        finally:
+            done.set()
+
+    if processes is not None:  # the thread that starts the driver lives as long as it does
+        processes.keeper.run(create_then_signal)
+    else:
+        threading.Thread(target=create_then_signal, name=f"{kind}-launch", daemon=True).start()
+    done.wait(bound)
     where = f"Selenium Grid at {settings.remote_url}" if service is None else f"local {kind}"
-    if thread.is_alive() or "driver" not in box:
-        _abandon_launch(service, box, thread)
+    if not done.is_set() or "driver" not in box:
+        _abandon_launch(service, processes, box, done)
         exc = box.get("error")
         if exc is None:
             raise errors.Unavailable(
@@ -498,10 +466,10 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
             ) from exc
         raise errors.Unavailable(f"could not start a browser ({where}): {text}") from exc
     driver = box["driver"]
-    launched = Launched(kind=kind, driver=driver, bidi=None, context="", remote=service is None)  # type: ignore[arg-type]
-    if service is not None and service.process is not None:
-        launched.driver_pid = service.process.pid
-        launched.record_tree()
+    launched = Launched(kind=kind, driver=driver, bidi=None, context="", remote=service is None, processes=processes)  # type: ignore[arg-type]
+    if processes is not None and service is not None and service.process is not None:
+        processes.attach(service.process.pid)
+        processes.watch_browsers()
     try:
         driver.command_executor.client_config.websocket_interval = WEBSOCKET_INTERVAL
         driver._start_bidi()
@@ -526,19 +494,17 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
     return launched
 
 
-def _abandon_launch(service: Any, box: dict, thread: threading.Thread) -> None:
+def _abandon_launch(
+    service: Any, processes: SessionProcesses | None, box: dict, done: threading.Event
+) -> None:
     """A launch that failed or overran: end whatever it started."""
-    procs: list[psutil.Process] = []
-    if service is not None and getattr(service, "process", None) is not None:
-        try:
-            root = psutil.Process(service.process.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            pass
-    kill_processes(procs, grace=0.5)
-    thread.join(2.0)
+    if processes is not None:
+        if service is not None and getattr(service, "process", None) is not None:
+            processes.attach(service.process.pid)
+        processes.end()
+    done.wait(2.0)
     driver = box.get("driver")
-    if driver is not None:  # a Grid session that arrived too late
+    if driver is not None and processes is None:  # a Grid session that arrived too late
         try:
             driver.command_executor.client_config.timeout = QUIT_BOUND
             driver.quit()

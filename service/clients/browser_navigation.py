@@ -32,7 +32,7 @@ from service.clients.browser_blocking import Blocking
 from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, parse_headers_text, wire_headers
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
-from service.headers import header_value, media_type
+from service.headers import header_value, media_type, reportable
 
 if TYPE_CHECKING:
     from service.clients.base import Egress
@@ -464,6 +464,13 @@ class Navigation:
         reason = track.error or reply_error
         url = last.url if last else self.request.url  # type: ignore[union-attr]
         self._raise_gateway_answer(url)
+        location = self._location_of(track) if last is not None else None
+        if location is not None:
+            # the browser would not follow it (a bad port, host, scheme): not worth a retry
+            raise errors.BadAnswer(f"fetching {url} failed: {reason}: invalid Location {location[:200]!r}")
+        if "INVALID_REDIRECT" in reason or "UNSAFE_REDIRECT" in reason:
+            # Chrome reports neither the response nor its Location for these
+            raise errors.BadAnswer(f"fetching {url} failed: {reason}: the server's Location is not one to follow")
         raise errors.UpstreamError(f"fetching {url} failed: {reason}")
 
     def _raise_gateway_answer(self, url: str) -> None:
@@ -477,6 +484,18 @@ class Navigation:
         if code == 403:
             raise errors.Forbidden(message)
         raise errors.UpstreamError(message)
+
+    def _location_of(self, track: Track) -> str | None:
+        """The Location of the track's last hop when it was a redirect (Chrome: from its raw
+        header text, since its BiDi events of a failed redirect lack the headers)."""
+        last = track.hops[-1]
+        status, headers = last.status, last.headers
+        raw = self.extra.get(track.request or "", [])
+        if len(raw) >= len(track.hops) and raw[len(track.hops) - 1]:
+            status, headers = parse_headers_text(raw[len(track.hops) - 1])
+        if status not in redirects.REDIRECT_STATUSES:
+            return None
+        return header_value(headers, "location")
 
     # ----- the result -----------------------------------------------------------------------
     def _result(self, final: Track, collector: str, deadline: Deadline) -> GotoResult:
@@ -501,8 +520,10 @@ class Navigation:
                 break
         last = final.hops[-1]
         status = last.status or 0
-        if status in (400, 403, 502):
+        if status in (400, 403, 502, 503):
             self._raise_gateway_answer(last.url)
+        if status and not 100 <= status <= 999:  # browsers take "HTTP/1.1 099" as 99; no HTTP status is
+            raise errors.BadAnswer(f"{last.url} answered an invalid status code {status}")
         body = None
         if status not in EMPTY_STATUSES and last.method != "HEAD" and final.request:
             body = self._body(collector, final.request, deadline)
@@ -513,7 +534,7 @@ class Navigation:
         return GotoResult(
             url=last.url,
             status_code=status,
-            headers=last.headers,
+            headers=reportable(last.headers),
             cookies=cookies,
             body=body or None,
             redirects=chain,

@@ -16,9 +16,11 @@ import httpcore
 import httpx
 
 from service.clients.base import ClientOptions, FetchClient, GotoRequest, GotoResult
+from service.clients.body_decoding import BodyDecoder, DecodeError, content_encodings
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
 from service.errors import (
+    BadAnswer,
     BadRequest,
     Conflict,
     GatewayTimeout,
@@ -32,6 +34,7 @@ from service.policy import Policy
 from service.redirects import REDIRECT_STATUSES, keeps_body, method_after, server_hop
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+ACCEPT_ENCODING = "gzip, deflate"  # what body_decoding undoes
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding", "transfer-encoding"}
 
 
@@ -54,6 +57,57 @@ class _PolicyBackend(httpcore.SyncBackend):
         raise error or httpcore.ConnectError(f"no address for {host}")
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A stream whose reads and writes never wait past the goto's deadline. httpx's timeouts
+    are per operation: a server dripping one header byte a second would otherwise hold a goto
+    for as long as the header block may grow (100 KiB: a day)."""
+
+    def __init__(self, inner: httpcore.NetworkStream, owner: StandardClient):
+        self._inner = inner
+        self._owner = owner
+
+    def _bound(self, timeout: float | None) -> float:
+        deadline = self._owner._deadline
+        if deadline is None:
+            return timeout  # type: ignore[return-value]
+        left = deadline.remaining()
+        if left <= 0:
+            raise httpcore.ReadTimeout(f"the goto's {deadline.seconds:g}s are up")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._bound(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._bound(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, self._bound(timeout))
+        return _DeadlineStream(inner, self._owner)
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend, owner: StandardClient):
+        self._inner = inner
+        self._owner = owner
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream, self._owner)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options), self._owner)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme, parts.hostname or "", parts.port
@@ -70,6 +124,8 @@ class StandardClient(FetchClient):
         self._proxy_turn = 0
         self._last_body: bytes | None = None
         self._loaded = False
+        self._location: str | None = None
+        self._deadline: Deadline | None = None  # the running goto's (read by _DeadlineStream)
 
     def _client(self) -> httpx.Client:
         """The httpx client for the next attempt: one per proxy, all sharing one cookie jar.
@@ -80,16 +136,29 @@ class StandardClient(FetchClient):
             self._proxy_turn += 1
         client = self._clients.get(proxy)
         if client is None:
-            client = httpx.Client(proxy=proxy, cookies=self._jar, follow_redirects=False, trust_env=False)
+            client = httpx.Client(
+                proxy=proxy,
+                cookies=self._jar,
+                follow_redirects=False,
+                trust_env=False,
+                event_hooks={"response": [self._remember_location]},
+            )
             if proxy is None and not self.options.policy.open:
                 # the transport's connection pool is httpcore's; its backend opens the sockets
                 client._transport._pool._network_backend = _PolicyBackend(self.options.policy)
+            pool = client._transport._pool  # every read and write also stops at the goto's deadline
+            pool._network_backend = _DeadlineBackend(pool._network_backend, self)
             self._clients[proxy] = client
         return client
+
+    def _remember_location(self, response: httpx.Response) -> None:
+        """Runs before httpx looks at the Location, so an error about it can quote it."""
+        self._location = response.headers.get("location")
 
     # ---------------------------------------------------------------------------------- goto
 
     def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
+        self._deadline = deadline
         client = self._client()
         jar = httpx.Cookies(self._jar)
         for cookie in request.cookies:
@@ -100,17 +169,15 @@ class StandardClient(FetchClient):
         redirects, cookies = [], []
         while True:
             self.options.policy.check_url(url)
-            response_headers, status, content = self._send(client, method, url, headers, body, deadline)
+            response_headers, status, content = self._send(client, method, url, headers, body, deadline, bool(redirects))
             cookies.extend(cookies_from_headers(response_headers, url))
-            location = next((v for k, v in response_headers if k.lower() == "location"), None)
-            if status not in REDIRECT_STATUSES or location is None:
+            location = next((v for k, v in response_headers if k.lower() == "location"), "").strip()
+            if status not in REDIRECT_STATUSES or not location:  # an empty Location: no redirect (as browsers)
                 break
-            hop = server_hop(url, status, location)
+            hop = _checked_hop(url, status, location)
             if len(redirects) >= self.options.max_redirects:
                 raise TooManyRedirects(f"more than {self.options.max_redirects} redirects (max_redirects)")
             redirects.append(hop)
-            if urlsplit(hop.location).scheme not in ("http", "https"):
-                raise BadRequest(f"redirect to a non-http(s) URL: {hop.location[:200]!r}")
             next_method = method_after(status, method)
             if not keeps_body(status) and next_method != method:
                 body = None
@@ -131,18 +198,28 @@ class StandardClient(FetchClient):
         )
 
     @staticmethod
-    def _request_headers(request: GotoRequest) -> list[tuple[str, str]]:
+    def _request_headers(request: GotoRequest) -> list[tuple[str, bytes]]:
+        """The request's headers; values as UTF-8 bytes (what browsers send for a non-ASCII
+        value), since HTTP itself has no text encoding for them."""
         own = {name.lower() for name, _ in request.headers}
-        headers = [("User-Agent", request.user_agent), ("Accept", ACCEPT)]
+        headers = [("User-Agent", request.user_agent), ("Accept", ACCEPT), ("Accept-Encoding", ACCEPT_ENCODING)]
         headers = [(k, v) for k, v in headers if k.lower() not in own]
         if request.referrer and "referer" not in own:
             headers.append(("Referer", request.referrer))
-        return headers + list(request.headers)
+        return [(name, value.encode("utf-8")) for name, value in headers + list(request.headers)]
 
     def _send(
-        self, client: httpx.Client, method: str, url: str, headers: list, body: bytes | None, deadline: Deadline
+        self,
+        client: httpx.Client,
+        method: str,
+        url: str,
+        headers: list,
+        body: bytes | None,
+        deadline: Deadline,
+        hop: bool = False,
     ) -> tuple[list[tuple[str, str]], int, bytes]:
-        """One request: (headers in received order, status, decoded body)."""
+        """One request: (headers in received order, status, decoded body). ``hop``: the URL came
+        from a server's Location, so a URL httpx cannot use is the server's fault (502)."""
         remaining = deadline.remaining()
         if remaining <= 0:
             raise GatewayTimeout(f"timed out after {deadline.seconds:g}s")
@@ -150,15 +227,25 @@ class StandardClient(FetchClient):
             prepared = client.build_request(
                 method, url, headers=headers, content=body, timeout=httpx.Timeout(remaining)
             )
+        except httpx.InvalidURL as exc:
+            if hop:
+                raise BadAnswer(f"the server redirected to an invalid Location {url[:200]!r}: {exc}") from exc
+            raise BadRequest(f"invalid url {_brief(url)}: {exc}") from exc
+        self._location = None
+        try:
             response = client.send(prepared, stream=True)
+        except httpx.InvalidURL as exc:
+            # httpx builds the next request from a Location even when it does not follow it,
+            # and raises here when the Location is unusable: the server's fault
+            raise BadAnswer(
+                f"{_brief(url)} answered with an invalid Location {(self._location or '')[:200]!r}: {exc}"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise GatewayTimeout(f"timed out after {deadline.seconds:g}s fetching {_brief(url)}") from exc
         except httpx.ProxyError as exc:
             raise UpstreamError(f"proxy failed for {_brief(url)}: {exc}") from exc
         except httpx.TransportError as exc:
             raise UpstreamError(f"fetching {_brief(url)} failed: {type(exc).__name__}: {exc}") from exc
-        except httpx.InvalidURL as exc:
-            raise BadRequest(f"invalid url {_brief(url)}: {exc}") from exc
         try:
             content = self._read_body(response, deadline, url)
         finally:
@@ -167,19 +254,25 @@ class StandardClient(FetchClient):
         return headers_received, response.status_code, content
 
     def _read_body(self, response: httpx.Response, deadline: Deadline, url: str) -> bytes:
+        """The body as received (``iter_raw``), decoded by our own bounded decoder: the limit
+        holds for the raw and the decoded size, at every step, stacked encodings included."""
+        decoder = BodyDecoder(content_encodings(response.headers.multi_items()), self.max_body_bytes)
         chunks, size = [], 0
         try:
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_raw():
                 size += len(chunk)
                 if size > self.max_body_bytes:
                     raise TooLarge(f"the response body is over the {self.max_body_bytes}-byte limit")
                 if deadline.expired():
                     raise GatewayTimeout(f"timed out after {deadline.seconds:g}s reading {_brief(url)}")
-                chunks.append(chunk)
+                chunks += decoder.feed(chunk)
+            chunks += decoder.finish()
         except httpx.TimeoutException as exc:
             raise GatewayTimeout(f"timed out after {deadline.seconds:g}s reading {_brief(url)}") from exc
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise UpstreamError(f"reading {_brief(url)} failed: {type(exc).__name__}: {exc}") from exc
+        except DecodeError as exc:
+            raise UpstreamError(f"reading {_brief(url)} failed: {exc}") from exc
         return b"".join(chunks)
 
     # ---------------------------------------------------------------------------------- actions
@@ -205,6 +298,22 @@ class StandardClient(FetchClient):
         clients, self._clients = self._clients, {}
         for client in clients.values():
             client.close()
+
+
+def _checked_hop(url: str, status: int, location: str):
+    """The redirect a Location gives, or ``BadAnswer`` naming a Location no browser would follow
+    (not http(s), no host, a port out of range, an unparsable address)."""
+    try:
+        hop = server_hop(url, status, location)
+        parts = urlsplit(hop.location)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        if location.startswith("//") or "://" in location[:16]:  # names a host: it must have one
+            usable = usable and bool(urlsplit(location).hostname)
+    except ValueError:  # urljoin and .port raise it for "http://[x", "http://a:99999/"
+        usable = False
+    if not usable:
+        raise BadAnswer(f"{_brief(url)} answered {status} with an invalid Location {location[:200]!r}")
+    return hop
 
 
 def _brief(url: str) -> str:

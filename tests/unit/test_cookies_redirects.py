@@ -67,3 +67,19 @@ def test_server_hop_resolves_relative_locations():
                                                       (301, "PUT", "PUT"), (307, "POST", "POST"), (308, "DELETE", "DELETE")])
 def test_method_after(status, method, expected):
     assert method_after(status, method) == expected
+
+
+@pytest.mark.parametrize(
+    "line, expires",
+    [
+        ("a=b; Max-Age=1000000000000", "9999-12-31T23:59:59Z"),
+        ("a=b; Max-Age=" + "9" * 5000, "9999-12-31T23:59:59Z"),
+        ("a=b; Max-Age=-" + "9" * 40, "1970-01-01T00:00:00Z"),
+        ("a=b; Expires=Fri, 31 Dec 9999 23:59:59 GMT", "9999-12-31T23:59:59Z"),
+        ("a=b; Expires=Fri, 31 Dec 99999 23:59:59 GMT", None),
+        ("a=b; Max-Age=+5", None),
+        ("a=b; Max-Age=ten", None),
+    ],
+)
+def test_absurd_dates_are_clamped_never_an_error(line, expires):
+    assert parse_set_cookie(line, "http://h/", now=NOW).expires == expires

@@ -43,8 +43,22 @@ class Attempts:
         return item
 
 
-def no_wait(waits: list):
-    return lambda seconds: waits.append(seconds) and False
+class Interrupt:
+    """A session's interrupt event that records the waits instead of sleeping them."""
+
+    def __init__(self, waits: list, stop: bool = False):
+        self.waits, self.stop = waits, stop
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return self.stop
+
+    def is_set(self) -> bool:
+        return False
+
+
+def no_wait(waits: list) -> Interrupt:
+    return Interrupt(waits)
 
 
 # ------------------------------------------------------------------------------- globs
@@ -240,7 +254,7 @@ def test_a_long_backoff_is_cut_to_the_timeout_and_a_stop_ends_the_wait():
     chain = middleware.build([{"type": "retry_status", "statuses": [503], "backoff": "1h"}])
     waits: list[float] = []
     attempts = Attempts(result(503), result(200))
-    assert chain.goto("http://a.test/", attempts, 3, 20, lambda s: waits.append(s) or True).status_code == 503
+    assert chain.goto("http://a.test/", attempts, 3, 20, Interrupt(waits, stop=True)).status_code == 503
     assert waits == [20] and attempts.calls == 1
 
 

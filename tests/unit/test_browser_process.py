@@ -1,0 +1,135 @@
+"""browser_process: owner markers, the reaper, a session's temp dir, the driver's death signal.
+
+Real processes (``sleep``) stand in for drivers and browsers; every one is ended by the test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import psutil
+import pytest
+
+from service.clients import browser_process as bp
+from tests.support.ports import wait_for
+
+
+def _dead_owner() -> str:
+    """The marker of a process that ran and has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner = bp.owner_of(proc.pid)
+    proc.wait()
+    assert owner is not None
+    return owner
+
+
+def _marked_sleeper(owner: str, tmp: str) -> subprocess.Popen:
+    env = dict(os.environ, **{bp.OWNER_ENV: owner, "TMPDIR": tmp})
+    return subprocess.Popen(["sleep", "60"], env=env)
+
+
+@pytest.fixture()
+def sleepers():
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_owner_markers_name_live_and_dead_processes():
+    assert bp.owner_alive(bp.this_owner())
+    assert not bp.owner_alive(_dead_owner())
+    assert not bp.owner_alive("junk")
+    pid, _, started = bp.this_owner().partition(".")
+    assert not bp.owner_alive(f"{pid}.{started}0")  # same pid, another start: pid reused
+
+
+def test_reaper_kills_orphans_and_spares_live_owners(tmp_path, sleepers):
+    orphan = _marked_sleeper(_dead_owner(), str(tmp_path))
+    kept = _marked_sleeper(bp.this_owner(), str(tmp_path))
+    sleepers += [orphan, kept]
+    wait_for(lambda: bp._environ(psutil.Process(orphan.pid)).get(bp.OWNER_ENV), 5, what="the child's environment")
+    dead_dir = tmp_path / f"{bp.TEMP_PREFIX}{_dead_owner()}-abc"
+    live_dir = tmp_path / f"{bp.TEMP_PREFIX}{bp.this_owner()}-abc"
+    other = tmp_path / "org.chromium.Chromium.x"  # not ours: never touched
+    for path in (dead_dir, live_dir, other):
+        path.mkdir()
+    killed, removed = bp.reap_orphans(str(tmp_path))
+    assert killed >= 1 and removed == 1
+    assert orphan.wait(5) is not None
+    assert kept.poll() is None
+    assert not dead_dir.exists() and live_dir.exists() and other.exists()
+
+
+def test_session_processes_end_kills_the_tree_and_removes_the_temp_dir(tmp_path):
+    procs = bp.SessionProcesses(temp_root=str(tmp_path))
+    assert os.path.isdir(procs.temp_dir) and os.path.basename(procs.temp_dir).startswith(bp.TEMP_PREFIX)
+    env = procs.driver_env({"PATH": os.environ["PATH"]})
+    assert env["TMPDIR"] == procs.temp_dir and env[bp.OWNER_ENV] == bp.this_owner()
+    # a "driver" (shell) with a "browser" child that writes into its TMPDIR
+    driver = subprocess.Popen(["sh", "-c", 'mkdir "$TMPDIR/org.chromium.Chromium.1"; sleep 60 & wait'], env=env)
+    procs.attach(driver.pid)
+    wait_for(lambda: psutil.Process(driver.pid).children(), 5, what="the child")
+    procs.record_tree()
+    child = psutil.Process(driver.pid).children()[0]
+    procs.end()
+    assert driver.wait(5) is not None
+    wait_for(lambda: not bp.running(child), 5, what="the child to end")
+    assert not os.path.exists(procs.temp_dir)
+    procs.end()  # idempotent
+
+
+def test_driver_dies_with_the_thread_that_started_it(tmp_path):
+    """PR_SET_PDEATHSIG: the kernel kills the driver when its starting thread ends."""
+    procs = bp.SessionProcesses(temp_root=str(tmp_path))
+    box: dict = {}
+
+    def start() -> None:
+        box["proc"] = subprocess.Popen(["sleep", "60"], env=procs.driver_env(), **procs.popen_kw())
+
+    thread = procs.keeper.run(start)
+    wait_for(lambda: "proc" in box, 5, what="the start")
+    proc = box["proc"]
+    assert proc.poll() is None  # the keeper holds the thread: the driver lives
+    procs.keeper.release()
+    thread.join(5)
+    assert proc.wait(5) == -9
+    procs.end()
+
+
+def test_keeper_thread_is_released_by_end(tmp_path):
+    procs = bp.SessionProcesses(temp_root=str(tmp_path))
+    ran = threading.Event()
+    thread = procs.keeper.run(ran.set)
+    assert ran.wait(5)
+    assert thread.is_alive()
+    procs.end()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_selenium_passes_our_environment_and_preexec_to_the_driver(tmp_path):
+    """The pinned Selenium's Service hands ``env`` and ``popen_kw`` to ``subprocess.Popen``: if a
+    new version stops, drivers lose their marker, temp dir and death signal. Fails loudly then."""
+    from selenium.webdriver.chrome.service import Service as ChromeService
+
+    procs = bp.SessionProcesses(temp_root=str(tmp_path))
+    script = tmp_path / "driver.sh"  # a "driver" that reports what it was given, then exits
+    script.write_text(f'#!/bin/sh\necho "$TMPDIR $INNDX_OWNER" > {tmp_path}/seen\nexit 0\n')
+    script.chmod(0o755)
+    service = ChromeService(executable_path=str(script), env=procs.driver_env(), popen_kw=procs.popen_kw())
+    service._start_process(str(script))  # the one private call: Popen without the port wait
+    assert service.process.wait(5) == 0
+    assert (tmp_path / "seen").read_text().split() == [procs.temp_dir, bp.this_owner()]
+    # and the preexec: started from a thread that then ends, the "driver" is killed
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    service = ChromeService(executable_path=str(script), env=procs.driver_env(), popen_kw=procs.popen_kw())
+    starter = threading.Thread(target=service._start_process, args=(str(script),))
+    starter.start()
+    starter.join(5)
+    assert service.process.wait(5) == -9
+    procs.end()
