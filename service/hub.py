@@ -13,12 +13,12 @@ import threading
 import time
 import uuid
 
-from service import protocol
+from service import middleware, protocol
 from service.clients import make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
 from service.egress import Gateway, Listener
-from service.errors import BadRequest, TooManyRequests, Unavailable
+from service.errors import TooManyRequests, Unavailable
 from service.metrics import Metrics
 from service.proxies import Proxies
 from service.session import Outbox, Session
@@ -83,12 +83,7 @@ class Hub:
         """Build and start the session for a valid open frame. Errors are fatal at open."""
         tenant = ticket.tenant.id
         proxies = self.proxies.resolve(open_frame.proxies, tenant)
-        default_headers = []
-        for middleware in open_frame.middleware:
-            if middleware["type"] == "headers":
-                default_headers.extend((name, value) for name, value in middleware["headers"])
-            else:  # unreachable while the schema lists the types
-                raise BadRequest(f"unknown middleware type {middleware['type']!r}", fatal=True)
+        chain = middleware.build(open_frame.middleware, open_frame.client, self.metrics.blocked)
         session_id = str(uuid.uuid4())
         egress = None
         if open_frame.client != "standard":  # the browser's one road out, tied to this session
@@ -99,7 +94,7 @@ class Hub:
             policy=self.settings.policy,
             proxies=proxies,
             viewport=open_frame.viewport,
-            default_headers=tuple(default_headers),
+            middleware=chain,
             egress=egress,
         )
         session = Session(

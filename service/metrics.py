@@ -40,6 +40,14 @@ class Metrics:
             ["reason"], registry=self.registry,
         )
 
+        self.blocked_requests = Counter(
+            "inndx_blocked_requests", "Sub-resource requests failed by the block middleware, by client kind",
+            ["client"], registry=self.registry,
+        )
+
+    def blocked(self, client: str, count: int) -> None:
+        self.blocked_requests.labels(client).inc(count)
+
     def egress_bytes(self, client: str, direction: str, size: int) -> None:
         self.egress_bytes_total.labels(client, direction).inc(size)
 

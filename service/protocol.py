@@ -149,10 +149,12 @@ def check_url(url: str, frame: str) -> None:
 
 def _load_schemas(directory: Path) -> dict[str, dict]:
     schemas = {}
-    for path in sorted(directory.glob("*.json")):
+    # Frames in schemas/*.json; middleware types in schemas/middleware/*.json, registered under
+    # their relative path ("middleware/headers.json") so $refs resolve against one base.
+    for path in sorted([*directory.glob("*.json"), *directory.glob("middleware/*.json")]):
         schema = json.loads(path.read_text(encoding="utf-8"))
         Draft202012Validator.check_schema(schema)
-        schemas[path.name] = schema
+        schemas[path.relative_to(directory).as_posix()] = schema
     return schemas
 
 

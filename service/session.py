@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from service import protocol, user_agents
+from service import middleware, protocol, user_agents
 from service.clients.base import ClientOptions, FetchClient, GotoRequest
 from service.deadline import Deadline
 from service.errors import (
@@ -49,7 +49,6 @@ from service.errors import (
     TooManyRequests,
     Unavailable,
 )
-from service.retries import with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +142,7 @@ class Session:
         self.last_activity = self.started_at
         self.end_reason = "open"
         self.done = threading.Event()  # set once the session will write nothing more
+        self.middleware = options.middleware or middleware.Chain(client=open_frame.client)
         self.log = logging.LoggerAdapter(logger, {"tenant": tenant, "session_id": session_id})
         self.thread = threading.Thread(target=self._run, name=f"session-{session_id[:8]}", daemon=True)
 
@@ -266,6 +266,8 @@ class Session:
                 except Exception:
                     self.log.error("closing the fetch client failed", exc_info=True)
             self.log.info("session ended: %s", self.end_reason)
+            if self.middleware.blocked:
+                self.log.info("block middleware failed %d sub-resource requests", self.middleware.blocked)
             self._on_end()
 
     def _open(self) -> bool:
@@ -408,7 +410,8 @@ class Session:
         if action.name == "goto":
             request = self._goto_request(args)
             attempt = lambda: client.goto(request, Deadline(timeout))  # noqa: E731
-            return with_retries(attempt, self.open_frame.max_retries, self._interrupt)
+            # middleware: status retries (sharing max_retries), the standard client's blocks
+            return self.middleware.goto(request.url, attempt, self.open_frame.max_retries, timeout, self._interrupt)
         if action.name == "content":
             return client.content(Deadline(timeout))
         if action.name == "click":
@@ -426,14 +429,13 @@ class Session:
     def _goto_request(self, args: dict[str, Any]) -> GotoRequest:
         if args["method"] == "CONNECT":
             raise NotSupported("CONNECT opens a proxy tunnel, not a page: no client can goto with it")
-        own = {name.lower() for name, _ in args["headers"]}
-        defaults = tuple((n, v) for n, v in self.options.default_headers if n.lower() not in own)
-        return GotoRequest(
+        request = GotoRequest(
             url=args["url"],
             method=args["method"],
             referrer=args["referrer"],
             user_agent=user_agents.resolve(args["user_agent"], self._rng),
-            headers=defaults + args["headers"],
+            headers=args["headers"],
             cookies=args["cookies"],
             body=args["body"],
         )
+        return self.middleware.apply(request)  # middleware: headers and cookies, in order

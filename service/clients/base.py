@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from typing import Protocol as TypingProtocol
 
 from service.deadline import Deadline
 from service.policy import Policy
+
+if TYPE_CHECKING:
+    from service.middleware import Chain
 
 
 class Egress(TypingProtocol):
@@ -72,7 +75,7 @@ class ClientOptions:
     policy: Policy = field(default_factory=Policy)  # the network policy every connection obeys
     proxies: tuple[Proxy, ...] = ()  # the open frame's proxies, in order
     viewport: Viewport | None = None
-    default_headers: tuple[tuple[str, str], ...] = ()  # from middleware, sent on every goto
+    middleware: Chain | None = None  # the open frame's middleware (browsers: the block rules)
     egress: Egress | None = None  # browsers: the session's listener on the egress gateway
 
     @property
@@ -101,6 +104,7 @@ class GotoResult:
     body: bytes | None = None
     redirects: list[Redirect] = field(default_factory=list)
     content_type: str | None = None
+    blocked: int = 0  # sub-resource requests the block middleware failed (not on the wire)
 
 
 class FetchClient(abc.ABC):

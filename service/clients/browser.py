@@ -158,6 +158,7 @@ class BrowserClient(FetchClient):
             self.options.max_redirects,
             self.options.policy,
             self.options.egress,
+            self.options.middleware,
         )
         return navigation.run(request, deadline)
 

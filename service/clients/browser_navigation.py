@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from service import errors, redirects
 from service.clients.base import Cookie, GotoRequest, GotoResult, Redirect
+from service.clients.browser_blocking import Blocking
 from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, parse_headers_text, wire_headers
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
@@ -36,6 +37,7 @@ from service.headers import header_value, media_type, reportable
 if TYPE_CHECKING:
     from service.clients.base import Egress
     from service.clients.browser_launch import Bidi, BrowserSettings, Launched
+    from service.middleware import Chain
     from service.policy import Policy
 
 logger = logging.getLogger(__name__)
@@ -101,6 +103,7 @@ class Navigation:
         max_redirects: int,
         policy: Policy,
         egress: Egress | None = None,
+        middleware: Chain | None = None,
     ):
         self.launched = launched
         self.bidi: Bidi = launched.bidi
@@ -126,6 +129,9 @@ class Navigation:
         self.blocked: Exception | None = None
         self.request: GotoRequest | None = None
         self.add_headers: list[tuple[str, str]] = []
+        # The block middleware: its own intercept on every request of the context, alive from
+        # before the navigation until the goto returns (see browser_blocking).
+        self.blocking = Blocking(self.bidi, self.context, middleware)
 
     # ----- the loop -------------------------------------------------------------------------
     def run(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
@@ -145,6 +151,7 @@ class Navigation:
             deadline,
         )["collector"]
         try:
+            self.blocking.start(deadline)
             self.intercept = bidi.command(
                 "network.addIntercept",
                 {"phases": self.phases, "contexts": [self.context]},
@@ -166,6 +173,7 @@ class Navigation:
                 bidi.listening = False
                 bidi.events.clear()
         self._cleanup(collector)
+        result.blocked = self.blocking.count
         return result
 
     def _blank(self) -> None:
@@ -219,6 +227,8 @@ class Navigation:
                 self.extra.setdefault(inner.get("requestId", ""), []).append("")
             return
         if params.get("context") not in (None, self.context):
+            if method == "network.beforeRequestSent" and params.get("isBlocked"):
+                self.blocking.foreign(params)  # a frame's request, paused by the block intercept
             return
         nav = params.get("navigation")
         if method.startswith("browsingContext."):
@@ -253,7 +263,7 @@ class Navigation:
         if method == "network.beforeRequestSent":
             if mine:
                 track.hop(count, request.get("url", "")).method = request.get("method", "GET")  # type: ignore[union-attr]
-            if params.get("isBlocked"):
+            if params.get("isBlocked") and not self.blocking.fails(params):
                 self._continue_request(params, track if mine else None, count)
             elif mine and track is not self.main:
                 self._check_unblocked(request.get("url", ""))
@@ -564,7 +574,7 @@ class Navigation:
         """Remove the intercept and collector; continue whatever is still blocked."""
         bidi = self.bidi
         self._remove_intercept()
-        commands = [bidi.send("network.removeDataCollector", {"collector": collector})]
+        commands = [bidi.send("network.removeDataCollector", {"collector": collector}), *self.blocking.stop()]
         if self.removal is not None:
             commands.append(self.removal)
         # A request blocked before the removal took effect is reported before its reply: answer
