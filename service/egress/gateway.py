@@ -33,8 +33,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-from service.clients.base import Proxy
 from service.egress import http
+from service.model import Proxy
 from service.policy import Policy, Refused
 
 logger = logging.getLogger(__name__)

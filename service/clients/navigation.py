@@ -21,21 +21,26 @@ How a goto runs (``Navigation.run``):
 from __future__ import annotations
 
 import base64
+import calendar
 import functools
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from service import errors, redirects
-from service.clients.base import Cookie, GotoRequest, GotoResult, Redirect
 from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, parse_headers_text, wire_headers
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
 from service.headers import header_value, media_type, reportable
+from service.model import Cookie, GotoRequest, GotoResult, Redirect
 
 if TYPE_CHECKING:
-    from service.clients.base import Egress
-    from service.clients.browser_launch import Bidi, BrowserSettings, Launched
+    from service.clients.bidi import Bidi
+    from service.clients.browser_launch import Launched
+    from service.clients.browser_options import BrowserSettings
+    from service.model import Egress
     from service.policy import Policy
 
 logger = logging.getLogger(__name__)
@@ -582,3 +587,28 @@ class Navigation:
         finally:
             for command in commands:
                 bidi.forget(command)
+
+
+def cookie_params(cookie: Cookie, url: str) -> dict:
+    """A request cookie as ``storage.setCookie`` wants it; domain defaults to the URL's host."""
+    params: dict = {
+        "name": cookie.name,
+        "value": {"type": "string", "value": cookie.value},
+        "domain": cookie.domain or (urlsplit(url).hostname or ""),
+        "path": cookie.path or "/",
+    }
+    if cookie.http_only is not None:
+        params["httpOnly"] = cookie.http_only
+    if cookie.secure is not None:
+        params["secure"] = cookie.secure
+    if cookie.same_site:
+        params["sameSite"] = cookie.same_site.lower()
+    if cookie.expires:
+        try:
+            stamp = datetime.strptime(cookie.expires, "%Y-%m-%dT%H:%M:%SZ")
+            params["expiry"] = calendar.timegm(stamp.timetuple())
+        except ValueError as exc:
+            raise errors.BadRequest(
+                f"cookie {cookie.name!r} has an invalid expires {cookie.expires!r}"
+            ) from exc
+    return params
