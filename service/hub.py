@@ -20,6 +20,7 @@ from service.config import Settings
 from service.egress import Gateway, Listener
 from service.errors import BadRequest, TooManyRequests, Unavailable
 from service.metrics import Metrics
+from service.pool import Pool, Unit, unit_maker
 from service.proxies import Proxies
 from service.session import Outbox, Session
 from service.tenants import Tenant, Tenants
@@ -56,8 +57,17 @@ class Hub:
         self._lock = threading.Lock()
         self._per_tenant: dict[str, int] = {}
         self._sessions: dict[str, Session] = {}
-        self._browsers = 0
+        self._browsers = 0  # sessions' browsers and the pool's, ready or launching
         self._shutting_down = False
+        self.pool = Pool(
+            {"chrome": settings.pool_chrome, "firefox": settings.pool_firefox},
+            unit_maker(settings, self.gateway),
+            self._reserve_browser,
+            self._give_back_browser,
+            settings.pool_launches,
+            self.metrics,
+        )
+        self.pool.start()
 
     # ------------------------------------------------------------------------------ admission
 
@@ -87,13 +97,18 @@ class Hub:
                 raise BadRequest(f"unknown middleware type {middleware['type']!r}", fatal=True)
         session_id = str(uuid.uuid4())
         egress = None
+        unit = None
         if open_frame.client != "standard":
-            self._take_browser()
-            try:
-                egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
-            except Exception:
-                self._give_back_browser()
-                raise
+            unit = self.pool.take(open_frame.client) or self._take_browser(open_frame.client)
+            if unit is not None:  # warm: its browser slot comes with it
+                egress = unit.listener
+                egress.bind(session_id, proxies[0] if proxies else None)
+            else:  # cold: a slot is ours
+                try:
+                    egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
+                except Exception:
+                    self._give_back_browser()
+                    raise
             with self._lock:
                 self._egress[session_id] = egress
         options = ClientOptions(
@@ -110,7 +125,7 @@ class Hub:
             tenant,
             open_frame,
             options,
-            lambda: make_client(open_frame.client, options, self.settings),
+            lambda: make_client(open_frame.client, options, self.settings, unit.launched if unit else None),
             outbox,
             self.protocol,
             max_pending=self.settings.max_pending,
@@ -124,11 +139,28 @@ class Hub:
         session.thread.start()
         return session
 
-    def _take_browser(self) -> None:
+    def _take_browser(self, kind: str) -> Unit | None:
+        """A browser slot for a cold start (None), or a pooled unit that came ready meanwhile.
+        Sessions come before the pool: an idle unit of another kind is ended to free its slot,
+        and a launch in flight that holds the last slot is waited for (bounded)."""
+        end = time.monotonic() + self.settings.new_session_timeout
+        while not self._reserve_browser():
+            if self.pool.evict():
+                continue
+            if self.pool.launching() and time.monotonic() < end and not self._shutting_down:
+                unit = self.pool.take(kind, wait=end - time.monotonic())
+                if unit is not None:
+                    return unit
+                continue
+            raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
+        return None
+
+    def _reserve_browser(self) -> bool:
         with self._lock:
             if self._browsers >= self.settings.max_browsers:
-                raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
+                return False
             self._browsers += 1
+            return True
 
     def _give_back_browser(self) -> None:
         with self._lock:
@@ -166,6 +198,7 @@ class Hub:
         for session in sessions:
             session.fail(Unavailable("the server is shutting down", close_code=1001))
         end = time.monotonic() + timeout
+        self.pool.drain(timeout)  # idle browsers end now; a launch in flight ends when it returns
         for session in sessions:
             session.thread.join(max(0.0, end - time.monotonic()))
         for session in sessions:

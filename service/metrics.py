@@ -40,6 +40,15 @@ class Metrics:
             ["reason"], registry=self.registry,
         )
 
+        self.pool_idle = Gauge(
+            "inndx_pool_idle", "Ready browsers waiting in the warm pool, by client kind", ["client"],
+            registry=self.registry,
+        )
+        self.pool_events = Counter(
+            "inndx_pool_events", "Warm pool hand-outs and discards (a dead idle browser), by client kind",
+            ["client", "event"], registry=self.registry,
+        )
+
     def egress_bytes(self, client: str, direction: str, size: int) -> None:
         self.egress_bytes_total.labels(client, direction).inc(size)
 
