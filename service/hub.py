@@ -20,7 +20,7 @@ from service.config import Settings
 from service.egress import Gateway, Listener
 from service.errors import BadRequest, TooManyRequests, Unavailable
 from service.metrics import Metrics
-from service.pool import Pool, Unit, unit_maker
+from service.pool import Pool, unit_maker
 from service.proxies import Proxies
 from service.session import Outbox, Session
 from service.tenants import Tenant, Tenants
@@ -99,7 +99,10 @@ class Hub:
         egress = None
         unit = None
         if open_frame.client != "standard":
-            unit = self.pool.take(open_frame.client) or self._take_browser(open_frame.client)
+            unit = (
+                self.pool.take(open_frame.client, wait=self.settings.new_session_timeout)
+                or self._take_browser(open_frame.client)
+            )
             if unit is not None:  # warm: its browser slot comes with it
                 egress = unit.listener
                 egress.bind(session_id, proxies[0] if proxies else None)
@@ -139,21 +142,18 @@ class Hub:
         session.thread.start()
         return session
 
-    def _take_browser(self, kind: str) -> Unit | None:
-        """A browser slot for a cold start (None), or a pooled unit that came ready meanwhile.
-        Sessions come before the pool: an idle unit of another kind is ended to free its slot,
-        and a launch in flight that holds the last slot is waited for (bounded)."""
+    def _take_browser(self, kind: str) -> None:
+        """A browser slot for a cold start. Sessions come before the pool: an idle pooled unit
+        (of another kind: one of this kind was taken first) is ended to free its slot, and a
+        pool launch in flight that holds the last slot is waited for (bounded), then ended."""
         end = time.monotonic() + self.settings.new_session_timeout
         while not self._reserve_browser():
             if self.pool.evict():
                 continue
             if self.pool.launching() and time.monotonic() < end and not self._shutting_down:
-                unit = self.pool.take(kind, wait=end - time.monotonic())
-                if unit is not None:
-                    return unit
+                self.pool.wait_launches(end - time.monotonic())  # then its unit can be evicted
                 continue
             raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
-        return None
 
     def _reserve_browser(self) -> bool:
         with self._lock:

@@ -109,12 +109,13 @@ class Pool:
 
     def take(self, kind: str, wait: float = 0.0) -> Unit | None:
         """A live ready unit of ``kind`` (its slot now the caller's), or None: then open cold.
-        With ``wait``, wait that long while a launch is in flight for one to come ready."""
+        With ``wait``, wait that long while a launch of ``kind`` is in flight for it to come ready
+        (on a busy machine a second launch beside it would only slow both down)."""
         end = time.monotonic() + wait
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: self._draining or self._ready[kind] or not any(self._launching.values()),
+                    lambda: self._draining or self._ready[kind] or not self._launching[kind],
                     max(0.0, end - time.monotonic()),
                 )
                 if self._draining or not self._ready.get(kind):
@@ -138,9 +139,14 @@ class Pool:
         self._end(unit)
         return True
 
-    def launching(self) -> int:
+    def launching(self, kind: str | None = None) -> int:
         with self._cond:
-            return sum(self._launching.values())
+            return sum(n for k, n in self._launching.items() if kind in (None, k))
+
+    def wait_launches(self, timeout: float) -> None:
+        """Wait (bounded) until no launch is in flight."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._draining or not any(self._launching.values()), max(0.0, timeout))
 
     def idle(self, kind: str | None = None) -> int:
         with self._cond:

@@ -157,7 +157,7 @@ class BrowserClient(FetchClient):
     # ----- actions --------------------------------------------------------------------------
     @_boundary
     def content(self, deadline: Deadline) -> bytes:
-        text = self._call(CONTENT, [], deadline)
+        text = self._call(CONTENT, [], deadline, activation=False)
         return (text or "").encode("utf-8")
 
     @_boundary
@@ -223,15 +223,18 @@ class BrowserClient(FetchClient):
         assert self._launched is not None
         return self._launched.context
 
-    def _call(self, function: str, args: list, deadline: Deadline, user_error: bool = False) -> Any:
+    def _call(
+        self, function: str, args: list, deadline: Deadline, user_error: bool = False, activation: bool = True
+    ) -> Any:
         """``script.callFunction`` in the page; returns the primitive result. An exception thrown
-        by the script is a ScriptError (user code) or an InternalError (our helpers)."""
+        by the script is a ScriptError (user code) or an InternalError (our helpers). Reading the
+        DOM needs no user gesture (``activation=False``: the browser then simulates none)."""
         params = {
             "functionDeclaration": function,
             "arguments": [local_value(a) for a in args],
             "target": {"context": self._context},
             "awaitPromise": True,
-            "userActivation": True,
+            "userActivation": activation,
             "resultOwnership": "none",
         }
         try:
