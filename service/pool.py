@@ -89,6 +89,7 @@ class Pool:
         self._threads: set[threading.Thread] = set()
         self._retry_at: dict[str, float] = dict.fromkeys(KINDS, 0.0)
         self._draining = False
+        self._drained = threading.Event()
         self._filler: threading.Thread | None = None
         self._metrics = metrics
         if metrics is not None:
@@ -160,24 +161,35 @@ class Pool:
     # ------------------------------------------------------------------------------ shutdown
 
     def drain(self, timeout: float = 40.0) -> None:
-        """Stop filling, wait for launches in flight, end every idle unit. Idempotent."""
+        """Stop filling, wait for launches in flight, end every idle unit (in parallel). Any
+        later call waits for the first one to finish (gunicorn calls twice: SIGTERM, then exit)."""
         with self._cond:
+            first = not self._draining
             self._draining = True
             self._cond.notify_all()
             threads = list(self._threads)
-        end = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, end - time.monotonic()))
-        if self._filler is not None:
-            self._filler.join(max(0.0, end - time.monotonic()))
-        with self._cond:
-            units = [unit for queue in self._ready.values() for unit in queue]
-            for queue in self._ready.values():
-                queue.clear()
-        for unit in units:
-            self._end(unit)
-        if units:
-            logger.info("pool drained: %d idle browsers ended", len(units))
+        if not first:
+            self._drained.wait(timeout)
+            return
+        try:
+            end = time.monotonic() + timeout
+            for thread in threads:
+                thread.join(max(0.0, end - time.monotonic()))
+            if self._filler is not None:
+                self._filler.join(max(0.0, end - time.monotonic()))
+            with self._cond:
+                units = [unit for queue in self._ready.values() for unit in queue]
+                for queue in self._ready.values():
+                    queue.clear()
+            enders = [threading.Thread(target=self._end, args=(unit,), name="pool-drain") for unit in units]
+            for thread in enders:
+                thread.start()
+            for thread in enders:
+                thread.join(max(1.0, end - time.monotonic()))
+            if units:
+                logger.info("pool drained: %d idle browsers ended", len(units))
+        finally:
+            self._drained.set()
 
     # ------------------------------------------------------------------------------ filling
 

@@ -132,6 +132,7 @@ class Bidi:
         self.cond = threading.Condition()
         self._replies: dict[int, dict] = {}
         self._pending: set[int] = set()
+        self._ignored: set[int] = set()  # commands sent without wanting the reply (dropped on arrival)
         self.events: deque[tuple[str, dict]] = deque(maxlen=50000)
         self.listening = False
         self.liveness: Callable[[], bool] | None = None  # extra check while waiting (processes)
@@ -172,6 +173,9 @@ class Bidi:
                 self._replies[ident] = data
                 self.cond.notify_all()
                 return
+            if ident in self._ignored:  # never to Selenium, which would keep it forever
+                self._ignored.discard(ident)
+                return
             method = data.get("method")
             if method and self.listening:
                 self.events.append((method, data.get("params") or {}))
@@ -201,10 +205,34 @@ class Bidi:
         return ident
 
     def forget(self, ident: int) -> None:
-        """Drop a command whose reply we no longer want."""
+        """Drop a command whose reply we no longer want (if it comes later, it is dropped too)."""
         with self.cond:
-            self._pending.discard(ident)
+            if ident in self._pending:
+                self._pending.discard(ident)
+                self._ignored.add(ident)
             self._replies.pop(ident, None)
+
+    def post(self, method: str, params: dict) -> None:
+        """Send a command whose reply buys nothing (a clean-up): no round trip is waited for."""
+        self.forget(self.send(method, params))
+
+    def pipeline(self, calls: list[tuple[str, dict]], timeout: Deadline | float) -> list[dict | BidiError]:
+        """Send every command at once, then wait for all replies: one round trip for all. Each
+        entry is the result, or the BidiError it answered; raises TimeoutError if any is late."""
+        idents = [self.send(method, params) for method, params in calls]
+        with self.cond:
+            arrived = self.wait(lambda: all(ident in self._replies for ident in idents), timeout)
+        if not arrived:
+            for ident in idents:
+                self.forget(ident)
+            raise TimeoutError(f"BiDi {', '.join(method for method, _ in calls)} got no answer in time")
+        results: list[dict | BidiError] = []
+        for ident in idents:
+            try:
+                results.append(self.take_reply(ident) or {})
+            except BidiError as exc:
+                results.append(exc)
+        return results
 
     def take_reply(self, ident: int) -> dict | None:
         """The reply if it has arrived (raises BidiError for an error reply), else None."""

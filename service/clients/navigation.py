@@ -131,6 +131,8 @@ class Navigation:
         self.blocked: Exception | None = None
         self.request: GotoRequest | None = None
         self.add_headers: list[tuple[str, str]] = []
+        self.collector: str | None = None
+        self.early_body: tuple[str, int] | None = None  # (request id, getData command) sent ahead
 
     # ----- the loop -------------------------------------------------------------------------
     def run(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
@@ -140,21 +142,32 @@ class Navigation:
         with bidi.cond:
             bidi.events.clear()
             bidi.listening = True
-        collector = bidi.command(
-            "network.addDataCollector",
-            {
-                "dataTypes": ["response"],
-                "maxEncodedDataSize": self.settings.max_body_bytes,
-                "contexts": [self.context],
-            },
+        # Collector and intercept in one round trip; the navigation only once both are in place.
+        collector_reply, intercept_reply = bidi.pipeline(
+            [
+                (
+                    "network.addDataCollector",
+                    {
+                        "dataTypes": ["response"],
+                        "maxEncodedDataSize": self.settings.max_body_bytes,
+                        "contexts": [self.context],
+                    },
+                ),
+                ("network.addIntercept", {"phases": self.phases, "contexts": [self.context]}),
+            ],
             deadline,
-        )["collector"]
+        )
+        if not isinstance(intercept_reply, Exception):
+            self.intercept = intercept_reply["intercept"]
+        if isinstance(collector_reply, Exception):
+            self._remove_intercept()
+            if self.removal is not None:
+                bidi.forget(self.removal)
+            raise collector_reply
+        collector = self.collector = collector_reply["collector"]
         try:
-            self.intercept = bidi.command(
-                "network.addIntercept",
-                {"phases": self.phases, "contexts": [self.context]},
-                deadline,
-            )["intercept"]
+            if isinstance(intercept_reply, Exception):
+                raise intercept_reply
             nav_cmd = bidi.send(
                 "browsingContext.navigate",
                 {"context": self.context, "url": request.url, "wait": "complete"},
@@ -206,7 +219,7 @@ class Navigation:
                 break
         if nav_cmd is None:
             return None
-        from service.clients.browser_launch import BidiError
+        from service.clients.bidi import BidiError
 
         try:
             bidi.take_reply(nav_cmd)
@@ -367,6 +380,15 @@ class Navigation:
             return current  # aborted but answered (204, a download): report what came
         self.client_hops: list[Redirect] = []
         seen = {current.navigation}
+        if current.request and self.collector and self.request.method != "HEAD":  # type: ignore[union-attr]
+            # The body is asked for with the settle probe, in the same round trip: the document
+            # has loaded (navigate waited for "complete"), so its data is complete. A client
+            # redirect makes this one unused; it is then forgotten.
+            ident = self.bidi.send(
+                "network.getData",
+                {"dataType": "response", "collector": self.collector, "request": current.request},
+            )
+            self.early_body = (current.request, ident)
         while True:
             window = (
                 deadline.remaining()
@@ -537,14 +559,20 @@ class Navigation:
         )
 
     def _body(self, collector: str, request_id: str, deadline: Deadline) -> bytes | None:
-        from service.clients.browser_launch import BidiError
+        from service.clients.bidi import BidiError
 
+        early, self.early_body = self.early_body, None
         try:
-            data = self.bidi.command(
-                "network.getData",
-                {"dataType": "response", "collector": collector, "request": request_id},
-                deadline,
-            )
+            if early is not None and early[0] == request_id:
+                data = self._reply_of(early[1], deadline)
+            else:
+                if early is not None:
+                    self.bidi.forget(early[1])
+                data = self.bidi.command(
+                    "network.getData",
+                    {"dataType": "response", "collector": collector, "request": request_id},
+                    deadline,
+                )
         except BidiError as exc:
             logger.debug("no body for the final response: %s", exc)
             return None
@@ -558,6 +586,15 @@ class Navigation:
             raise errors.TooLarge(f"response body is over {self.settings.max_body_bytes} bytes")
         return raw
 
+    def _reply_of(self, ident: int, deadline: Deadline) -> dict:
+        bidi = self.bidi
+        with bidi.cond:
+            arrived = bidi.wait(lambda: bidi.has_reply(ident), deadline)
+        if not arrived:
+            bidi.forget(ident)
+            raise TimeoutError("BiDi network.getData got no answer in time")
+        return bidi.take_reply(ident) or {}
+
     # ----- cleanup --------------------------------------------------------------------------
     def _abort(self, deadline: Deadline) -> None:
         """Stop the load so the browser stays usable (after a timeout or a refused hop)."""
@@ -569,9 +606,11 @@ class Navigation:
         """Remove the intercept and collector; continue whatever is still blocked."""
         bidi = self.bidi
         self._remove_intercept()
-        commands = [bidi.send("network.removeDataCollector", {"collector": collector})]
-        if self.removal is not None:
-            commands.append(self.removal)
+        if self.early_body is not None:
+            bidi.forget(self.early_body[1])
+            self.early_body = None
+        bidi.post("network.removeDataCollector", {"collector": collector})  # its reply buys nothing
+        commands = [self.removal] if self.removal is not None else []
         # A request blocked before the removal took effect is reported before its reply: answer
         # it, or it hangs forever (and with it the page, and Firefox's quit).
         with bidi.cond:
