@@ -21,20 +21,16 @@ How a goto runs (``Navigation.run``):
 from __future__ import annotations
 
 import base64
-import calendar
 import functools
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from service import errors, redirects
-from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, parse_headers_text, wire_headers
-from service.cookies import cookies_from_headers
+from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, wire_headers
+from service.clients.navigation_record import Hop, Track, chain_and_cookies, cookie_params, location_of  # noqa: F401
 from service.deadline import Deadline
 from service.headers import header_value, media_type, reportable
-from service.model import Cookie, GotoRequest, GotoResult, Redirect
+from service.model import GotoRequest, GotoResult, Redirect
 
 if TYPE_CHECKING:
     from service.clients.bidi import Bidi
@@ -68,32 +64,6 @@ SETTLE_PROBE = """async function() {
   if (m) { const x = parseFloat((m.content || "").split(/[;,]/)[0]); delay = isNaN(x) ? 0 : x; }
   return {meta: delay, scripts: document.scripts.length};
 }"""
-
-
-@dataclass
-class Hop:
-    url: str
-    method: str = "GET"
-    status: int | None = None
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    size: int | None = None  # decoded body size the browser reported
-
-
-@dataclass
-class Track:
-    """What one navigation (one navigation id, one request id) did."""
-
-    navigation: str
-    request: str | None = None
-    hops: list[Hop] = field(default_factory=list)
-    error: str | None = None
-    loaded: bool = False
-    failed: bool = False
-
-    def hop(self, count: int, url: str) -> Hop:
-        while len(self.hops) <= count:
-            self.hops.append(Hop(url=url))
-        return self.hops[count]
 
 
 class Navigation:
@@ -481,7 +451,7 @@ class Navigation:
         reason = track.error or reply_error
         url = last.url if last else self.request.url  # type: ignore[union-attr]
         self._raise_gateway_answer(url)
-        location = self._location_of(track) if last is not None else None
+        location = location_of(track, self.extra) if last is not None else None
         if location is not None:
             # the browser would not follow it (a bad port, host, scheme): not worth a retry
             raise errors.BadAnswer(f"fetching {url} failed: {reason}: invalid Location {location[:200]!r}")
@@ -502,39 +472,11 @@ class Navigation:
             raise errors.Forbidden(message)
         raise errors.UpstreamError(message)
 
-    def _location_of(self, track: Track) -> str | None:
-        """The Location of the track's last hop when it was a redirect (Chrome: from its raw
-        header text, since its BiDi events of a failed redirect lack the headers)."""
-        last = track.hops[-1]
-        status, headers = last.status, last.headers
-        raw = self.extra.get(track.request or "", [])
-        if len(raw) >= len(track.hops) and raw[len(track.hops) - 1]:
-            status, headers = parse_headers_text(raw[len(track.hops) - 1])
-        if status not in redirects.REDIRECT_STATUSES:
-            return None
-        return header_value(headers, "location")
-
     # ----- the result -----------------------------------------------------------------------
     def _result(self, final: Track, collector: str, deadline: Deadline) -> GotoResult:
-        chain: list[Redirect] = []
-        cookies: list[Cookie] = []
-        client = list(getattr(self, "client_hops", []))
-        ordered = [t for t in self.tracks.values() if t.hops]
-        for index, track in enumerate(ordered):
-            raw = self.extra.get(track.request or "", [])
-            for number, hop in enumerate(track.hops):
-                if number < len(raw) and raw[number]:
-                    status, headers = parse_headers_text(raw[number])
-                    if status == hop.status or hop.status is None:
-                        hop.status, hop.headers = status, headers
-                cookies += cookies_from_headers(hop.headers, hop.url)
-                location = header_value(hop.headers, "location")
-                if number < len(track.hops) - 1 and hop.status is not None and location:
-                    chain.append(redirects.server_hop(hop.url, hop.status, location))
-            if index < len(client) and track is not final:
-                chain.append(client[index])
-            if track is final:
-                break
+        chain, cookies = chain_and_cookies(
+            [t for t in self.tracks.values() if t.hops], self.extra, list(getattr(self, "client_hops", [])), final
+        )
         last = final.hops[-1]
         status = last.status or 0
         if status in (400, 403, 502, 503):
@@ -626,28 +568,3 @@ class Navigation:
         finally:
             for command in commands:
                 bidi.forget(command)
-
-
-def cookie_params(cookie: Cookie, url: str) -> dict:
-    """A request cookie as ``storage.setCookie`` wants it; domain defaults to the URL's host."""
-    params: dict = {
-        "name": cookie.name,
-        "value": {"type": "string", "value": cookie.value},
-        "domain": cookie.domain or (urlsplit(url).hostname or ""),
-        "path": cookie.path or "/",
-    }
-    if cookie.http_only is not None:
-        params["httpOnly"] = cookie.http_only
-    if cookie.secure is not None:
-        params["secure"] = cookie.secure
-    if cookie.same_site:
-        params["sameSite"] = cookie.same_site.lower()
-    if cookie.expires:
-        try:
-            stamp = datetime.strptime(cookie.expires, "%Y-%m-%dT%H:%M:%SZ")
-            params["expiry"] = calendar.timegm(stamp.timetuple())
-        except ValueError as exc:
-            raise errors.BadRequest(
-                f"cookie {cookie.name!r} has an invalid expires {cookie.expires!r}"
-            ) from exc
-    return params
