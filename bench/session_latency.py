@@ -276,6 +276,62 @@ def units(kind: str, count: int, url: str) -> None:
     gateway.stop()
 
 
+def interleaved(ws_url: str, kind: str, url: str, rounds: int) -> None:
+    """Service and direct, call by call in alternation, so that a loaded machine weighs on both
+    alike. The direct browser has the service's flags and its own listener on an egress gateway
+    (the same proxy hop); its goto is a bare ``browsingContext.navigate`` (wait complete) over
+    our BiDi channel, its content and evaluate a bare ``script.callFunction``, its screenshot a
+    bare ``captureScreenshot``."""
+    from service.clients.base import ClientOptions  # noqa: PLC0415 - main has no service.model
+    from service.clients.browser_launch import launch  # noqa: PLC0415
+    from service.clients.page_scripts import CONTENT  # noqa: PLC0415
+    from service.deadline import Deadline  # noqa: PLC0415
+    from service.egress import Gateway  # noqa: PLC0415
+    from service.policy import Policy  # noqa: PLC0415
+
+    policy = Policy(allow_private=True)
+    gateway = Gateway(policy)
+    listener = gateway.open("bench-direct", kind)
+    launched = launch(kind, ClientOptions(policy=policy, egress=listener), browser_settings(Settings.from_env()), Deadline(60))
+    bidi, context = launched.bidi, launched.context
+
+    def call(function: str):
+        params = {"functionDeclaration": function, "target": {"context": context}, "awaitPromise": True}
+        return lambda: bidi.command("script.callFunction", params, 30)
+
+    direct = {
+        "goto": lambda: bidi.command("browsingContext.navigate", {"context": context, "url": url, "wait": "complete"}, 30),
+        "content": call(CONTENT),
+        "evaluate": call("function() { return document.title; }"),
+        "screenshot": lambda: bidi.command(
+            "browsingContext.captureScreenshot", {"context": context, "origin": "viewport"}, 30
+        ),
+    }
+    session = connect(ws_url, timeout=60)
+    session.open(client=kind, recv_timeout=60)
+    samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in CALLS}
+    try:
+        for name in CALLS:
+            session.request(CALLS[name](url), timeout=30)
+            direct[name]()
+            mine, theirs = samples[name]
+            frame = CALLS[name](url)
+            through = [lambda frame=frame: session.request(frame, timeout=30), direct[name]]
+            for number in range(rounds):
+                order = (0, 1) if number % 2 else (1, 0)
+                for which in order:
+                    (mine, theirs)[which].append(timed(through[which]))
+    finally:
+        session.request({"action": "close"}, timeout=30)
+        session.close()
+        launched.shutdown()
+        listener.close()
+        gateway.stop()
+    print(f"{kind:<10}" + "".join(
+        f"{name:>10} {pct(a, 0.5):6.1f}/{pct(b, 0.5):6.1f}={pct(a, 0.5) / pct(b, 0.5):4.2f}" for name, (a, b) in samples.items()
+    ))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20)
@@ -283,6 +339,7 @@ def main() -> None:
     parser.add_argument("--opens", type=int, default=0, help="open latency over this many opens, warm and cold")
     parser.add_argument("--units", type=int, default=0, help="compare the two units with this many sessions")
     parser.add_argument("--no-actions", action="store_true", help="skip the per-action table")
+    parser.add_argument("--interleave", action="store_true", help="service and bare BiDi, call by call in turn")
     args = parser.parse_args()
     kinds = [kind for kind in args.clients.split(",") if kind]
     browsers = [kind for kind in kinds if kind != "standard"]
@@ -293,6 +350,11 @@ def main() -> None:
                 units(kind, args.units, site.url("/html"))
     if args.opens:
         print_opens(browsers, args.opens)
+    if args.interleave:
+        print(f"\nservice / bare BiDi, interleaved, p50 ms of {args.rounds} rounds (service/bare=ratio)")
+        with Site() as site, Service(env={"INNDX_POOL_CHROME": "0", "INNDX_POOL_FIREFOX": "0"}) as service:
+            for kind in browsers:
+                interleaved(service.ws_url, kind, site.url("/html"), args.rounds)
     if args.no_actions:
         return
     remote = os.environ.get("INNDX_SELENIUM_REMOTE_URL")
