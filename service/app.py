@@ -18,7 +18,7 @@ from pathlib import Path
 from flask import Flask, Response, abort, g, jsonify, request, send_from_directory
 from flask_sock import Sock
 
-from service import __version__, endpoint
+from service import __version__, endpoint, websocket
 from service.clients import browser_process
 from service.config import Settings
 from service.errors import BadRequest, ServiceError
@@ -70,13 +70,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Browsers and temp dirs of a worker that died (SIGKILL, out of memory) go first.
     browser_process.reap_orphans()
     hub = Hub(settings)
+    hub.pool.start()  # the warm pool fills in the background
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.extensions["inndx"] = hub
-    app.config["SOCK_SERVER_OPTIONS"] = {
-        "ping_interval": PING_INTERVAL,
-        # a hard stop far above our own limit, which answers 413 and keeps the session
-        "max_message_size": settings.max_frame_bytes * 4,
-    }
+    # our reader thread counts each message in bytes (413 in its turn, the rest dropped unread)
+    app.config["SOCK_SERVER_OPTIONS"] = websocket.server_options(settings.max_frame_bytes, PING_INTERVAL)
     sock = Sock(app)
 
     @app.before_request
@@ -87,20 +85,21 @@ def create_app(settings: Settings | None = None) -> Flask:
             if request.headers.get("Upgrade", "").lower() != "websocket":
                 raise BadRequest(f"{WS_PATH} is a WebSocket endpoint: send an Upgrade: websocket request")
             g.ticket = hub.admit(*_credentials(settings))
+            websocket.refuse_compression(request.environ)  # permessage-deflate: off
         except ServiceError as error:
             logger.info("upgrade refused: %s (%s)", error.message, error.code)
             return _refuse(error)
         return None
 
     @app.teardown_request
-    def release(_exc):
+    def release(_exc):  # a ticket the WebSocket route never took over (the upgrade failed)
         ticket = g.pop("ticket", None)
         if ticket is not None:
             ticket.release()
 
     @sock.route(WS_PATH)
     def sessions(ws):
-        endpoint.serve(ws, hub, g.ticket)
+        endpoint.serve(ws, hub, g.pop("ticket"))  # from here on, the endpoint or its session owns it
 
     @app.get("/healthz")
     def healthz():

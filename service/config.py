@@ -57,6 +57,7 @@ class Settings:
     idle_timeout: float = 900.0  # INNDX_IDLE_TIMEOUT: no frame for this long -> fatal 410
     max_lifetime: float = 4 * 3600.0  # INNDX_MAX_LIFETIME: session age limit -> fatal 410
     max_pending: int = 16  # INNDX_MAX_PENDING: queued actions per session; beyond -> 429
+    max_pending_bytes: int = 32 * 1024 * 1024  # INNDX_MAX_PENDING_BYTES: their frames' bytes; beyond -> 429
     max_frame_bytes: int = 16 * 1024 * 1024  # INNDX_MAX_FRAME_BYTES: incoming frame limit -> 413
     max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
     default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
@@ -77,6 +78,7 @@ class Settings:
     egress_host: str = "127.0.0.1"  # INNDX_EGRESS_HOST: where the egress gateway listens
     egress_advertise_host: str = ""  # INNDX_EGRESS_ADVERTISE_HOST: how browsers reach it (Grid nodes)
     tenant_query: bool = False  # INNDX_TENANT_QUERY=1: accept ?tenant=&api_key= (browsers, the playground)
+    write_timeout: float = 30.0  # INNDX_WRITE_TIMEOUT: a client must take each frame within this
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +96,8 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.write_timeout <= 0:
+            raise SettingsError("the write timeout must be > 0")
         if not 0 < self.default_timeout <= self.max_timeout:
             raise SettingsError("the default timeout must be > 0 and at most the maximum timeout")
         try:
@@ -102,7 +106,8 @@ class Settings:
             raise SettingsError(f"network policy: {exc}") from exc
         if self.egress_host in ("0.0.0.0", "::") and not self.egress_advertise_host:
             raise SettingsError("INNDX_EGRESS_HOST is a wildcard: set INNDX_EGRESS_ADVERTISE_HOST")
-        for name in ("max_pending", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers"):
+        for name in ("max_pending", "max_pending_bytes", "max_frame_bytes", "max_body_bytes",
+                     "default_max_sessions", "max_browsers"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
         for name in ("pool_chrome", "pool_firefox"):
@@ -131,17 +136,11 @@ _DURATIONS = {
     "new_session_timeout",
     "client_redirect_settle",
     "shutdown_timeout",
+    "write_timeout",
 }
 _INTEGERS = {
-    "port",
-    "max_pending",
-    "max_frame_bytes",
-    "max_body_bytes",
-    "default_max_sessions",
-    "max_browsers",
-    "pool_chrome",
-    "pool_firefox",
-    "pool_launches",
+    "port", "max_pending", "max_pending_bytes", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers",
+    "pool_chrome", "pool_firefox", "pool_launches",
 }
 _BOOLEANS = {"allow_private_networks", "tenant_query"}
 

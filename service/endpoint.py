@@ -1,9 +1,10 @@
 """The WebSocket endpoint: the socket's thread reads frames and hands them to the session.
 
-The socket thread (a gunicorn worker thread) does three things only: wait for the open frame,
-queue every later frame on the session, and notice the client leaving or the session expiring.
-Every write goes through ``WebSocketOutbox``: one lock for our frames and for simple-websocket's
-own pings, pongs and close replies (its socket is wrapped so that its thread takes the lock too).
+The socket thread (a gunicorn worker thread) does two things only: wait for the open frame,
+then read every later frame through ``protocol.receive`` (size in bytes, JSON, id, schema) and
+queue the result, an action or the error it earned, on the session. It never waits for the
+session to end: the session owns its life, its expiry, its client and its ticket. Every write
+goes through the connection's ``Outbox`` (``service/websocket.py``).
 """
 
 from __future__ import annotations
@@ -11,89 +12,90 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from typing import Any
 
 from simple_websocket import ConnectionClosed
 
 from service import protocol
-from service.errors import BadRequest, OpenTimeout, ServiceError, SessionExpired, TooManyRequests
+from service.errors import InternalError, OpenTimeout, ServiceError
 from service.hub import Hub, Ticket
+from service.session import Session
+from service.websocket import Outbox
 
 logger = logging.getLogger(__name__)
 
-POLL = 1.0  # seconds between expiry checks while the client is silent
+POLL = 1.0  # seconds between checks that the session is still there while the client is silent
 CLOSE_WAIT = 2.0  # seconds for the client's answer to our close before we drop the connection
 
 
-class _LockedSocket:
-    """The raw socket, with ``send`` serialised by the outbox's lock and made complete."""
-
-    def __init__(self, sock: Any, lock: threading.RLock):
-        self._sock = sock
-        self._lock = lock
-
-    def send(self, data: bytes) -> int:
-        with self._lock:
-            self._sock.sendall(data)
-        return len(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-class WebSocketOutbox:
-    def __init__(self, ws: Any):
-        self._ws = ws
-        self._lock = threading.RLock()
-        ws.sock = _LockedSocket(ws.sock, self._lock)
-
-    def send(self, frame: dict[str, Any]) -> None:
-        text = protocol.encode(frame)
-        with self._lock:
-            try:
-                self._ws.send(text)
-            except (ConnectionClosed, OSError):
-                logger.debug("frame dropped: the socket is closed")
-
-    def close(self, code: int, reason: str = "") -> None:
-        with self._lock:
-            try:
-                self._ws.close(reason=code, message=reason[:120])
-            except (ConnectionClosed, OSError):
-                pass
-
-
 def serve(ws: Any, hub: Hub, ticket: Ticket) -> None:
-    """Run one WebSocket connection from the upgrade to the close."""
-    outbox = WebSocketOutbox(ws)
-    settings = hub.settings
+    """Run one WebSocket connection from the upgrade to the close. ``ticket`` is ours until
+    a session takes it over."""
+    outbox = Outbox(ws, hub.settings.write_timeout)
     session = None
     try:
-        try:
-            data = ws.receive(timeout=settings.open_timeout)
-            if data is None:
-                raise OpenTimeout(f"no open frame within {settings.open_timeout:g}s")
-            protocol.check_size(data, settings.max_frame_bytes)
-            open_frame = hub.protocol.parse_open(data)
-            session = hub.open_session(ticket, open_frame, outbox)
-        except ServiceError as error:
-            logger.info("open refused for tenant %s: %s (%s)", ticket.tenant.id, error.message, error.code)
-            outbox.send(protocol.error_frame(error, fatal=True))
-            outbox.close(error.close_code, error.message)
-            return
-        _read_frames(ws, hub, session, outbox)
-    except ConnectionClosed:
-        pass
-    finally:
+        session = _open(ws, hub, ticket, outbox)
         if session is not None:
-            session.thread.join(settings.shutdown_timeout + settings.new_session_timeout)
-            if session.thread.is_alive():
-                logger.error("session %s did not end in time: closing its client", session.id)
-                session.force_close_client()
-            hub.session_ended(session)
-        ticket.release()
+            _read_frames(ws, hub, session, outbox)
+    finally:
+        if session is not None and not session.done.is_set():
+            session.abort("the connection ended")  # however we got here, the session must not outlive it
         _let_reader_finish(ws)
+
+
+def _open(ws: Any, hub: Hub, ticket: Ticket, outbox: Outbox) -> Session | None:
+    settings = hub.settings
+    try:
+        data = ws.receive(timeout=settings.open_timeout)
+        if data is None:
+            if not ws.connected:
+                ticket.release()
+                return None
+            raise OpenTimeout(f"no open frame within {settings.open_timeout:g}s")
+        open_frame = hub.protocol.parse_open(data, settings.max_frame_bytes)
+        return hub.open_session(ticket, open_frame, outbox)  # the session owns the ticket now
+    except ConnectionClosed:
+        ticket.release()
+        return None
+    except ServiceError as error:
+        logger.info("open refused for tenant %s: %s (%s)", ticket.tenant.id, error.message, error.code)
+        _refuse(outbox, error, ticket)
+    except Exception:  # our bug, on an upgraded socket: a fatal frame, never an HTTP 500
+        logger.error("opening a session failed", exc_info=True)
+        _refuse(outbox, InternalError("internal error: the session could not open"), ticket)
+    return None
+
+
+def _refuse(outbox: Outbox, error: ServiceError, ticket: Ticket) -> None:
+    outbox.send(protocol.error_frame(error, fatal=True))
+    outbox.close(error.close_code, error.message)
+    ticket.release()
+
+
+def _read_frames(ws: Any, hub: Hub, session: Session, outbox: Outbox) -> None:
+    limit = hub.settings.max_frame_bytes
+    while not session.done.is_set():
+        try:
+            data = ws.receive(timeout=POLL)
+        except ConnectionClosed:
+            data = None
+        if data is None:
+            if not ws.connected:
+                session.abort(outbox.failure or "the client went away")
+                return
+            continue
+        try:
+            item: protocol.Action | ServiceError = hub.protocol.receive(data, limit)
+        except ServiceError as error:
+            item = error
+        except Exception:  # our bug: this frame gets a 500 in its turn, the session goes on
+            logger.error("reading a frame failed", exc_info=True)
+            item = InternalError("internal error: the frame could not be read", fatal=False)
+        session.submit(item)
+        while not session.wait_for_room(POLL):  # a flood of refused frames: stop reading a while
+            if not ws.connected:
+                session.abort(outbox.failure or "the client went away")
+                return
 
 
 def _let_reader_finish(ws: Any) -> None:
@@ -113,40 +115,3 @@ def _let_reader_finish(ws: Any) -> None:
         except OSError:
             pass
         thread.join(CLOSE_WAIT)
-
-
-def _read_frames(ws: Any, hub: Hub, session: Any, outbox: WebSocketOutbox) -> None:
-    settings = hub.settings
-    while not session.finished:
-        try:
-            data = ws.receive(timeout=POLL)
-        except ConnectionClosed:
-            session.abort("the client went away")
-            return
-        if data is None:
-            if not ws.connected:
-                session.abort("the client went away")
-                return
-            _check_expiry(session, settings)
-            continue
-        try:
-            session.submit(data)
-        except TooManyRequests as error:
-            action_id = None
-            if isinstance(data, str):
-                try:
-                    action_id = hub.protocol.peek_id(hub.protocol.decode_json(data))
-                except BadRequest:
-                    pass
-            outbox.send(protocol.error_frame(error, action_id))
-        _check_expiry(session, settings)  # a chatty client never lets receive() time out
-
-
-def _check_expiry(session: Any, settings: Any) -> None:
-    now = time.monotonic()
-    if now - session.started_at >= settings.max_lifetime:
-        session.fail(SessionExpired(f"the session reached its maximum lifetime of {settings.max_lifetime:g}s"))
-        return
-    idle_since = session.idle_since()
-    if idle_since is not None and now - idle_since >= settings.idle_timeout:
-        session.fail(SessionExpired(f"the session was idle for {settings.idle_timeout:g}s"))

@@ -35,9 +35,20 @@ class ServiceError(Exception):
     fatal: bool = False
     close_code: int = 1011
 
-    def __init__(self, message: str, *, fatal: bool | None = None, close_code: int | None = None):
+    #: the ``id`` of the action frame this error answers, when it had a readable one
+    action_id: str | int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fatal: bool | None = None,
+        close_code: int | None = None,
+        action_id: str | int | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.action_id = action_id
         if fatal is not None:
             self.fatal = fatal
         if close_code is not None:

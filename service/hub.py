@@ -51,7 +51,11 @@ class Hub:
         self.proxies = Proxies.load(settings.proxies_file)
         self.metrics = Metrics()
         self.gateway = Gateway(
-            settings.policy, self.metrics, bind_host=settings.egress_host, advertise_host=settings.egress_address
+            settings.policy,
+            self.metrics,
+            bind_host=settings.egress_host,
+            advertise_host=settings.egress_address,
+            max_body_bytes=settings.max_body_bytes,
         )
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
         self._lock = threading.Lock()
@@ -66,8 +70,7 @@ class Hub:
             self._give_back_browser,
             settings.pool_launches,
             self.metrics,
-        )
-        self.pool.start()
+        )  # started by create_app (a Hub built alone, as in unit tests, starts no browser)
 
     # ------------------------------------------------------------------------------ admission
 
@@ -97,23 +100,19 @@ class Hub:
                 raise BadRequest(f"unknown middleware type {middleware['type']!r}", fatal=True)
         session_id = str(uuid.uuid4())
         egress = None
-        unit = None
-        if open_frame.client != "standard":
-            unit = (
-                self.pool.take(open_frame.client, wait=self.settings.new_session_timeout)
-                or self._take_browser(open_frame.client)
-            )
-            if unit is not None:  # warm: its browser slot comes with it
+        unit = None  # a warm browser from the pool: its slot and its egress listener come with it
+        if open_frame.client != "standard":  # the browser's one road out, tied to this session
+            unit = self.pool.take(open_frame.client, wait=self.settings.new_session_timeout)
+            if unit is not None:
                 egress = unit.listener
                 egress.bind(session_id, proxies[0] if proxies else None)
-            else:  # cold: a slot is ours
+            else:
+                self._take_browser()  # a slot for a cold start, or 503
                 try:
                     egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
-                except Exception:
+                except BaseException:
                     self._give_back_browser()
                     raise
-            with self._lock:
-                self._egress[session_id] = egress
         options = ClientOptions(
             timeout=open_frame.timeout,
             max_redirects=open_frame.max_redirects,
@@ -128,30 +127,48 @@ class Hub:
             tenant,
             open_frame,
             options,
-            lambda: make_client(open_frame.client, options, self.settings, unit.launched if unit else None),
+            (lambda: make_client(open_frame.client, options, self.settings, unit.launched))
+            if unit is not None
+            else (lambda: make_client(open_frame.client, options, self.settings)),
             outbox,
-            self.protocol,
             max_pending=self.settings.max_pending,
-            max_frame_bytes=self.settings.max_frame_bytes,
+            max_pending_bytes=self.settings.max_pending_bytes,
             start_timeout=self.settings.new_session_timeout + 5,
+            idle_timeout=self.settings.idle_timeout,
+            max_lifetime=self.settings.max_lifetime,
             on_action=self.metrics.action,
+            on_end=lambda: self._session_ended(session, ticket),
         )
-        with self._lock:
-            self._sessions[session_id] = session
+        try:
+            with self._lock:  # one check and one registration: shutdown sees it, or it never starts
+                if self._shutting_down:
+                    raise Unavailable("the server is shutting down", close_code=1001)
+                self._sessions[session_id] = session
+                if egress is not None:
+                    self._egress[session_id] = egress
+        except BaseException:
+            if unit is not None:
+                unit.end()
+            elif egress is not None:
+                egress.close()
+            if session.kind != "standard":
+                self._give_back_browser()
+            raise
         self.metrics.session_opened(open_frame.client)
         session.thread.start()
         return session
 
-    def _take_browser(self, kind: str) -> None:
-        """A browser slot for a cold start. Sessions come before the pool: an idle pooled unit
-        (of another kind: one of this kind was taken first) is ended to free its slot, and a
-        pool launch in flight that holds the last slot is waited for (bounded), then ended."""
+    def _take_browser(self) -> None:
+        """A browser slot for a cold start (503 when there is none). Sessions come before the
+        pool: an idle pooled browser (of another kind: one of this kind was taken first) is ended
+        to free its slot, or a pool launch in flight that holds the last one is waited for
+        (bounded by the new-session timeout) and then ended."""
         end = time.monotonic() + self.settings.new_session_timeout
         while not self._reserve_browser():
             if self.pool.evict():
                 continue
             if self.pool.launching() and time.monotonic() < end and not self._shutting_down:
-                self.pool.wait_launches(end - time.monotonic())  # then its unit can be evicted
+                self.pool.wait_launches(end - time.monotonic())
                 continue
             raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
 
@@ -166,16 +183,17 @@ class Hub:
         with self._lock:
             self._browsers -= 1
 
-    def session_ended(self, session: Session) -> None:
-        """Called by the endpoint once the session's thread has ended (its browser is gone)."""
+    def _session_ended(self, session: Session, ticket: Ticket) -> None:
+        """The session's ``on_end``, called once by its own thread after its client closed:
+        its browser slot, its egress listener and its tenant's ticket are freed here and nowhere
+        else."""
         with self._lock:
-            if self._sessions.pop(session.id, None) is None:
-                return
-            if session.kind != "standard":
+            if self._sessions.pop(session.id, None) is not None and session.kind != "standard":
                 self._browsers -= 1
             egress = self._egress.pop(session.id, None)
         if egress is not None:
             egress.close()
+        ticket.release()
         self.metrics.session_closed(session.kind)
 
     def active_sessions(self) -> int:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import referencing
@@ -64,13 +67,84 @@ class Action:
     name: str
     id: str | int | None = None
     args: Mapping[str, Any] = field(default_factory=dict)
+    size: int = field(default=0, compare=False)  # the frame's size in bytes, as it arrived
 
     @property
     def reply_action(self) -> str:
         return REPLY_ACTION[self.name]
 
 
+@dataclass(frozen=True)
+class OversizedFrame:
+    """A frame the socket layer dropped unread because it went over the size limit: only its
+    size in bytes is known. It is answered 413 in its turn like any other frame."""
+
+    size: int
+
+
+ID_RANGE = range(-(2**63), 2**63)  # an integer id is a signed 64-bit integer
+
+
 # ------------------------------------------------------------------------------------ validation
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate (``"\\ud800"``): it cannot be encoded."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+MAX_VALUES = 20_000  # JSON values in one frame; the largest valid frame holds about 13,000
+
+
+def _check_values(frame: Any) -> None:
+    """Bounds the work a frame can cause before the schema sees it (a frame of a million tiny
+    headers took minutes to validate), and checks that every string of the frame, keys included,
+    is valid Unicode: JSON lets a client escape a lone surrogate, which nothing downstream
+    (HTTP, browsers, our own replies) can carry."""
+    stack: list[tuple[Any, str]] = [(frame, "$")]
+    count = 0
+    while stack:
+        value, path = stack.pop()
+        count += 1
+        if count > MAX_VALUES or (isinstance(value, (dict, list)) and len(value) > MAX_VALUES):
+            raise BadRequest(f"invalid frame at {path}: a frame may hold at most {MAX_VALUES} JSON values")
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                raise BadRequest(f"invalid frame at {path}: the string holds a lone surrogate (not valid Unicode)")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _is_unicode(key):
+                    raise BadRequest(f"invalid frame at {path}: a key holds a lone surrogate (not valid Unicode)")
+                stack.append((item, f"{path}.{key}"))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{index}]") for index, item in enumerate(value))
+
+
+def check_url(url: str, frame: str) -> None:
+    """What the schema's pattern cannot say about an absolute http(s) URL: it parses, its port
+    is a port, it names a host, and it holds no whitespace or control character."""
+    where = f"invalid {frame} frame at $.url"
+    if any(ord(char) <= 0x20 or 0x7F <= ord(char) <= 0x9F for char in url):
+        raise BadRequest(f"{where}: the URL holds whitespace or a control character")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise BadRequest(f"{where}: not a valid URL ({exc})") from exc
+    if not parts.hostname:
+        raise BadRequest(f"{where}: the URL names no host")
+
+
 
 
 def _load_schemas(directory: Path) -> dict[str, dict]:
@@ -85,9 +159,16 @@ def _load_schemas(directory: Path) -> dict[str, dict]:
 def _explain(error: jsonschema.ValidationError) -> str:
     """The schema's own words where a bare pattern would be cryptic."""
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
-    if error.validator == "pattern" and description:
-        return f"{error.instance!r} is not {description}"
-    return error.message
+    if error.validator in ("pattern", "not") and description:
+        return f"{_SHORT.repr(error.instance)} is not {description}"
+    if error.validator in ("maxLength", "maxItems", "maxProperties"):
+        return f"{_SHORT.repr(error.instance)} is too long (at most {error.validator_value})"
+    return error.message if len(error.message) <= 300 else error.message[:300] + "..."
+
+
+_SHORT = reprlib.Repr()  # an error message quotes the offending value, never all of it
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxdict = 4
 
 
 class Protocol:
@@ -113,18 +194,42 @@ class Protocol:
         if error is not None:
             raise BadRequest(f"invalid {schema.split('.')[0]} frame at {error.json_path}: {_explain(error)}")
 
+    def receive(self, data: str | bytes | OversizedFrame, max_bytes: int) -> Action:
+        """One incoming action frame -> ``Action``: its size in bytes, its JSON, its id and its
+        schema, checked here and only here. Any problem raises a ``ServiceError`` (400 or 413)
+        whose ``action_id`` is the frame's id when the frame had a readable one."""
+        if isinstance(data, OversizedFrame):
+            raise TooLarge(f"frame of {data.size} bytes is over the {max_bytes}-byte limit")
+        check_size(data, max_bytes)
+        frame = self.decode_json(data)
+        action_id = self.peek_id(frame)
+        try:
+            _check_values(frame)
+            action = self.parse_action(frame)
+            if action.name == "goto":
+                check_url(action.args["url"], "goto")
+        except ServiceError as error:
+            error.action_id = action_id
+            raise
+        return dataclasses.replace(action, size=frame_size(data))
+
     @staticmethod
     def decode_json(data: str | bytes) -> Any:
         if isinstance(data, bytes):
             raise BadRequest("binary frames are not accepted: send JSON text frames")
         try:
-            return json.loads(data)
+            return json.loads(data, parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
             raise BadRequest(f"frame is not valid JSON: {exc}") from exc
 
-    def parse_open(self, data: str | bytes) -> OpenFrame:
-        """The first frame. Any error here is fatal (400) for the caller."""
+    def parse_open(self, data: str | bytes | OversizedFrame, max_bytes: int | None = None) -> OpenFrame:
+        """The first frame. Any error here is fatal (400 or 413) for the caller."""
+        if isinstance(data, OversizedFrame):
+            raise TooLarge(f"open frame of {data.size} bytes is over the {max_bytes}-byte limit", fatal=True)
+        if max_bytes is not None:
+            check_size(data, max_bytes)
         frame = self.decode_json(data)
+        _check_values(frame)
         if isinstance(frame, dict) and "action" in frame:
             raise BadRequest("expected the open frame first, got an action frame")
         self._validate("open.request", frame)
@@ -134,7 +239,10 @@ class Protocol:
             if "viewport" in client:
                 viewport = Viewport(**client["viewport"])
             client = client["kind"]
-        timeout = parse_duration(frame.get("timeout", "")) if "timeout" in frame else self.default_timeout
+        try:
+            timeout = parse_duration(frame["timeout"]) if "timeout" in frame else self.default_timeout
+        except ValueError as exc:  # the schema's pattern passed, but the value overflows
+            raise BadRequest(f"invalid open frame at $.timeout: {exc}") from exc
         if not 0 < timeout <= self.max_timeout:
             raise BadRequest(
                 f"invalid open frame at $.timeout: {frame['timeout']!r} must be more than 0"
@@ -155,7 +263,9 @@ class Protocol:
         """The frame's ``id`` when it has a valid one, so even an invalid frame's error echoes it."""
         if isinstance(frame, dict):
             value = frame.get("id")
-            if (isinstance(value, str) and len(value) <= 128) or (isinstance(value, int) and not isinstance(value, bool)):
+            if isinstance(value, str) and len(value) <= 128 and _is_unicode(value):
+                return value
+            if isinstance(value, int) and not isinstance(value, bool) and value in ID_RANGE:
                 return value
         return None
 
@@ -169,6 +279,8 @@ class Protocol:
                 raise BadRequest("invalid frame at $.action: 'action' is a required property")
             raise BadRequest(f"invalid frame at $.action: unknown action {name!r}; expected one of {', '.join(ACTIONS)}")
         self._validate(f"{name}.request", frame)
+        if isinstance(frame.get("id"), float):  # the schema's "integer" admits 1.0
+            raise BadRequest(f"invalid {name} frame at $.id: {frame['id']!r} is not a string or an integer")
         args = {key: value for key, value in frame.items() if key not in ("action", "id")}
         if name == "goto":
             args = self._goto_args(args)
@@ -255,7 +367,9 @@ def reply(action: Action, value: Any = None) -> dict[str, Any]:
 
 
 def error_frame(error: ServiceError, action_id: str | int | None = None, fatal: bool | None = None) -> dict[str, Any]:
+    """The error frame for ``error``; its ``id`` is ``action_id`` or else the error's own."""
     is_fatal = error.fatal if fatal is None else fatal
+    action_id = error.action_id if action_id is None and not is_fatal else action_id
     return _with_id({"type": "fatal" if is_fatal else "error", "message": error.message, "code": error.code}, action_id)
 
 
@@ -267,7 +381,12 @@ def encode(frame: Mapping[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
+def frame_size(data: str | bytes) -> int:
+    """A frame's size in bytes as it travelled (UTF-8), whatever Python holds it as."""
+    return len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+
+
 def check_size(data: str | bytes, limit: int) -> None:
-    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    size = frame_size(data)
     if size > limit:
         raise TooLarge(f"frame of {size} bytes is over the {limit}-byte limit")

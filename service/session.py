@@ -1,21 +1,28 @@
 """A Session: one client's long-lived fetch client, driven from its own thread.
 
 Rule 1: only the session's thread touches its fetch client (and so its WebDriver). Other
-threads talk to it through ``submit`` (queue a frame), ``abort`` (the client went away) and
-``fail`` (expiry, shutdown); the thread picks those up between actions.
+threads talk to it through ``submit`` (queue a frame, already read by the protocol), ``abort``
+(the client went away), ``fail`` (shutdown) and, at shutdown only, ``force_close_client``.
 
-Rule 2: every frame the session sends goes through its ``Outbox`` (one lock, owned by the
-endpoint), and a ``fatal`` frame is always the last one, followed by the socket's close.
+Rule 2: every frame the session sends goes through its ``Outbox`` (one lock, a write deadline,
+owned by the endpoint), and a ``fatal`` frame is always the last one, followed by the close.
 
-States, and the only moves between them (anything else raises ``IllegalTransition``)::
+Rule 3: the session owns its whole life. Its thread checks its own expiry (idle time, maximum
+lifetime) while it waits for frames; when it ends, that same thread closes the client (the
+browser quits) and then calls ``on_end`` once, which frees its slots and releases the
+tenant's ticket. Nobody else releases them.
+
+States, and the only moves between them, all made by ``_move`` (anything else raises
+``IllegalTransition``)::
 
     OPENING --> READY <--> BUSY
        |          |          |
        +----------+----------+--> CLOSING --> CLOSED
        +----------+----------+--> FAILED             (a failed session stays failed)
 
-Frames are handled strictly in the order they arrived: an invalid frame gets its error frame
-in its turn, after the replies of the frames before it.
+Frames are handled strictly in the order they arrived: a frame the protocol refused (400, 413)
+and a frame over the pending bound (429) get their error frame in their turn, after the replies
+of the frames before them.
 """
 
 from __future__ import annotations
@@ -33,18 +40,29 @@ from typing import Protocol as TypingProtocol
 from service import protocol, user_agents
 from service.clients.base import ClientOptions, FetchClient, GotoRequest
 from service.deadline import Deadline
-from service.errors import Conflict, InternalError, NotSupported, ServiceError, TooManyRequests
+from service.errors import (
+    Conflict,
+    InternalError,
+    NotSupported,
+    ServiceError,
+    SessionExpired,
+    TooManyRequests,
+    Unavailable,
+)
 from service.retries import with_retries
 
 logger = logging.getLogger(__name__)
 
 
 class Outbox(TypingProtocol):
-    """Where a session's frames go: the endpoint's one locked writer."""
+    """Where a session's frames go: the endpoint's one writer. ``send`` and ``close`` return
+    False once the client cannot take frames any more; ``failure`` then says why, if we cut it."""
 
-    def send(self, frame: dict[str, Any]) -> None: ...
+    failure: str | None
 
-    def close(self, code: int, reason: str = "") -> None: ...
+    def send(self, frame: dict[str, Any]) -> bool: ...
+
+    def close(self, code: int, reason: str = "") -> bool: ...
 
 
 class State(enum.Enum):
@@ -71,6 +89,7 @@ class IllegalTransition(RuntimeError):
 
 
 _WAKE = object()
+BACKLOG_FACTOR = 8  # refused frames (their 429s) may queue up to this many times max_pending
 
 
 class Session:
@@ -82,12 +101,14 @@ class Session:
         options: ClientOptions,
         client_factory: Callable[[], FetchClient],
         outbox: Outbox,
-        proto: protocol.Protocol,
         *,
         max_pending: int = 16,
-        max_frame_bytes: int = 16 * 1024 * 1024,
+        max_pending_bytes: int = 32 * 1024 * 1024,
         start_timeout: float = 30.0,
+        idle_timeout: float = 900.0,
+        max_lifetime: float = 4 * 3600.0,
         on_action: Callable[[str, str, float], None] | None = None,
+        on_end: Callable[[], None] | None = None,
     ):
         self.id = session_id
         self.tenant = tenant
@@ -97,22 +118,31 @@ class Session:
         self._client_factory = client_factory
         self._client: FetchClient | None = None
         self._outbox = outbox
-        self._protocol = proto
         self._max_pending = max_pending
-        self._max_frame_bytes = max_frame_bytes
+        self._max_pending_bytes = max_pending_bytes
+        self._pending_bytes = 0  # bytes of the queued actions' frames (bounded by max_pending_bytes)
+        self._max_backlog = max_pending * BACKLOG_FACTOR
         self._start_timeout = start_timeout
+        self._idle_timeout = idle_timeout
+        self._max_lifetime = max_lifetime
         self._on_action = on_action or (lambda action, outcome, seconds: None)
+        self._on_end = on_end or (lambda: None)
         self._frames: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending = 0
+        self._pending = 0  # queued actions not yet started (bounded by max_pending)
+        self._backlog = 0  # everything queued: actions and the errors of refused frames
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
         self._state = State.OPENING
         self._stop_error: ServiceError | None = None
         self._stop_requested = threading.Event()
+        self._interrupt = threading.Event()  # wakes a goto's retry backoff: stop retrying
         self._client_gone = False
+        self._forced = False
         self._rng = random.Random()
         self.started_at = time.monotonic()
         self.last_activity = self.started_at
         self.end_reason = "open"
+        self.done = threading.Event()  # set once the session will write nothing more
         self.log = logging.LoggerAdapter(logger, {"tenant": tenant, "session_id": session_id})
         self.thread = threading.Thread(target=self._run, name=f"session-{session_id[:8]}", daemon=True)
 
@@ -126,56 +156,85 @@ class Session:
     def finished(self) -> bool:
         return self._state in (State.CLOSED, State.FAILED)
 
-    def idle_since(self) -> float | None:
-        """When the session last did anything, or None while it has work."""
-        with self._lock:
-            if self._pending or self._state in (State.OPENING, State.BUSY):
-                return None
-            return self.last_activity
-
-    def submit(self, data: str | bytes) -> None:
-        """Queue one incoming frame; ``TooManyRequests`` when the queue is full."""
+    def submit(self, item: protocol.Action | ServiceError) -> None:
+        """Queue one frame as the protocol read it: an ``Action``, or the error it earned. An
+        action over the pending bound is queued as its 429, so that it keeps its turn."""
         with self._lock:
             self.last_activity = time.monotonic()
-            if self._pending >= self._max_pending:
-                raise TooManyRequests(f"too many pending actions: at most {self._max_pending} may wait")
-            self._pending += 1
-        self._frames.put(data)
+            if isinstance(item, protocol.Action):
+                if self._pending >= self._max_pending:
+                    item = TooManyRequests(
+                        f"too many pending actions: at most {self._max_pending} may wait", action_id=item.id
+                    )
+                elif self._pending and self._pending_bytes + item.size > self._max_pending_bytes:
+                    item = TooManyRequests(
+                        f"too many pending bytes: the waiting frames may hold at most {self._max_pending_bytes}",
+                        action_id=item.id,
+                    )
+                else:
+                    self._pending += 1
+                    self._pending_bytes += item.size
+                    if item.name == "close":
+                        self._interrupt.set()  # a goto ahead of it stops retrying
+            self._backlog += 1
+        self._frames.put(item)
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Backpressure for the reader: False while the backlog of refused frames is full."""
+        with self._room:
+            return self._room.wait_for(lambda: self._backlog < self._max_backlog or self.done.is_set(), timeout)
 
     def fail(self, error: ServiceError) -> None:
         """End the session with a fatal ``error`` as soon as its current action is done."""
         with self._lock:
             if self._stop_error is None:
                 self._stop_error = error
-        self._stop_requested.set()
-        self._frames.put(_WAKE)
+        self._stop()
 
     def abort(self, reason: str) -> None:
         """The client went away: nothing more can be sent; end the session quietly."""
         with self._lock:
-            self._client_gone = True
-            self.end_reason = reason
-        self._stop_requested.set()
-        self._frames.put(_WAKE)
+            if not self._client_gone:
+                self._client_gone = True
+                self.end_reason = reason
+        self._stop()
 
     def force_close_client(self) -> None:
         """Last resort at shutdown, when the session's thread is stuck past its deadline: the
-        one time another thread touches the client. ``close`` is idempotent and kills processes."""
-        client = self._client
+        one time another thread touches the client. ``close`` is idempotent and kills processes;
+        a client still being made or started is closed by the session's thread itself."""
+        with self._lock:
+            self._forced = True
+            client = self._client
+        self._stop()
         if client is not None:
             client.close()
+
+    def _stop(self) -> None:
+        self._stop_requested.set()
+        self._interrupt.set()
+        self._frames.put(_WAKE)
 
     # ------------------------------------------------------------------ the session's own thread
 
     def _move(self, new: State) -> None:
+        """The one way the state changes."""
         with self._lock:
             if new not in _MOVES[self._state]:
                 raise IllegalTransition(f"{self._state.value} -> {new.value}")
             self._state = new
 
     def _send(self, frame: dict[str, Any]) -> None:
-        if not self._client_gone:
-            self._outbox.send(frame)
+        if self._client_gone:
+            return
+        if not self._outbox.send(frame):
+            self._lost_client()
+
+    def _lost_client(self) -> None:
+        failure = self._outbox.failure
+        if failure is not None:
+            self.log.warning("session ends: %s", failure)
+        self.abort(failure or "the client went away")
 
     def _end(self, error: ServiceError | None, close_code: int, reason: str) -> None:
         """Send the fatal frame (if any) and close the socket; the client is closed by ``_run``."""
@@ -183,6 +242,7 @@ class Session:
             self._send(protocol.error_frame(error, fatal=True))
         if not self._client_gone:
             self._outbox.close(close_code, reason)
+        self.done.set()
 
     def _run(self) -> None:
         try:
@@ -192,28 +252,45 @@ class Session:
             self.log.error("session thread crashed", exc_info=True)
             self.end_reason = "internal error"
             if not self.finished:
-                self._state = State.FAILED
+                self._move(State.FAILED)
             self._end(InternalError("internal error: the session cannot go on"), 1011, "internal error")
         finally:
-            if self._client is not None:
+            self.done.set()
+            with self._room:
+                self._room.notify_all()
+            with self._lock:
+                client = self._client
+            if client is not None:
                 try:
-                    self._client.close()
+                    client.close()
                 except Exception:
                     self.log.error("closing the fetch client failed", exc_info=True)
             self.log.info("session ended: %s", self.end_reason)
+            self._on_end()
 
     def _open(self) -> bool:
+        if self._stop_requested.is_set() and self._stopping():
+            return False
         try:
-            self._client = self._client_factory()
-            self._client.start(Deadline(self._start_timeout))
+            client = self._client_factory()
+            with self._lock:
+                self._client = client
+                forced = self._forced
+            if forced:
+                raise Unavailable("the server is shutting down", close_code=1001)
+            client.start(Deadline(self._start_timeout))
         except ServiceError as error:
+            if self._client_gone:
+                self._move(State.CLOSING)
+                self._move(State.CLOSED)
+                return False
             self.log.warning("session open failed: %s (%s)", error.message, error.code)
             self._fail(error)
             return False
         if self._stop_requested.is_set() and self._stopping():
             return False
-        with self._lock:
-            self.last_activity = time.monotonic()  # idle time counts from the open, not the browser start
+        with self._lock:  # idle time and lifetime count from the open reply, not the browser start
+            self.started_at = self.last_activity = time.monotonic()
         self._move(State.READY)
         self._send(protocol.session_opened(self.id))
         self.log.info("session opened: client %s", self.kind)
@@ -221,42 +298,71 @@ class Session:
 
     def _loop(self) -> None:
         while True:
-            item = self._frames.get()
-            if self._stopping():
+            try:
+                item = self._frames.get(timeout=self._until_expiry())
+            except queue.Empty:
+                item = _WAKE
+            if self._stopping() or self._expired():
                 return
             if item is _WAKE:
                 continue
-            with self._lock:
-                self._pending -= 1
-            if not self._handle(item):
+            with self._room:
+                self._backlog -= 1
+                if isinstance(item, protocol.Action):
+                    self._pending -= 1
+                    self._pending_bytes -= item.size
+                self._room.notify_all()
+            if not self._handle(item) or (self._stop_requested.is_set() and self._stopping()):
                 return
+
+    def _until_expiry(self) -> float:
+        """Seconds until the session would expire if nothing came (at least a little)."""
+        with self._lock:
+            end = min(self.last_activity + self._idle_timeout, self.started_at + self._max_lifetime)
+        return max(0.01, end - time.monotonic())
+
+    def _expired(self) -> bool:
+        now = time.monotonic()
+        if now - self.started_at >= self._max_lifetime:
+            error = SessionExpired(f"the session reached its maximum lifetime of {self._max_lifetime:g}s")
+        else:
+            with self._lock:
+                idle = self._backlog == 0 and now - self.last_activity >= self._idle_timeout
+            if not idle:
+                return False
+            error = SessionExpired(f"the session was idle for {self._idle_timeout:g}s")
+        self._fail(error)
+        return True
 
     def _stopping(self) -> bool:
         if not self._stop_requested.is_set():
             return False
         if self._client_gone:
-            self._move(State.CLOSING)
-            self._move(State.CLOSED)
+            if not self.finished:
+                if self._state is not State.CLOSING:
+                    self._move(State.CLOSING)
+                self._move(State.CLOSED)
+            self.done.set()
             return True
         self._fail(self._stop_error or InternalError("session stopped"))
         return True
 
     def _fail(self, error: ServiceError) -> None:
         self.end_reason = f"fatal {error.code}: {error.message}"
-        self._state = State.FAILED  # from any state: a failed session stays failed
+        if not self.finished:
+            self._move(State.FAILED)  # from any state: a failed session stays failed
         self._end(error, error.close_code, error.message[:100])
 
-    def _handle(self, data: str | bytes) -> bool:
+    def _handle(self, item: protocol.Action | ServiceError) -> bool:
         """Handle one frame; False when the session is over."""
-        action_id = None
-        name = "invalid"
+        if isinstance(item, ServiceError):  # refused by the protocol or over the pending bound
+            self._report("invalid", str(item.code), time.monotonic())
+            self._send(protocol.error_frame(item))
+            return not self._client_gone
+        action = item
+        name = action.name
         started = time.monotonic()
         try:
-            protocol.check_size(data, self._max_frame_bytes)
-            frame = self._protocol.decode_json(data)
-            action_id = self._protocol.peek_id(frame)
-            action = self._protocol.parse_action(frame)
-            name = action.name
             self._move(State.BUSY)
             try:
                 value = self._perform(action)
@@ -267,23 +373,25 @@ class Session:
                 self._move(State.CLOSING)
                 self._send(protocol.reply(action))
                 self._report(name, "ok", started)
-                self.end_reason = "closed by the client"
+                if not self._client_gone:
+                    self.end_reason = "closed by the client"
                 self._client.close()
                 self._move(State.CLOSED)
                 if not self._client_gone:
                     self._outbox.close(1000, "closed")
+                self.done.set()
                 return False
             self._send(protocol.reply(action, value))
             self._report(name, "ok", started)
-            return True
+            return not self._client_gone
         except ServiceError as error:
             self._report(name, str(error.code), started)
             if error.fatal:
                 self.log.warning("fatal error in %s: %s", name, error.message)
                 self._fail(error)
                 return False
-            self._send(protocol.error_frame(error, action_id))
-            return True
+            self._send(protocol.error_frame(error, action.id))
+            return not self._client_gone
         finally:
             with self._lock:
                 self.last_activity = time.monotonic()
@@ -299,7 +407,8 @@ class Session:
         timeout = self.open_frame.timeout
         if action.name == "goto":
             request = self._goto_request(args)
-            return with_retries(lambda: client.goto(request, Deadline(timeout)), self.open_frame.max_retries)
+            attempt = lambda: client.goto(request, Deadline(timeout))  # noqa: E731
+            return with_retries(attempt, self.open_frame.max_retries, self._interrupt)
         if action.name == "content":
             return client.content(Deadline(timeout))
         if action.name == "click":

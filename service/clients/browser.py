@@ -21,6 +21,7 @@ import base64
 import functools
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -86,6 +87,7 @@ class BrowserClient(FetchClient):
         self.settings = settings
         self._launched: Launched | None = None
         self._closed = False
+        self._lifecycle = threading.Lock()  # start() publishing its browser vs close()
         self._dead: str | None = None
         self._user_agent: str | None = None  # the override now applied ("" = none)
         self._next_heartbeat = 0.0
@@ -96,19 +98,27 @@ class BrowserClient(FetchClient):
     def start(self, deadline: Deadline) -> None:
         if self._launched is not None:
             return
-        launched, self._unit = self._unit, None
+        with self._lifecycle:
+            launched, self._unit = self._unit, None
         if launched is None:
             launched = prepare(self.kind, self.options, self.settings, deadline)
-        self._launched = launched
+        with self._lifecycle:  # a close() that came while launching must not miss this browser
+            closed = self._closed
+            if not closed:
+                self._launched = launched
+        if closed:
+            launched.shutdown()
+            raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
         launched.fit_viewport(self.options.viewport, deadline)  # a pooled unit: one command, if any
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        launched, self._launched = self._launched or self._unit, None
-        self._unit = None
+        with self._lifecycle:
+            if self._closed:
+                return
+            self._closed = True
+            launched, self._launched = self._launched or self._unit, None
+            self._unit = None
         if launched is not None:
             launched.shutdown()
 

@@ -198,13 +198,15 @@ class StandardClient(FetchClient):
         )
 
     @staticmethod
-    def _request_headers(request: GotoRequest) -> list[tuple[str, str]]:
+    def _request_headers(request: GotoRequest) -> list[tuple[str, bytes]]:
+        """The request's headers; values as UTF-8 bytes (what browsers send for a non-ASCII
+        value), since HTTP itself has no text encoding for them."""
         own = {name.lower() for name, _ in request.headers}
         headers = [("User-Agent", request.user_agent), ("Accept", ACCEPT), ("Accept-Encoding", ACCEPT_ENCODING)]
         headers = [(k, v) for k, v in headers if k.lower() not in own]
         if request.referrer and "referer" not in own:
             headers.append(("Referer", request.referrer))
-        return headers + list(request.headers)
+        return [(name, value.encode("utf-8")) for name, value in headers + list(request.headers)]
 
     def _send(
         self,

@@ -55,7 +55,9 @@ class Gateway:
         metrics: Any = None,
         bind_host: str = "127.0.0.1",
         advertise_host: str | None = None,
+        max_body_bytes: int = 64 * 1024 * 1024,
     ):
+        self.max_body_bytes = max_body_bytes  # of one plain-HTTP response: beyond, the connection is cut
         self.policy = policy
         self.metrics = metrics
         self.bind_host = bind_host
@@ -245,6 +247,10 @@ class Listener:
         self.gateway.count(self.client, direction, size)
 
 
+class _Cut(Exception):
+    """The connection is cut where it stands (a response past the body limit)."""
+
+
 class _Answered(Exception):
     """The gateway answers the request itself (``code``, ``text``) and ends the connection."""
 
@@ -299,6 +305,9 @@ class Connection:
                 return
             except http.ProxyProtocolError as exc:
                 await self._reply(http.answer(400, f"inndx egress gateway: {exc}"))
+                return
+            except _Cut as exc:
+                self.listener.log.info("egress cut a connection: %s", exc)
                 return
             except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
                 return  # a side went away
@@ -450,7 +459,16 @@ class Connection:
                 break
             answer = await self._read_head(reader, response=True)
         framing = http.body_framing(answer, request=False, method=head.method)
-        await relay_body(reader, self.writer, framing, into)
+        seen = 0
+
+        def body(size: int) -> None:
+            nonlocal seen
+            seen += size
+            into(size)
+            if seen > self.gateway.max_body_bytes:
+                raise _Cut(f"a response body from {origin[:200]} passed {self.gateway.max_body_bytes} bytes")
+
+        await relay_body(reader, self.writer, framing, body)
         if framing == "close" or http.wants_close(answer):
             self._drop_origin()
         return framing != "close" and not (http.wants_close(head) or http.wants_close(answer))

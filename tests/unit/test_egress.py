@@ -308,3 +308,16 @@ def test_connections_over_the_cap_get_503(gateway, site):
         for sock in held:
             sock.close()
         listener.close()
+
+
+def test_a_response_past_the_body_limit_is_cut(gateway, site):
+    listener = gateway.open("session-6", "chrome")
+    limit, gateway.max_body_bytes = gateway.max_body_bytes, 100_000
+    try:
+        answer = exchange(listener, f"GET {site.url('/big?bytes=1000000')} HTTP/1.1\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 200") and len(answer) < 100_000 + 64 * 1024 + 1000
+        whole = exchange(listener, f"GET {site.url('/big?bytes=90000')} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+        assert whole.endswith(b"\r\n\r\n" + whole.partition(b"\r\n\r\n")[2]) and len(whole.partition(b"\r\n\r\n")[2]) == 90000
+    finally:
+        gateway.max_body_bytes = limit
+        listener.close()

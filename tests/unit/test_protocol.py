@@ -7,7 +7,7 @@ import pytest
 
 from service import protocol
 from service.clients.base import Cookie, GotoResult, Redirect
-from service.errors import BadRequest, NotFound, Unavailable
+from service.errors import BadRequest, NotFound, TooLarge, Unavailable
 
 FRAMES = Path(__file__).parent / "frames"
 PROTOCOL = protocol.Protocol(default_timeout=30, max_timeout=300)
@@ -19,8 +19,8 @@ def _cases(kind):
 
 def _parse(case):
     if case["kind"] == "open":
-        return PROTOCOL.parse_open(json.dumps(case["frame"]))
-    return PROTOCOL.parse_action(case["frame"])
+        return PROTOCOL.parse_open(json.dumps(case["frame"]), 1 << 20)
+    return PROTOCOL.receive(json.dumps(case["frame"]), 1 << 20)
 
 
 @pytest.mark.parametrize("path", _cases("valid"), ids=lambda p: p.stem)
@@ -103,3 +103,74 @@ def test_frame_size_limit():
     with pytest.raises(Exception) as caught:
         protocol.check_size("é" * 6, 10)
     assert caught.value.code == 413
+
+
+# ------------------------------------------------------------------- receive: one place for all
+
+
+def test_receive_error_carries_the_frame_id():
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.receive('{"action": "click", "selector": 5, "id": "c1"}', 1024)
+    assert caught.value.action_id == "c1"
+    assert protocol.error_frame(caught.value)["id"] == "c1"
+
+
+def test_receive_an_unreadable_id_is_not_echoed():
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.receive('{"action": "content", "id": "\\ud800"}', 1024)
+    assert caught.value.action_id is None and "lone surrogate" in caught.value.message
+    frame = protocol.error_frame(caught.value)
+    assert "id" not in frame
+    protocol.encode(frame).encode("utf-8")  # the reply itself can be sent
+
+
+def test_receive_measures_bytes_not_characters():
+    frame = json.dumps({"action": "content", "id": "é" * 40}, ensure_ascii=False)
+    assert len(frame) < 100 < len(frame.encode("utf-8"))
+    with pytest.raises(TooLarge):
+        PROTOCOL.receive(frame, 100)
+    with pytest.raises(TooLarge) as caught:
+        PROTOCOL.receive(protocol.OversizedFrame(10_000_000), 100)
+    assert "10000000 bytes" in caught.value.message and caught.value.code == 413
+
+
+@pytest.mark.parametrize("text", ['{"action": "content", "id": NaN}', '{"action": "content", "id": Infinity}',
+                                  '{"action": "content", "id": -Infinity}', '{"action": "content", "id": 1e400}',
+                                  '{"action": "content", "id": ' + "9" * 5000 + "}"])
+def test_receive_refuses_what_json_does_not_have(text):
+    with pytest.raises(BadRequest):
+        PROTOCOL.receive(text, 1 << 20)
+
+
+def test_receive_deep_nesting_is_400_not_a_crash():
+    with pytest.raises(BadRequest):
+        PROTOCOL.receive('{"action": "content", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", 1 << 20)
+
+
+def test_open_timeout_overflow_is_400_not_an_exception():
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.parse_open('{"timeout": "99999999999h"}', 1024)
+    assert "$.timeout" in caught.value.message
+
+
+def test_header_counts_are_bounded():
+    headers = [["X-A", "b"]] * 257
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.receive(json.dumps({"action": "goto", "url": "http://a/", "headers": headers}), 1 << 20)
+    assert "$.headers" in caught.value.message
+
+
+def test_a_frame_of_a_million_values_is_refused_before_the_schema_sees_it():
+    frame = json.dumps({"action": "goto", "url": "http://a/", "headers": [["a", "b"]] * 1_000_000})
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.receive(frame, 1 << 25)
+    assert "at most 20000 JSON values" in caught.value.message
+
+
+def test_error_messages_quote_the_offending_value_briefly():
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.receive(json.dumps({"action": "goto", "url": "http://a/" + "x" * 100_000}), 1 << 20)
+    assert "$.url" in caught.value.message and len(caught.value.message) < 400
+    with pytest.raises(BadRequest) as caught:
+        PROTOCOL.receive(json.dumps({"action": "goto", "url": "http://a/", "headers": [["a", "b"]] * 4000}), 1 << 20)
+    assert "at most 256" in caught.value.message and len(caught.value.message) < 400

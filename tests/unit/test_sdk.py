@@ -195,7 +195,8 @@ def _schema(name: str) -> dict:
     return _draft7(schema)
 
 
-@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(from_schema(_schema("goto.response.json")))
 def test_every_goto_response_maps_faithfully(frame):
     try:

@@ -1,0 +1,37 @@
+"""Property-based: whatever a client sends, ``protocol.receive`` returns an action or raises
+one of our errors, and the reply built from either can be sent and validates against our
+schemas. Frames come from our own schemas (hypothesis-jsonschema), mutated (tests/support/fuzz.py)."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+
+from service import protocol
+from service.clients.base import GotoResult
+from service.errors import ServiceError
+from tests.support.fuzz import Frame, frames
+
+PROTOCOL = protocol.Protocol()
+LIMIT = 65536
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(frames("http://127.0.0.1:1/", LIMIT))
+def test_receive_answers_every_frame_with_an_action_or_our_error(frame: Frame):
+    try:
+        action = PROTOCOL.receive(frame.data, LIMIT)
+    except ServiceError as error:
+        assert error.code in (400, 413), error.message
+        reply = protocol.error_frame(error)
+    else:
+        reply = protocol.reply(action, None if action.name != "goto" else _result())
+    wire = protocol.encode(reply).encode("utf-8")  # never a lone surrogate on the way out
+    PROTOCOL.validate_outgoing(json.loads(wire))
+    if "id" in reply:
+        assert isinstance(frame.data, str) and json.loads(frame.data)["id"] == reply["id"]
+
+
+def _result() -> GotoResult:
+    return GotoResult(url="http://127.0.0.1:1/", status_code=200)
