@@ -87,7 +87,7 @@ def test_a_pooled_open_is_a_working_session_and_its_browser_is_never_reused(clie
     pooled = browsers(svc)
     assert pooled, "the pool holds a browser"
     with connect(svc.ws_url) as session:
-        session.open(client={"kind": client, "viewport": {"width": 800, "height": 600}}, timeout="20s", recv_timeout=30)
+        session.open(client={"kind": client, "viewport": {"width": 800, "height": 600}}, timeout="20s", recv_timeout=scaled(60))
         assert pool_event(svc, client, "handed_out") == 1
         size = session.request({"action": "evaluate", "script": "return [innerWidth, innerHeight]"}, timeout=20)
         assert size["result"] == [800, 600], size  # the viewport of the open frame, set at hand-out
@@ -106,7 +106,7 @@ def test_a_pooled_browser_killed_while_idle_is_not_handed_out(client, start_serv
     main.kill()
     wait_for(lambda: not alive({main.pid}), 5, what="the killed browser to exit")
     with connect(svc.ws_url) as session:  # at once: before any sweep can notice
-        session.open(client=client, timeout="20s")
+        session.open(client=client, timeout="20s", recv_timeout=scaled(90))  # the replacement may start cold
         exercise(session, site)
     assert pool_event(svc, client, "discarded") == 1
 
