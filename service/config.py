@@ -62,6 +62,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
     default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
     max_browsers: int = 4  # INNDX_MAX_BROWSERS: local browsers per instance; beyond -> fatal 503
+    pool_chrome: int = 2  # INNDX_POOL_CHROME: ready Chrome browsers kept warm (0 = no pool)
+    pool_firefox: int = 1  # INNDX_POOL_FIREFOX: ready Firefox browsers kept warm (0 = no pool)
+    pool_launches: int = 1  # INNDX_POOL_LAUNCHES: browsers the pool starts at once
     chrome_binary: str = "/usr/bin/chromium"  # INNDX_CHROME_BINARY
     chromedriver: str = "/usr/bin/chromedriver"  # INNDX_CHROMEDRIVER
     firefox_binary: str = "/usr/bin/firefox-esr"  # INNDX_FIREFOX_BINARY
@@ -107,6 +110,11 @@ class Settings:
                      "default_max_sessions", "max_browsers"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
+        for name in ("pool_chrome", "pool_firefox"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be 0 or more")
+        if self.pool_launches < 1:
+            raise SettingsError("pool_launches must be at least 1")
 
     @functools.cached_property
     def policy(self) -> Policy:
@@ -132,6 +140,7 @@ _DURATIONS = {
 }
 _INTEGERS = {
     "port", "max_pending", "max_pending_bytes", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers",
+    "pool_chrome", "pool_firefox", "pool_launches",
 }
 _BOOLEANS = {"allow_private_networks", "tenant_query"}
 

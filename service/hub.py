@@ -20,6 +20,7 @@ from service.config import Settings
 from service.egress import Gateway, Listener
 from service.errors import TooManyRequests, Unavailable
 from service.metrics import Metrics
+from service.pool import Pool, unit_maker
 from service.proxies import Proxies
 from service.session import Outbox, Session
 from service.tenants import Tenant, Tenants
@@ -60,8 +61,16 @@ class Hub:
         self._lock = threading.Lock()
         self._per_tenant: dict[str, int] = {}
         self._sessions: dict[str, Session] = {}
-        self._browsers = 0
+        self._browsers = 0  # sessions' browsers and the pool's, ready or launching
         self._shutting_down = False
+        self.pool = Pool(
+            {"chrome": settings.pool_chrome, "firefox": settings.pool_firefox},
+            unit_maker(settings, self.gateway),
+            self._reserve_browser,
+            self._give_back_browser,
+            settings.pool_launches,
+            self.metrics,
+        )  # started by create_app (a Hub built alone, as in unit tests, starts no browser)
 
     # ------------------------------------------------------------------------------ admission
 
@@ -86,8 +95,19 @@ class Hub:
         chain = middleware.build(open_frame.middleware, open_frame.client, self.metrics.blocked)
         session_id = str(uuid.uuid4())
         egress = None
+        unit = None  # a warm browser from the pool: its slot and its egress listener come with it
         if open_frame.client != "standard":  # the browser's one road out, tied to this session
-            egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
+            unit = self.pool.take(open_frame.client, wait=self.settings.new_session_timeout)
+            if unit is not None:
+                egress = unit.listener
+                egress.bind(session_id, proxies[0] if proxies else None)
+            else:
+                self._take_browser()  # a slot for a cold start, or 503
+                try:
+                    egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
+                except BaseException:
+                    self._give_back_browser()
+                    raise
         options = ClientOptions(
             timeout=open_frame.timeout,
             max_redirects=open_frame.max_redirects,
@@ -102,7 +122,9 @@ class Hub:
             tenant,
             open_frame,
             options,
-            lambda: make_client(open_frame.client, options, self.settings),
+            (lambda: make_client(open_frame.client, options, self.settings, unit.launched))
+            if unit is not None
+            else (lambda: make_client(open_frame.client, options, self.settings)),
             outbox,
             max_pending=self.settings.max_pending,
             max_pending_bytes=self.settings.max_pending_bytes,
@@ -116,20 +138,45 @@ class Hub:
             with self._lock:  # one check and one registration: shutdown sees it, or it never starts
                 if self._shutting_down:
                     raise Unavailable("the server is shutting down", close_code=1001)
-                if session.kind != "standard":
-                    if self._browsers >= self.settings.max_browsers:
-                        raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
-                    self._browsers += 1
                 self._sessions[session_id] = session
                 if egress is not None:
                     self._egress[session_id] = egress
         except BaseException:
-            if egress is not None:
+            if unit is not None:
+                unit.end()
+            elif egress is not None:
                 egress.close()
+            if session.kind != "standard":
+                self._give_back_browser()
             raise
         self.metrics.session_opened(open_frame.client)
         session.thread.start()
         return session
+
+    def _take_browser(self) -> None:
+        """A browser slot for a cold start (503 when there is none). Sessions come before the
+        pool: an idle pooled browser (of another kind: one of this kind was taken first) is ended
+        to free its slot, or a pool launch in flight that holds the last one is waited for
+        (bounded by the new-session timeout) and then ended."""
+        end = time.monotonic() + self.settings.new_session_timeout
+        while not self._reserve_browser():
+            if self.pool.evict():
+                continue
+            if self.pool.launching() and time.monotonic() < end and not self._shutting_down:
+                self.pool.wait_launches(end - time.monotonic())
+                continue
+            raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
+
+    def _reserve_browser(self) -> bool:
+        with self._lock:
+            if self._browsers >= self.settings.max_browsers:
+                return False
+            self._browsers += 1
+            return True
+
+    def _give_back_browser(self) -> None:
+        with self._lock:
+            self._browsers -= 1
 
     def _session_ended(self, session: Session, ticket: Ticket) -> None:
         """The session's ``on_end``, called once by its own thread after its client closed:
@@ -164,6 +211,7 @@ class Hub:
         for session in sessions:
             session.fail(Unavailable("the server is shutting down", close_code=1001))
         end = time.monotonic() + timeout
+        self.pool.drain(timeout)  # idle browsers end now; a launch in flight ends when it returns
         for session in sessions:
             session.thread.join(max(0.0, end - time.monotonic()))
         for session in sessions:

@@ -40,6 +40,14 @@ class Metrics:
             ["reason"], registry=self.registry,
         )
 
+        self.pool_idle = Gauge(
+            "inndx_pool_idle", "Ready browsers waiting in the warm pool, by client kind", ["client"],
+            registry=self.registry,
+        )
+        self.pool_events = Counter(
+            "inndx_pool_events", "Warm pool hand-outs and discards (a dead idle browser), by client kind",
+            ["client", "event"], registry=self.registry,
+        )
         self.blocked_requests = Counter(
             "inndx_blocked_requests", "Sub-resource requests failed by the block middleware, by client kind",
             ["client"], registry=self.registry,

@@ -5,7 +5,7 @@ covers its frames), lives from just before a goto's navigation until the goto re
 patterns cannot say our globs, so the intercept covers every URL and the rules are checked here:
 a matching sub-resource gets ``network.failRequest``; everything else is continued untouched.
 A navigation request of the top-level context is never a sub-resource: it is left to the
-navigation's own handling (``browser_navigation``), which continues page-started navigations.
+navigation's own handling (``navigation``), which continues page-started navigations.
 
 Outside a goto nothing is intercepted, so requests a page makes later (after a click, from a
 timer) are not blocked: the session's thread only reads BiDi events while a goto runs, and an
@@ -20,7 +20,7 @@ from service.deadline import Deadline
 from service.middleware import resource_type
 
 if TYPE_CHECKING:
-    from service.clients.browser_launch import Bidi
+    from service.clients.bidi import Bidi
     from service.middleware import Chain
 
 

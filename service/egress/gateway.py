@@ -33,8 +33,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-from service.clients.base import Proxy
 from service.egress import http
+from service.model import Proxy
 from service.policy import Policy, Refused
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,17 @@ class Listener:
         self._resolving: asyncio.Semaphore | None = None
         self.max_connections = MAX_CONNECTIONS
         self._closed = False
+        self.log = logging.LoggerAdapter(logger, {"session_id": session_id, "tenant": "-"})
+
+    def bind(self, session_id: str, upstream: Proxy | None) -> None:
+        """Hand a pooled listener to a new session: its id (logs, accounting) and its upstream
+        proxy, which applies to every connection the browser opens from now on. A pooled browser
+        has opened none (it never loaded a page), so nothing of before carries over."""
+        self.session_id = session_id
+        self.upstream = upstream
+        self.bytes_in = self.bytes_out = self.refusals = 0
+        with self._answers_lock:
+            self._answers.clear()
         self.log = logging.LoggerAdapter(logger, {"session_id": session_id, "tenant": "-"})
 
     @property
