@@ -97,7 +97,10 @@ class Hub:
         egress = None
         unit = None  # a warm browser from the pool: its slot and its egress listener come with it
         if open_frame.client != "standard":  # the browser's one road out, tied to this session
-            unit = self.pool.take(open_frame.client, wait=self.settings.new_session_timeout)
+            # Chrome's block rules are an extension given at launch: such a session starts cold
+            warm = not (open_frame.client == "chrome" and chain.blocks)
+            if warm:
+                unit = self.pool.take(open_frame.client, wait=self.settings.new_session_timeout)
             if unit is not None:
                 egress = unit.listener
                 egress.bind(session_id, proxies[0] if proxies else None)

@@ -240,7 +240,17 @@ def build(
         if kind not in TYPES:  # unreachable while the schema lists the types
             raise BadRequest(f"invalid open frame at $.middleware[{index}]: unknown type {kind!r}", fatal=True)
         if kind == "block":
-            blocks.append(Block.build(step.get("url_patterns", ()), step.get("resource_types", ())))
+            patterns = step.get("url_patterns", ())
+            for position, pattern in enumerate(patterns):
+                if client == "chrome" and ("|" in pattern or "^" in pattern):
+                    # Chrome blocks through declarativeNetRequest, whose urlFilter gives | and ^
+                    # a meaning of their own, with no escape (clients/chrome_blocking.py)
+                    raise BadRequest(
+                        f"invalid open frame at $.middleware[{index}].url_patterns[{position}]: "
+                        "a Chrome block pattern cannot hold '|' or '^'",
+                        fatal=True,
+                    )
+            blocks.append(Block.build(patterns, step.get("resource_types", ())))
         elif kind == "retry_status":
             if retry is not None:
                 raise BadRequest(

@@ -1,6 +1,9 @@
 """The ``block`` middleware in a browser: sub-resource requests failed before they leave it.
 
-One BiDi intercept on ``beforeRequestSent``, scoped to the session's top-level context (which
+Chrome: the rules are an extension of the session's browser (``chrome_blocking``); nothing is
+intercepted here, and a goto counts the requests Chrome reports as blocked by it.
+
+Firefox: one BiDi intercept on ``beforeRequestSent``, scoped to the session's top-level context (which
 covers its frames), lives from just before a goto's navigation until the goto returns. BiDi URL
 patterns cannot say our globs, so the intercept covers every URL and the rules are checked here:
 a matching sub-resource gets ``network.failRequest``; everything else is continued untouched.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from service.clients.chrome_blocking import BLOCKED_ERROR
 from service.deadline import Deadline
 from service.middleware import resource_type
 
@@ -25,12 +29,20 @@ if TYPE_CHECKING:
 
 
 class Blocking:
-    def __init__(self, bidi: Bidi, context: str, chain: Chain | None):
+    def __init__(self, bidi: Bidi, context: str, chain: Chain | None, kind: str = "firefox"):
         self.bidi = bidi
         self.context = context
-        self.chain = chain if chain is not None and chain.blocks else None
+        chain = chain if chain is not None and chain.blocks else None
+        self.by_extension = chain is not None and kind == "chrome"
+        self.chain = None if self.by_extension else chain  # the rules this module applies itself
         self.intercept: str | None = None
         self.count = 0  # requests failed during this goto
+
+    def observe(self, method: str, params: dict) -> None:
+        """Any event of the session's contexts (frames included): counts what Chrome's extension
+        failed."""
+        if self.by_extension and method == "network.fetchError" and params.get("errorText") == BLOCKED_ERROR:
+            self.count += 1
 
     def start(self, deadline: Deadline) -> None:
         if self.chain is None:

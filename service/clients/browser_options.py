@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from selenium import webdriver
 
 from service import errors
+from service.clients import chrome_blocking
 from service.model import ClientOptions, Viewport
 
 if TYPE_CHECKING:
@@ -132,6 +133,9 @@ def chrome_options(settings: BrowserSettings, options: ClientOptions) -> webdriv
         opts.add_argument("--proxy-bypass-list=<-loopback>")
         opts.add_argument(f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE {host}")
     opts.add_experimental_option("prefs", CHROME_PREFS)
+    if options.middleware is not None and options.middleware.blocks:
+        # the block rules as an extension of this browser alone (see chrome_blocking)
+        opts.add_encoded_extension(chrome_blocking.extension(options.middleware.blocks))
     opts.enable_bidi = True
     opts.page_load_strategy = "normal"
     opts.unhandled_prompt_behavior = "accept"

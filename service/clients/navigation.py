@@ -106,7 +106,7 @@ class Navigation:
         self.add_headers: list[tuple[str, str]] = []
         # The block middleware: its own intercept on every request of the context, alive from
         # before the navigation until the goto returns (see browser_blocking).
-        self.blocking = Blocking(self.bidi, self.context, middleware)
+        self.blocking = Blocking(self.bidi, self.context, middleware, launched.kind)
         self.collector: str | None = None
         self.early_body: tuple[str, int] | None = None  # (request id, getData command) sent ahead
 
@@ -214,6 +214,7 @@ class Navigation:
             else:
                 self.extra.setdefault(inner.get("requestId", ""), []).append("")
             return
+        self.blocking.observe(method, params)
         if params.get("context") not in (None, self.context):
             if method == "network.beforeRequestSent" and params.get("isBlocked"):
                 self.blocking.foreign(params)  # a frame's request, paused by the block intercept
