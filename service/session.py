@@ -37,13 +37,11 @@ from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from service import middleware, protocol, user_agents
-from service.clients.base import ClientOptions, FetchClient, GotoRequest
+from service import actions, middleware, protocol
+from service.clients.base import ClientOptions, FetchClient
 from service.deadline import Deadline
 from service.errors import (
-    Conflict,
     InternalError,
-    NotSupported,
     ServiceError,
     SessionExpired,
     TooManyRequests,
@@ -404,38 +402,6 @@ class Session:
         self._on_action(name, outcome, seconds)
 
     def _perform(self, action: protocol.Action) -> Any:
-        client = self._client
-        args = action.args
-        timeout = self.open_frame.timeout
-        if action.name == "goto":
-            request = self._goto_request(args)
-            attempt = lambda: client.goto(request, Deadline(timeout))  # noqa: E731
-            # middleware: status retries (sharing max_retries), the standard client's blocks
-            return self.middleware.goto(request.url, attempt, self.open_frame.max_retries, timeout, self._interrupt)
-        if action.name == "content":
-            return client.content(Deadline(timeout))
-        if action.name == "click":
-            return client.click(args["selector"], Deadline(timeout))
-        if action.name == "fill":
-            return client.fill(args["selector"], args["value"], Deadline(timeout))
-        if action.name == "evaluate":
-            return client.evaluate(args["script"], Deadline(timeout))
-        if action.name == "screenshot":
-            return client.screenshot(Deadline(timeout))
-        if action.name == "close":
-            return None
-        raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions
-
-    def _goto_request(self, args: dict[str, Any]) -> GotoRequest:
-        if args["method"] == "CONNECT":
-            raise NotSupported("CONNECT opens a proxy tunnel, not a page: no client can goto with it")
-        request = GotoRequest(
-            url=args["url"],
-            method=args["method"],
-            referrer=args["referrer"],
-            user_agent=user_agents.resolve(args["user_agent"], self._rng),
-            headers=args["headers"],
-            cookies=args["cookies"],
-            body=args["body"],
+        return actions.perform(
+            self._client, action, self.open_frame, self.middleware, self._rng, self._interrupt
         )
-        return self.middleware.apply(request)  # middleware: headers and cookies, in order

@@ -1,0 +1,66 @@
+"""An action frame carried out on a session's fetch client: the one place that maps the
+protocol's actions onto ``FetchClient`` calls, each under the session's timeout.
+
+A goto is built here from the frame's fields (the user agent resolved, then the middleware's
+headers and cookies applied in order) and run through the middleware chain, which retries listed
+statuses within ``max_retries`` and refuses the standard client's blocked URLs. Called by the
+session's own thread only.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from service import protocol, user_agents
+from service.clients.base import FetchClient, GotoRequest
+from service.deadline import Deadline
+from service.errors import Conflict, NotSupported
+from service.middleware import Chain
+
+
+def perform(
+    client: FetchClient,
+    action: protocol.Action,
+    open_frame: protocol.OpenFrame,
+    chain: Chain,
+    rng: random.Random,
+    interrupt: threading.Event,
+) -> Any:
+    """The action's result (what its reply frame carries); errors are ``ServiceError``s."""
+    args = action.args
+    timeout = open_frame.timeout
+    if action.name == "goto":
+        request = goto_request(args, chain, rng)
+        attempt = lambda: client.goto(request, Deadline(timeout))  # noqa: E731
+        # middleware: status retries (sharing max_retries), the standard client's blocks
+        return chain.goto(request.url, attempt, open_frame.max_retries, timeout, interrupt)
+    if action.name == "content":
+        return client.content(Deadline(timeout))
+    if action.name == "click":
+        return client.click(args["selector"], Deadline(timeout))
+    if action.name == "fill":
+        return client.fill(args["selector"], args["value"], Deadline(timeout))
+    if action.name == "evaluate":
+        return client.evaluate(args["script"], Deadline(timeout))
+    if action.name == "screenshot":
+        return client.screenshot(Deadline(timeout))
+    if action.name == "close":
+        return None
+    raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions
+
+
+def goto_request(args: dict[str, Any], chain: Chain, rng: random.Random) -> GotoRequest:
+    if args["method"] == "CONNECT":
+        raise NotSupported("CONNECT opens a proxy tunnel, not a page: no client can goto with it")
+    request = GotoRequest(
+        url=args["url"],
+        method=args["method"],
+        referrer=args["referrer"],
+        user_agent=user_agents.resolve(args["user_agent"], rng),
+        headers=args["headers"],
+        cookies=args["cookies"],
+        body=args["body"],
+    )
+    return chain.apply(request)  # middleware: headers and cookies, in order
