@@ -185,8 +185,8 @@ def test_redirect_hop_to_loopback_is_403(guarded: Service, redirecting_proxy: Re
     redirecting_proxy.requests.clear()
     site.clear()
     with connect(guarded.ws_url) as session:
-        session.open(proxies=["redirector"], max_retries=0, timeout="5s")
-        reply = session.request({"action": "goto", "url": f"http://{PUBLIC}/start"}, timeout=10)
+        session.open(proxies=["redirector"], max_retries=0, timeout="20s")  # a loaded machine is slow
+        reply = session.request({"action": "goto", "url": f"http://{PUBLIC}/start"}, timeout=30)
         assert reply["type"] == "error" and reply["code"] == 403, reply
     # the first hop was allowed (it reached the proxy), the second was refused before it was sent
     assert redirecting_proxy.requests == [f"http://{PUBLIC}/start"]
@@ -197,8 +197,8 @@ def test_redirect_hop_to_a_private_address_is_403(guarded: Service, redirecting_
     redirecting_proxy.target = "http://10.1.2.3/internal"
     redirecting_proxy.requests.clear()
     with connect(guarded.ws_url) as session:
-        session.open(proxies=["redirector"], max_retries=0, timeout="5s")
-        reply = session.request({"action": "goto", "url": f"http://{PUBLIC}/start"}, timeout=10)
+        session.open(proxies=["redirector"], max_retries=0, timeout="20s")  # a loaded machine is slow
+        reply = session.request({"action": "goto", "url": f"http://{PUBLIC}/start"}, timeout=30)
         assert reply["type"] == "error" and reply["code"] == 403, reply
     assert redirecting_proxy.requests == [f"http://{PUBLIC}/start"]
 
