@@ -172,7 +172,11 @@ class _ModuleSessions:
             if session is not None:
                 session.close()
             session = connect(self.service.ws_url)
-            session.open(client=client, timeout="20s", max_retries=0)
+            try:
+                session.open(client=client, timeout="20s", max_retries=0)
+            except BaseException:
+                session.close()  # never left to the garbage collector (an unclosed-socket warning)
+                raise
             self.sessions[client] = session
         return session
 

@@ -35,7 +35,11 @@ ARRIVAL_BOUND = 10.0  # seconds for a page's own late requests (fetch, audio pre
 @pytest.fixture(scope="module")
 def chained(service, client):
     session = connect(service.ws_url)
-    session.open(client=client, timeout="20s", max_retries=3, middleware=CHAIN)
+    try:
+        session.open(client=client, timeout="20s", max_retries=3, middleware=CHAIN)
+    except BaseException:
+        session.close()
+        raise
     yield session
     with contextlib.suppress(Exception):
         if session.close_code is None:

@@ -51,6 +51,7 @@ RESPONSE_SCHEMAS = {
     "closed": "close.response.json",
 }
 ABNORMAL_CLOSURE = 1006
+OPEN_BOUND = 60.0  # seconds for an open's reply (the browser's start), unless a test says
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -199,8 +200,11 @@ class Session:
         return self.recv(timeout)
 
     def open(self, frame: dict[str, Any] | None = None, *, recv_timeout: float | None = None, **fields: Any) -> str:
-        """Send the open frame (``frame`` merged with ``fields``); return the session id."""
-        reply = self.request({**(frame or {}), **fields}, recv_timeout)
+        """Send the open frame (``frame`` merged with ``fields``); return the session id. The
+        reply is waited for up to ``recv_timeout`` (default: ``OPEN_BOUND``, or the connection's
+        own timeout when longer): a cold browser start on a loaded machine takes 20 s and more."""
+        bound = recv_timeout if recv_timeout is not None else max(self.timeout, OPEN_BOUND)
+        reply = self.request({**(frame or {}), **fields}, bound)
         assert "session_id" in reply, f"open was refused: {reply!r}"
         self.session_id = reply["session_id"]
         return reply["session_id"]
