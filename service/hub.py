@@ -1,9 +1,9 @@
 """What one service instance shares: settings, validators, tenants, proxies, metrics, and the
 live sessions with their quotas. Everything here is thread-safe; nothing here knows Flask.
 
-Quotas are per instance: a tenant's concurrent sessions are counted from the upgrade until
-the session's thread has ended (its browser quit), and local browsers are counted against
-``max_browsers``.
+Capacity is asked of ``service.quotas`` (the tenant's quota, then the instance's): a session
+slot is held from the upgrade until the session's thread has ended (its browser quit), a
+browser slot from the open frame until then too. Both are claims on the session's ``Ticket``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from service.clients import make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
 from service.egress import Gateway, Listener
-from service.errors import BadRequest, TooManyRequests, Unavailable
+from service.errors import BadRequest, Unavailable
 from service.metrics import Metrics
 from service.proxies import Proxies
+from service.quotas import Claim, Quotas
 from service.session import Outbox, Session
 from service.tenants import Tenant, Tenants
 
@@ -28,18 +29,19 @@ logger = logging.getLogger(__name__)
 
 
 class Ticket:
-    """One tenant's claim on a session slot, taken before the upgrade; ``release`` is idempotent."""
+    """One tenant's claims (a session slot, taken before the upgrade, and a browser once it has
+    one); ``release`` frees them all and is idempotent."""
 
-    def __init__(self, hub: Hub, tenant: Tenant):
-        self.hub = hub
+    def __init__(self, tenant: Tenant, claim: Claim):
         self.tenant = tenant
-        self._released = False
+        self._claims = [claim]
+
+    def add(self, claim: Claim) -> None:
+        self._claims.append(claim)
 
     def release(self) -> None:
-        with self.hub._lock:
-            if not self._released:
-                self._released = True
-                self.hub._per_tenant[self.tenant.id] -= 1
+        for claim in self._claims:
+            claim.release()
 
 
 class Hub:
@@ -53,25 +55,20 @@ class Hub:
             settings.policy, self.metrics, bind_host=settings.egress_host, advertise_host=settings.egress_address
         )
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
+        self.quotas = Quotas(settings, self.metrics)
         self._lock = threading.Lock()
-        self._per_tenant: dict[str, int] = {}
         self._sessions: dict[str, Session] = {}
-        self._browsers = 0
         self._shutting_down = False
 
     # ------------------------------------------------------------------------------ admission
 
     def admit(self, tenant_id: str | None, authorization: str | None) -> Ticket:
-        """Check a connecting client before the upgrade: 400/401/403/429/503 as ServiceError."""
+        """Check a connecting client before the upgrade: 400/401/403, then the tenant's quota
+        (429), then the instance's capacity (503), as ServiceError."""
         tenant = self.tenants.authenticate(tenant_id, authorization)
-        with self._lock:
-            if self._shutting_down:
-                raise Unavailable("the server is shutting down")
-            count = self._per_tenant.get(tenant.id, 0)
-            if count >= tenant.max_sessions:
-                raise TooManyRequests(f"tenant {tenant.id!r} already has {count} sessions, its maximum")
-            self._per_tenant[tenant.id] = count + 1
-        return Ticket(self, tenant)
+        if self._shutting_down:
+            raise Unavailable("the server is shutting down", retry_after=self.settings.retry_after)
+        return Ticket(tenant, self.quotas.admit_session(tenant))
 
     # ------------------------------------------------------------------------------ sessions
 
@@ -112,21 +109,24 @@ class Hub:
             on_action=self.metrics.action,
             on_end=lambda: self._session_ended(session, ticket),
         )
+        browser: Claim | None = None
         try:
+            if session.kind != "standard":
+                browser = self.quotas.admit_browser(ticket.tenant)
             with self._lock:  # one check and one registration: shutdown sees it, or it never starts
                 if self._shutting_down:
                     raise Unavailable("the server is shutting down", close_code=1001)
-                if session.kind != "standard":
-                    if self._browsers >= self.settings.max_browsers:
-                        raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
-                    self._browsers += 1
                 self._sessions[session_id] = session
                 if egress is not None:
                     self._egress[session_id] = egress
         except BaseException:
+            if browser is not None:
+                browser.release()
             if egress is not None:
                 egress.close()
             raise
+        if browser is not None:  # freed with the ticket, when the session has ended
+            ticket.add(browser)
         self.metrics.session_opened(open_frame.client)
         session.thread.start()
         return session
@@ -136,8 +136,7 @@ class Hub:
         its browser slot, its egress listener and its tenant's ticket are freed here and nowhere
         else."""
         with self._lock:
-            if self._sessions.pop(session.id, None) is not None and session.kind != "standard":
-                self._browsers -= 1
+            self._sessions.pop(session.id, None)
             egress = self._egress.pop(session.id, None)
         if egress is not None:
             egress.close()
@@ -172,3 +171,4 @@ class Hub:
                 session.force_close_client()
                 session.thread.join(2.0)
         self.gateway.stop()
+        self.quotas.close()
