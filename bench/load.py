@@ -136,7 +136,7 @@ class Monitor:
 
     def __init__(self, service: Service):
         self.service = service
-        self.worker = psutil.Process(service.pid).children()[0]
+        self.workers = psutil.Process(service.pid).children()
         self.health: list[float] = []
         self.health_errors = 0
         self.peak_rss = 0
@@ -155,10 +155,17 @@ class Monitor:
     def _run(self) -> None:
         while not self._stop.wait(0.25):
             try:
-                self.peak_rss = max(self.peak_rss, self.worker.memory_info().rss)
-                self.peak_threads = max(self.peak_threads, self.worker.num_threads())
+                rss, threads = self.sample()
             except psutil.Error:
-                pass
+                continue
+            self.peak_rss, self.peak_threads = max(self.peak_rss, rss), max(self.peak_threads, threads)
+
+    def sample(self) -> tuple[int, int]:
+        """(RSS, threads) of the workers together."""
+        return (
+            sum(worker.memory_info().rss for worker in self.workers),
+            sum(worker.num_threads() for worker in self.workers),
+        )
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
@@ -226,7 +233,7 @@ def service_side(service: Service, url: str, n: int, gotos: int) -> dict:
         for thread in threads:
             thread.start()
         all_open.wait(300)
-        open_rss, open_threads = monitor.worker.memory_info().rss, monitor.worker.num_threads()
+        open_rss, open_threads = monitor.sample()
         started = time.perf_counter()
         go.set()
         for thread in threads:
@@ -270,6 +277,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", default="100,300,1000")
     parser.add_argument("--gotos", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1, help="INNDX_WORKERS (figures are for all of them)")
     args = parser.parse_args()
     sizes = [int(part) for part in args.sessions.split(",")]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -281,14 +289,17 @@ def main() -> None:
     validate_frame({"session_id": "0b0f3c4e-5d0b-4a52-9b8e-6cf3c3b0f8a1"})  # the client's schemas compile once, before any timing
     with Nginx() as nginx:
         for n in sizes:
-            env = {"INNDX_MAX_SESSIONS": str(n), "INNDX_DEFAULT_MAX_SESSIONS": str(n), "INNDX_LOG_LEVEL": "warning"}
+            env = {
+                "INNDX_MAX_SESSIONS": str(n), "INNDX_WORKERS": str(args.workers),
+                "INNDX_DEFAULT_MAX_SESSIONS": str(n), "INNDX_LOG_LEVEL": "warning",
+            }
             with Service(env=env, ready_timeout=60) as service:
                 ours = service_side(service, nginx.url, n, args.gotos)
             raw = raw_side(nginx.url, n, args.gotos)
             ours_rate = len(ours["latencies"]) / ours["elapsed"]
             raw_rate = len(raw["latencies"]) / raw["elapsed"]
             health = ours["health"]
-            print(f"\nN={n} sessions x {args.gotos} gotos")
+            print(f"\nN={n} sessions x {args.gotos} gotos, {args.workers} worker(s)")
             print(f"  open ms        p50 {pct(ours['opens'], 50):7.1f}  p95 {pct(ours['opens'], 95):7.1f}")
             print(f"  goto ms        p50 {pct(ours['latencies'], 50):7.1f}  p95 {pct(ours['latencies'], 95):7.1f}"
                   f"  p99 {pct(ours['latencies'], 99):7.1f}")
@@ -299,7 +310,7 @@ def main() -> None:
                   f"  healthz {ours['health_errors']}")
             for error in sorted(set(ours["errors"]))[:5]:
                 print(f"    {error}")
-            print(f"  worker peak    RSS {ours['peak_rss'] / 2**20:.0f} MiB  threads {ours['peak_threads']}")
+            print(f"  workers' peak  RSS {ours['peak_rss'] / 2**20:.0f} MiB  threads {ours['peak_threads']}")
             if health:
                 print(f"  /healthz ms    p50 {statistics.median(health):.1f}  p99 {pct(health, 99):.1f}"
                       f"  max {max(health):.1f}  ({len(health)} checks)")
