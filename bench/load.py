@@ -57,7 +57,7 @@ http {{
     scgi_temp_path {dir}/scgi;
     keepalive_requests 100000;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port} backlog=4096;
         location / {{ default_type text/html; return 200 '{page}'; }}
     }}
 }}
