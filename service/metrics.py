@@ -43,8 +43,9 @@ class Metrics:
         )
 
         self.admission_refusals = Counter(
-            "inndx_admission_refusals", "Sessions and browsers refused, by what was full (tenant_sessions,"
-            " tenant_browsers: 429; sessions, local_browsers, grid_sessions: the instance, 503)",
+            "inndx_admission_refusals", "Sessions and browsers refused, by what was full (quota_sessions,"
+            " quota_browsers: an account's quota, 429; sessions, local_browsers, grid_sessions:"
+            " the instance, 503)",
             ["resource", "code"], registry=self.registry,
         )
         self.capacity_limit = Gauge(

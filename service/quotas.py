@@ -220,7 +220,7 @@ class Quotas:
             return Claim()
         claim = self.store.claim(resource, tenant.id, limit)
         if claim is None:
-            self.metrics.refused(f"tenant_{resource}", 429)
+            self.metrics.refused(f"quota_{resource}", 429)
             raise TooManyRequests(
                 f"tenant {tenant.id!r} already has {limit} {resource}, its maximum",
                 retry_after=self.settings.retry_after,

@@ -80,7 +80,7 @@ def test_the_instance_cap_refuses_with_503_after_the_tenant_quota_and_health_sti
         took, status, body = timed_get(f"{service.url}/metrics")
         assert status == 200 and took < HEALTH_BOUND, took
         text = body.decode()
-        assert metric(text, "inndx_admission_refusals_total", resource="tenant_sessions", code="429") == 1
+        assert metric(text, "inndx_admission_refusals_total", resource="quota_sessions", code="429") == 1
         assert metric(text, "inndx_admission_refusals_total", resource="sessions", code="503") == 1
         assert metric(text, "inndx_capacity_in_use", resource="sessions") == 3
         assert metric(text, "inndx_capacity_limit", resource="sessions") == 3
@@ -148,7 +148,7 @@ def test_tenant_max_browsers_is_429_before_the_instance_503(client, start_servic
         assert fatal["type"] == "fatal" and fatal["code"] == 503 and "capacity" in fatal["message"], fatal
         _, _, body = http_get(f"{service.url}/metrics")
         text = body.decode()
-        assert metric(text, "inndx_admission_refusals_total", resource="tenant_browsers", code="429") == 1
+        assert metric(text, "inndx_admission_refusals_total", resource="quota_browsers", code="429") == 1
         where = "grid_sessions" if "INNDX_SELENIUM_REMOTE_URL" in service.env else "local_browsers"
         assert metric(text, "inndx_admission_refusals_total", resource=where, code="503") == 1
     finally:

@@ -32,7 +32,7 @@ def test_the_tenant_over_its_quota_hears_429_before_the_full_instance_503():
         q.admit_session(Tenant("third", max_sessions=5))
     assert full.value.retry_after == 5 and "2 sessions" in full.value.message
     assert q.store.count("sessions", "third") == 0  # the instance's refusal gave the tenant's claim back
-    assert (refusals(q, "tenant_sessions", 429), refusals(q, "sessions", 503)) == (1, 1)
+    assert (refusals(q, "quota_sessions", 429), refusals(q, "sessions", 503)) == (1, 1)
     held[0].release()
     held[0].release()  # idempotent: frees one slot, once
     assert q.in_use("sessions") == 1 and q.store.count("sessions", "solo") == 0
