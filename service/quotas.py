@@ -215,6 +215,27 @@ class Quotas:
             return self._instance("grid_sessions", tenant_claim, "no browser capacity: all {} Grid sessions are in use")
         return self._instance("local_browsers", tenant_claim, "no browser capacity: all {} browsers are in use")
 
+    # The two halves of ``admit_browser``, for a browser whose slot is taken before its tenant is
+    # known (a warm pool): the slot first, without a tenant; the tenant's claim when one takes it.
+
+    def reserve_browser_slot(self) -> Claim | None:
+        """An instance browser slot (local or Grid) with no tenant, or None when all are taken."""
+        resource = "grid_sessions" if self.settings.selenium_remote_url else "local_browsers"
+        with self._lock:
+            if self._used[resource] >= self.limits[resource]:
+                return None
+            self._used[resource] += 1
+
+        def release() -> None:
+            with self._lock:
+                self._used[resource] -= 1
+
+        return Claim(release)
+
+    def claim_tenant_browser(self, tenant: Tenant) -> Claim:
+        """The tenant's share of a browser whose slot is already held: 429 over ``max_browsers``."""
+        return self._tenant("browsers", tenant, tenant.max_browsers)
+
     def _tenant(self, resource: str, tenant: Tenant, limit: int | None) -> Claim:
         if limit is None:
             return Claim()

@@ -77,3 +77,16 @@ def test_capacity_settings():
     for env in ({"INNDX_MAX_SESSIONS": "0"}, {"INNDX_QUOTA_TTL": "1s"}, {"INNDX_MAX_GRID_SESSIONS": "0"}):
         with pytest.raises(SettingsError):
             Settings.from_env(env)
+
+
+def test_a_slot_reserved_without_a_tenant_then_claimed_by_one():
+    q = quotas(max_browsers=1)
+    slot = q.reserve_browser_slot()
+    assert slot is not None and q.reserve_browser_slot() is None and q.in_use("local_browsers") == 1
+    tenant = Tenant("t", max_sessions=9, max_browsers=1)
+    share = q.claim_tenant_browser(tenant)
+    with pytest.raises(TooManyRequests):
+        q.claim_tenant_browser(tenant)
+    share.release()
+    slot.release()
+    assert q.in_use("local_browsers") == 0 and q.store.count("browsers", "t") == 0
