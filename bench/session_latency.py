@@ -8,16 +8,31 @@ started the same way, and the ratio service / direct.
 
     .venv/bin/python bench/session_latency.py [--rounds 20] [--clients standard,chrome,firefox]
     INNDX_SELENIUM_REMOTE_URL=http://127.0.0.1:4444 ... to measure through a Selenium Grid
+
+Warm starts (issue 10):
+
+    --opens N    open latency p50/p95 over N opens, cold (no pool) against warm (a pool), one at
+                 a time and 8 at once (waiting between rounds for the pool to refill: the figure
+                 is the open itself)
+    --units N    the two candidate units: (a) a whole browser per session, (b) a user context and
+                 a window per session in one shared browser: open latency, memory per session
+                 (PSS of the browser's processes, N sessions each on a page), CPU per goto with N
+                 sessions going at once
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -25,7 +40,7 @@ from service.clients import browser_settings  # noqa: E402
 from service.config import Settings  # noqa: E402
 from tests.support.service import Service  # noqa: E402
 from tests.support.site import Site  # noqa: E402
-from tests.support.wsclient import connect  # noqa: E402
+from tests.support.wsclient import connect, http_get  # noqa: E402
 
 CALLS = {
     "goto": lambda url: {"action": "goto", "url": url},
@@ -92,15 +107,259 @@ def direct_selenium(kind: str, url: str, rounds: int) -> dict[str, float]:
     return figures
 
 
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def pool_idle(service: Service, kind: str) -> int:
+    _, _, body = http_get(f"{service.url}/metrics")
+    found = re.search(rf'^inndx_pool_idle\{{client="{kind}"\}} (\S+)$', body.decode(), re.M)
+    return int(float(found.group(1))) if found else 0
+
+
+def wait_pool(service: Service, kind: str, count: int, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while pool_idle(service, kind) < count:
+        if time.monotonic() > end:
+            raise SystemExit(f"the pool did not reach {count} {kind} in {timeout:g}s")
+        time.sleep(0.1)
+
+
+def one_open(ws_url: str, kind: str, out: list[float], errors: list[str]) -> None:
+    try:
+        started = time.perf_counter()
+        session = connect(ws_url, timeout=60)
+        session.open(client=kind, recv_timeout=60)
+        out.append((time.perf_counter() - started) * 1000)
+        session.request({"action": "close"}, timeout=30)
+        session.close()
+    except Exception as exc:  # noqa: BLE001 - counted and printed
+        errors.append(repr(exc)[:200])
+
+
+def opens(kind: str, warm: bool, at_once: int, rounds: int) -> tuple[list[float], list[str]]:
+    """``rounds`` rounds of ``at_once`` concurrent opens (each closed at once)."""
+    size = str(at_once if warm else 0)
+    env = {
+        "INNDX_POOL_CHROME": size if kind == "chrome" else "0",
+        "INNDX_POOL_FIREFOX": size if kind == "firefox" else "0",
+        "INNDX_POOL_LAUNCHES": "2",
+        "INNDX_MAX_BROWSERS": str(max(at_once * 2, 4)),
+    }
+    samples: list[float] = []
+    errors: list[str] = []
+    with Service(env=env) as service:
+        for _ in range(rounds):
+            if warm:
+                wait_pool(service, kind, at_once)
+            threads = [
+                threading.Thread(target=one_open, args=(service.ws_url, kind, samples, errors)) for _ in range(at_once)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+    return samples, errors
+
+
+def print_opens(kinds: list[str], rounds: int) -> None:
+    print(f"\nopen latency, ms ({rounds} opens per row; p50 / p95; errors)")
+    for kind in kinds:
+        for at_once in (1, 8):
+            per_round = max(1, rounds // at_once)
+            for warm in (False, True):
+                samples, errors = opens(kind, warm, at_once, per_round)
+                label = f"{kind} {'warm' if warm else 'cold'} x{at_once}"
+                if samples:
+                    print(f"  {label:<22}{pct(samples, 0.5):>9.1f}{pct(samples, 0.95):>9.1f}   errors {len(errors)}")
+                else:
+                    print(f"  {label:<22} no open succeeded: {errors[:2]}")
+
+
+def tree_pss(root: psutil.Process) -> int:
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_full_info().pss
+    return total
+
+
+def tree_cpu(root: psutil.Process) -> float:
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def units(kind: str, count: int, url: str) -> None:
+    """Both candidate units side by side, measured the same way."""
+    from selenium.webdriver.common.proxy import Proxy, ProxyType  # noqa: PLC0415
+
+    from service.clients.browser_launch import launch  # noqa: PLC0415
+    from service.deadline import Deadline  # noqa: PLC0415
+    from service.egress import Gateway  # noqa: PLC0415
+    from service.model import ClientOptions  # noqa: PLC0415
+    from service.policy import Policy  # noqa: PLC0415
+
+    settings = browser_settings(Settings.from_env())
+    policy = Policy(allow_private=True)
+    gateway = Gateway(policy)
+    me = psutil.Process()
+
+    def gotos(calls) -> tuple[float, float]:
+        """Wall ms of ``calls`` run at once, and CPU seconds the browsers spent, per goto."""
+        before = tree_cpu(me)
+        started = time.perf_counter()
+        threads = [threading.Thread(target=call) for call in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        return (time.perf_counter() - started) * 1000, (tree_cpu(me) - before) * 1000 / len(calls)
+
+    # (a) a whole browser per session
+    listeners = [gateway.open(f"bench-a-{i}", kind) for i in range(count)]
+    baseline = tree_pss(me)
+    browsers, open_ms = [], []
+    for listener in listeners:
+        started = time.perf_counter()
+        browsers.append(launch(kind, ClientOptions(policy=policy, egress=listener), settings, Deadline(60)))
+        open_ms.append((time.perf_counter() - started) * 1000)
+    for launched in browsers:
+        launched.driver.browsing_context.navigate(context=launched.context, url=url, wait="complete")
+    memory_a = (tree_pss(me) - baseline) / count / 2**20
+    wall_a, cpu_a = gotos(
+        [lambda b=b: b.driver.browsing_context.navigate(context=b.context, url=url, wait="complete") for b in browsers]
+    )
+    for launched in browsers:
+        launched.shutdown()
+    for listener in listeners:
+        listener.close()
+    print(f"  {kind} (a) browser/session: open p50 {pct(open_ms, 0.5):7.1f} ms  memory {memory_a:6.1f} MiB/session"
+          f"  {count} gotos at once: wall {wall_a:7.1f} ms, CPU {cpu_a:6.1f} ms/goto")
+
+    # (b) a user context + window per session, each with its own proxy (its own listener)
+    listener = gateway.open("bench-b-shared", kind)
+    shared = launch(kind, ClientOptions(policy=policy, egress=listener), settings, Deadline(60))
+    driver = shared.driver
+    shared.driver.browsing_context.navigate(context=shared.context, url=url, wait="complete")
+    baseline = tree_pss(me)
+    contexts, open_ms, own = [], [], []
+    for i in range(count):
+        mine = gateway.open(f"bench-b-{i}", kind)
+        own.append(mine)
+        host_port = mine.proxy_url.split("//", 1)[1]
+        raw = {"proxyType": ProxyType.MANUAL, "httpProxy": host_port, "sslProxy": host_port}
+        if kind == "chrome":
+            raw["noProxy"] = ["<-loopback>"]
+        started = time.perf_counter()
+        user_context = driver.browser.create_user_context(proxy=Proxy(raw))
+        context = driver.browsing_context.create(type="window", user_context=user_context)
+        open_ms.append((time.perf_counter() - started) * 1000)
+        contexts.append((user_context, context))
+    for _, context in contexts:
+        driver.browsing_context.navigate(context=context, url=url, wait="complete")
+    memory_b = (tree_pss(me) - baseline) / count / 2**20
+    wall_b, cpu_b = gotos(
+        [lambda c=c: driver.browsing_context.navigate(context=c, url=url, wait="complete") for _, c in contexts]
+    )
+    through = sum(1 for listener in own if listener.bytes_in > 0)
+    shared.shutdown()
+    for each in [listener, *own]:
+        each.close()
+    print(f"  {kind} (b) context/session: open p50 {pct(open_ms, 0.5):7.1f} ms  memory {memory_b:6.1f} MiB/session"
+          f"  {count} gotos at once: wall {wall_b:7.1f} ms, CPU {cpu_b:6.1f} ms/goto"
+          f"  ({through}/{count} contexts used their own proxy)")
+    gateway.stop()
+
+
+def interleaved(ws_url: str, kind: str, url: str, rounds: int) -> None:
+    """Service and direct, call by call in alternation, so that a loaded machine weighs on both
+    alike. The direct browser has the service's flags and its own listener on an egress gateway
+    (the same proxy hop); its goto is a bare ``browsingContext.navigate`` (wait complete) over
+    our BiDi channel, its content and evaluate a bare ``script.callFunction``, its screenshot a
+    bare ``captureScreenshot``."""
+    from service.clients.base import ClientOptions  # noqa: PLC0415 - main has no service.model
+    from service.clients.browser_launch import launch  # noqa: PLC0415
+    from service.clients.page_scripts import CONTENT  # noqa: PLC0415
+    from service.deadline import Deadline  # noqa: PLC0415
+    from service.egress import Gateway  # noqa: PLC0415
+    from service.policy import Policy  # noqa: PLC0415
+
+    policy = Policy(allow_private=True)
+    gateway = Gateway(policy)
+    listener = gateway.open("bench-direct", kind)
+    launched = launch(kind, ClientOptions(policy=policy, egress=listener), browser_settings(Settings.from_env()), Deadline(60))
+    bidi, context = launched.bidi, launched.context
+
+    def call(function: str):
+        params = {"functionDeclaration": function, "target": {"context": context}, "awaitPromise": True}
+        return lambda: bidi.command("script.callFunction", params, 30)
+
+    direct = {
+        "goto": lambda: bidi.command("browsingContext.navigate", {"context": context, "url": url, "wait": "complete"}, 30),
+        "content": call(CONTENT),
+        "evaluate": call("function() { return document.title; }"),
+        "screenshot": lambda: bidi.command(
+            "browsingContext.captureScreenshot", {"context": context, "origin": "viewport"}, 30
+        ),
+    }
+    session = connect(ws_url, timeout=60)
+    session.open(client=kind, recv_timeout=60)
+    samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in CALLS}
+    try:
+        for name in CALLS:
+            session.request(CALLS[name](url), timeout=30)
+            direct[name]()
+            mine, theirs = samples[name]
+            frame = CALLS[name](url)
+            through = [lambda frame=frame: session.request(frame, timeout=30), direct[name]]
+            for number in range(rounds):
+                order = (0, 1) if number % 2 else (1, 0)
+                for which in order:
+                    (mine, theirs)[which].append(timed(through[which]))
+    finally:
+        session.request({"action": "close"}, timeout=30)
+        session.close()
+        launched.shutdown()
+        listener.close()
+        gateway.stop()
+    print(f"{kind:<10}" + "".join(
+        f"{name:>10} {pct(a, 0.5):6.1f}/{pct(b, 0.5):6.1f}={pct(a, 0.5) / pct(b, 0.5):4.2f}" for name, (a, b) in samples.items()
+    ))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--clients", default="standard,chrome,firefox")
+    parser.add_argument("--opens", type=int, default=0, help="open latency over this many opens, warm and cold")
+    parser.add_argument("--units", type=int, default=0, help="compare the two units with this many sessions")
+    parser.add_argument("--no-actions", action="store_true", help="skip the per-action table")
+    parser.add_argument("--interleave", action="store_true", help="service and bare BiDi, call by call in turn")
     args = parser.parse_args()
     kinds = [kind for kind in args.clients.split(",") if kind]
+    browsers = [kind for kind in kinds if kind != "standard"]
+    if args.units:
+        print(f"candidate units, {args.units} sessions each (one run; the machine is shared)")
+        with Site() as site:
+            for kind in browsers:
+                units(kind, args.units, site.url("/html"))
+    if args.opens:
+        print_opens(browsers, args.opens)
+    if args.interleave:
+        print(f"\nservice / bare BiDi, interleaved, p50 ms of {args.rounds} rounds (service/bare=ratio)")
+        with Site() as site, Service(env={"INNDX_POOL_CHROME": "0", "INNDX_POOL_FIREFOX": "0"}) as service:
+            for kind in browsers:
+                interleaved(service.ws_url, kind, site.url("/html"), args.rounds)
+    if args.no_actions:
+        return
     remote = os.environ.get("INNDX_SELENIUM_REMOTE_URL")
     print(f"median of {args.rounds} rounds, milliseconds; browsers {'on ' + remote if remote else 'local'}")
-    with Site() as site, Service() as service:
+    with Site() as site, Service(env={"INNDX_POOL_CHROME": "0", "INNDX_POOL_FIREFOX": "0"}) as service:
         url = site.url("/html")
         header = f"{'client':<10}{'path':<9}" + "".join(f"{name:>12}" for name in ["open", *CALLS, "close"])
         print(header)

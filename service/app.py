@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Browsers and temp dirs of a worker that died (SIGKILL, out of memory) go first.
     browser_process.reap_orphans()
     hub = Hub(settings)
+    hub.pool.start()  # the warm pool fills in the background
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.extensions["inndx"] = hub
     # our reader thread counts each message in bytes (413 in its turn, the rest dropped unread)

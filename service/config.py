@@ -57,6 +57,7 @@ class Settings:
     idle_timeout: float = 900.0  # INNDX_IDLE_TIMEOUT: no frame for this long -> fatal 410
     max_lifetime: float = 4 * 3600.0  # INNDX_MAX_LIFETIME: session age limit -> fatal 410
     max_pending: int = 16  # INNDX_MAX_PENDING: queued actions per session; beyond -> 429
+    max_pending_bytes: int = 32 * 1024 * 1024  # INNDX_MAX_PENDING_BYTES: their frames' bytes; beyond -> 429
     max_frame_bytes: int = 16 * 1024 * 1024  # INNDX_MAX_FRAME_BYTES: incoming frame limit -> 413
     max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
     default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
@@ -67,6 +68,9 @@ class Settings:
     redis_url: str | None = None  # INNDX_REDIS_URL: tenant quotas shared by every worker and instance
     quota_ttl: float = 15.0  # INNDX_QUOTA_TTL: a claim not renewed within this is gone (a crashed instance)
     retry_after: int = 5  # INNDX_RETRY_AFTER: seconds, in the Retry-After of a 429 or 503 upgrade refusal
+    pool_chrome: int = 2  # INNDX_POOL_CHROME: ready Chrome browsers kept warm (0 = no pool)
+    pool_firefox: int = 1  # INNDX_POOL_FIREFOX: ready Firefox browsers kept warm (0 = no pool)
+    pool_launches: int = 1  # INNDX_POOL_LAUNCHES: browsers the pool starts at once
     chrome_binary: str = "/usr/bin/chromium"  # INNDX_CHROME_BINARY
     chromedriver: str = "/usr/bin/chromedriver"  # INNDX_CHROMEDRIVER
     firefox_binary: str = "/usr/bin/firefox-esr"  # INNDX_FIREFOX_BINARY
@@ -113,6 +117,11 @@ class Settings:
         for name in _COUNTS:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
+        for name in ("pool_chrome", "pool_firefox"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be 0 or more")
+        if self.pool_launches < 1:
+            raise SettingsError("pool_launches must be at least 1")
 
     @functools.cached_property
     def policy(self) -> Policy:
@@ -144,6 +153,7 @@ _DURATIONS = {
 }
 _COUNTS = (
     "max_pending",
+    "max_pending_bytes",
     "max_frame_bytes",
     "max_body_bytes",
     "default_max_sessions",
@@ -153,7 +163,7 @@ _COUNTS = (
     "max_grid_sessions",
     "retry_after",
 )
-_INTEGERS = {"port", *_COUNTS}
+_INTEGERS = {"port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches"}
 _BOOLEANS = {"allow_private_networks", "tenant_query"}
 
 

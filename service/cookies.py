@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from service.clients.base import Cookie
+from service.model import Cookie
 
 _INTEGER = re.compile(r"^-?[0-9]+$")
 _SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}

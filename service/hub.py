@@ -13,13 +13,14 @@ import threading
 import time
 import uuid
 
-from service import protocol
+from service import middleware, protocol
 from service.clients import make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
 from service.egress import Gateway, Listener
-from service.errors import BadRequest, Unavailable
+from service.errors import Unavailable
 from service.metrics import Metrics
+from service.pool import Pool, unit_maker
 from service.proxies import Proxies
 from service.quotas import Claim, Quotas
 from service.session import Outbox, Session
@@ -52,13 +53,26 @@ class Hub:
         self.proxies = Proxies.load(settings.proxies_file)
         self.metrics = Metrics()
         self.gateway = Gateway(
-            settings.policy, self.metrics, bind_host=settings.egress_host, advertise_host=settings.egress_address
+            settings.policy,
+            self.metrics,
+            bind_host=settings.egress_host,
+            advertise_host=settings.egress_address,
+            max_body_bytes=settings.max_body_bytes,
         )
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
         self.quotas = Quotas(settings, self.metrics)
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
+        self._pool_slots: list[Claim] = []  # the pool's browser slots (ready or launching), interchangeable
         self._shutting_down = False
+        self.pool = Pool(
+            {"chrome": settings.pool_chrome, "firefox": settings.pool_firefox},
+            unit_maker(settings, self.gateway),
+            self._reserve_browser,
+            self._give_back_browser,
+            settings.pool_launches,
+            self.metrics,
+        )  # started by create_app (a Hub built alone, as in unit tests, starts no browser)
 
     # ------------------------------------------------------------------------------ admission
 
@@ -76,23 +90,35 @@ class Hub:
         """Build and start the session for a valid open frame. Errors are fatal at open."""
         tenant = ticket.tenant.id
         proxies = self.proxies.resolve(open_frame.proxies, tenant)
-        default_headers = []
-        for middleware in open_frame.middleware:
-            if middleware["type"] == "headers":
-                default_headers.extend((name, value) for name, value in middleware["headers"])
-            else:  # unreachable while the schema lists the types
-                raise BadRequest(f"unknown middleware type {middleware['type']!r}", fatal=True)
+        chain = middleware.build(open_frame.middleware, open_frame.client, self.metrics.blocked)
         session_id = str(uuid.uuid4())
         egress = None
+        unit = None  # a warm browser from the pool: its slot and its egress listener come with it
+        browser: list[Claim] = []  # the tenant's browser quota, then the instance's slot
         if open_frame.client != "standard":  # the browser's one road out, tied to this session
-            egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
+            browser.append(self.quotas.claim_tenant_browser(ticket.tenant))  # 429 before any 503
+            try:
+                unit = self.pool.take(open_frame.client, wait=self.settings.new_session_timeout)
+                if unit is not None:
+                    browser.append(self._pool_slot())
+                    egress = unit.listener
+                    egress.bind(session_id, proxies[0] if proxies else None)
+                else:
+                    browser.append(self._take_browser())  # a slot for a cold start, or 503
+                    egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
+            except BaseException:
+                if unit is not None:
+                    unit.end()
+                for claim in browser:
+                    claim.release()
+                raise
         options = ClientOptions(
             timeout=open_frame.timeout,
             max_redirects=open_frame.max_redirects,
             policy=self.settings.policy,
             proxies=proxies,
             viewport=open_frame.viewport,
-            default_headers=tuple(default_headers),
+            middleware=chain,
             egress=egress,
         )
         session = Session(
@@ -100,19 +126,19 @@ class Hub:
             tenant,
             open_frame,
             options,
-            lambda: make_client(open_frame.client, options, self.settings),
+            (lambda: make_client(open_frame.client, options, self.settings, unit.launched))
+            if unit is not None
+            else (lambda: make_client(open_frame.client, options, self.settings)),
             outbox,
             max_pending=self.settings.max_pending,
+            max_pending_bytes=self.settings.max_pending_bytes,
             start_timeout=self.settings.new_session_timeout + 5,
             idle_timeout=self.settings.idle_timeout,
             max_lifetime=self.settings.max_lifetime,
             on_action=self.metrics.action,
             on_end=lambda: self._session_ended(session, ticket),
         )
-        browser: Claim | None = None
         try:
-            if session.kind != "standard":
-                browser = self.quotas.admit_browser(ticket.tenant)
             with self._lock:  # one check and one registration: shutdown sees it, or it never starts
                 if self._shutting_down:
                     raise Unavailable("the server is shutting down", close_code=1001)
@@ -120,16 +146,51 @@ class Hub:
                 if egress is not None:
                     self._egress[session_id] = egress
         except BaseException:
-            if browser is not None:
-                browser.release()
-            if egress is not None:
+            if unit is not None:
+                unit.end()
+            elif egress is not None:
                 egress.close()
+            for claim in browser:
+                claim.release()
             raise
-        if browser is not None:  # freed with the ticket, when the session has ended
-            ticket.add(browser)
+        for claim in browser:  # freed with the ticket, when the session has ended
+            ticket.add(claim)
         self.metrics.session_opened(open_frame.client)
         session.thread.start()
         return session
+
+    def _take_browser(self) -> Claim:
+        """An instance browser slot for a cold start (503 when there is none). Sessions come
+        before the pool: an idle pooled browser (of another kind: one of this kind was taken
+        first) is ended to free its slot, or a pool launch in flight that holds the last one is
+        waited for (bounded by the new-session timeout) and then ended."""
+        end = time.monotonic() + self.settings.new_session_timeout
+        while (slot := self.quotas.reserve_browser_slot()) is None:
+            if self.pool.evict():
+                continue
+            if self.pool.launching() and time.monotonic() < end and not self._shutting_down:
+                self.pool.wait_launches(end - time.monotonic())
+                continue
+            raise self.quotas.browsers_full()
+        return slot
+
+    # The pool's slot accounting: a launch reserves an instance slot (no tenant yet); a unit
+    # ended in the pool gives one back; a unit handed out takes one along to its session.
+
+    def _reserve_browser(self) -> bool:
+        slot = self.quotas.reserve_browser_slot()
+        if slot is None:
+            return False
+        with self._lock:
+            self._pool_slots.append(slot)
+        return True
+
+    def _give_back_browser(self) -> None:
+        self._pool_slot().release()
+
+    def _pool_slot(self) -> Claim:
+        with self._lock:
+            return self._pool_slots.pop()
 
     def _session_ended(self, session: Session, ticket: Ticket) -> None:
         """The session's ``on_end``, called once by its own thread after its client closed:
@@ -163,6 +224,7 @@ class Hub:
         for session in sessions:
             session.fail(Unavailable("the server is shutting down", close_code=1001))
         end = time.monotonic() + timeout
+        self.pool.drain(timeout)  # idle browsers end now; a launch in flight ends when it returns
         for session in sessions:
             session.thread.join(max(0.0, end - time.monotonic()))
         for session in sessions:

@@ -54,6 +54,18 @@ class Metrics:
         self.capacity_in_use = Gauge(
             "inndx_capacity_in_use", "What this process holds now, by resource", ["resource"], registry=self.registry
         )
+        self.pool_idle = Gauge(
+            "inndx_pool_idle", "Ready browsers waiting in the warm pool, by client kind", ["client"],
+            registry=self.registry,
+        )
+        self.pool_events = Counter(
+            "inndx_pool_events", "Warm pool hand-outs and discards (a dead idle browser), by client kind",
+            ["client", "event"], registry=self.registry,
+        )
+        self.blocked_requests = Counter(
+            "inndx_blocked_requests", "Sub-resource requests failed by the block middleware, by client kind",
+            ["client"], registry=self.registry,
+        )
 
     def capacity(self, resource: str, limit: int, in_use: Callable[[], float]) -> None:
         self.capacity_limit.labels(resource).set(limit)
@@ -61,6 +73,9 @@ class Metrics:
 
     def refused(self, resource: str, code: int) -> None:
         self.admission_refusals.labels(resource, str(code)).inc()
+
+    def blocked(self, client: str, count: int) -> None:
+        self.blocked_requests.labels(client).inc(count)
 
     def egress_bytes(self, client: str, direction: str, size: int) -> None:
         self.egress_bytes_total.labels(client, direction).inc(size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import reprlib
 from collections.abc import Mapping
@@ -66,6 +67,7 @@ class Action:
     name: str
     id: str | int | None = None
     args: Mapping[str, Any] = field(default_factory=dict)
+    size: int = field(default=0, compare=False)  # the frame's size in bytes, as it arrived
 
     @property
     def reply_action(self) -> str:
@@ -147,10 +149,12 @@ def check_url(url: str, frame: str) -> None:
 
 def _load_schemas(directory: Path) -> dict[str, dict]:
     schemas = {}
-    for path in sorted(directory.glob("*.json")):
+    # Frames in schemas/*.json; middleware types in schemas/middleware/*.json, registered under
+    # their relative path ("middleware/headers.json") so $refs resolve against one base.
+    for path in sorted([*directory.glob("*.json"), *directory.glob("middleware/*.json")]):
         schema = json.loads(path.read_text(encoding="utf-8"))
         Draft202012Validator.check_schema(schema)
-        schemas[path.name] = schema
+        schemas[path.relative_to(directory).as_posix()] = schema
     return schemas
 
 
@@ -209,7 +213,7 @@ class Protocol:
         except ServiceError as error:
             error.action_id = action_id
             raise
-        return action
+        return dataclasses.replace(action, size=frame_size(data))
 
     @staticmethod
     def decode_json(data: str | bytes) -> Any:

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.clients.base import Proxy
 from service.errors import BadRequest, Forbidden
+from service.model import Proxy
 
 
 @dataclass(frozen=True)

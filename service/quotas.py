@@ -209,18 +209,21 @@ class Quotas:
         return self._instance("sessions", tenant_claim, "this instance carries its maximum of {} sessions")
 
     def admit_browser(self, tenant: Tenant) -> Claim:
-        """A browser for ``tenant``'s session: local, or on the Grid when one is configured."""
-        tenant_claim = self._tenant("browsers", tenant, tenant.max_browsers)
-        if self.settings.selenium_remote_url:
-            return self._instance("grid_sessions", tenant_claim, "no browser capacity: all {} Grid sessions are in use")
-        return self._instance("local_browsers", tenant_claim, "no browser capacity: all {} browsers are in use")
+        """A browser for ``tenant``'s session: local, or on the Grid when one is configured; 429
+        over the tenant's ``max_browsers``, then 503 with every slot taken."""
+        tenant_claim = self.claim_tenant_browser(tenant)
+        slot = self.reserve_browser_slot()
+        if slot is None:
+            tenant_claim.release()
+            raise self.browsers_full()
+        return Claim(lambda: (slot.release(), tenant_claim.release()))
 
     # The two halves of ``admit_browser``, for a browser whose slot is taken before its tenant is
-    # known (a warm pool): the slot first, without a tenant; the tenant's claim when one takes it.
+    # known (the warm pool): the slot first, without a tenant; the tenant's claim when one takes it.
 
     def reserve_browser_slot(self) -> Claim | None:
         """An instance browser slot (local or Grid) with no tenant, or None when all are taken."""
-        resource = "grid_sessions" if self.settings.selenium_remote_url else "local_browsers"
+        resource = self._browser_resource()
         with self._lock:
             if self._used[resource] >= self.limits[resource]:
                 return None
@@ -235,6 +238,18 @@ class Quotas:
     def claim_tenant_browser(self, tenant: Tenant) -> Claim:
         """The tenant's share of a browser whose slot is already held: 429 over ``max_browsers``."""
         return self._tenant("browsers", tenant, tenant.max_browsers)
+
+    def browsers_full(self) -> Unavailable:
+        """The 503 for a browser slot not found (counted in the metrics), for the caller to raise."""
+        resource = self._browser_resource()
+        self.metrics.refused(resource, 503)
+        what = "Grid sessions" if resource == "grid_sessions" else "browsers"
+        return Unavailable(
+            f"no browser capacity: all {self.limits[resource]} {what} are in use", retry_after=self.settings.retry_after
+        )
+
+    def _browser_resource(self) -> str:
+        return "grid_sessions" if self.settings.selenium_remote_url else "local_browsers"
 
     def _tenant(self, resource: str, tenant: Tenant, limit: int | None) -> Claim:
         if limit is None:
@@ -268,3 +283,4 @@ class Quotas:
 
     def close(self) -> None:
         self.store.close()
+

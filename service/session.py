@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from service import protocol, user_agents
+from service import middleware, protocol, user_agents
 from service.clients.base import ClientOptions, FetchClient, GotoRequest
 from service.deadline import Deadline
 from service.errors import (
@@ -49,7 +49,6 @@ from service.errors import (
     TooManyRequests,
     Unavailable,
 )
-from service.retries import with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +102,7 @@ class Session:
         outbox: Outbox,
         *,
         max_pending: int = 16,
+        max_pending_bytes: int = 32 * 1024 * 1024,
         start_timeout: float = 30.0,
         idle_timeout: float = 900.0,
         max_lifetime: float = 4 * 3600.0,
@@ -118,6 +118,8 @@ class Session:
         self._client: FetchClient | None = None
         self._outbox = outbox
         self._max_pending = max_pending
+        self._max_pending_bytes = max_pending_bytes
+        self._pending_bytes = 0  # bytes of the queued actions' frames (bounded by max_pending_bytes)
         self._max_backlog = max_pending * BACKLOG_FACTOR
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
@@ -140,6 +142,7 @@ class Session:
         self.last_activity = self.started_at
         self.end_reason = "open"
         self.done = threading.Event()  # set once the session will write nothing more
+        self.middleware = options.middleware or middleware.Chain(client=open_frame.client)
         self.log = logging.LoggerAdapter(logger, {"tenant": tenant, "session_id": session_id})
         self.thread = threading.Thread(target=self._run, name=f"session-{session_id[:8]}", daemon=True)
 
@@ -163,8 +166,14 @@ class Session:
                     item = TooManyRequests(
                         f"too many pending actions: at most {self._max_pending} may wait", action_id=item.id
                     )
+                elif self._pending and self._pending_bytes + item.size > self._max_pending_bytes:
+                    item = TooManyRequests(
+                        f"too many pending bytes: the waiting frames may hold at most {self._max_pending_bytes}",
+                        action_id=item.id,
+                    )
                 else:
                     self._pending += 1
+                    self._pending_bytes += item.size
                     if item.name == "close":
                         self._interrupt.set()  # a goto ahead of it stops retrying
             self._backlog += 1
@@ -257,6 +266,8 @@ class Session:
                 except Exception:
                     self.log.error("closing the fetch client failed", exc_info=True)
             self.log.info("session ended: %s", self.end_reason)
+            if self.middleware.blocked:
+                self.log.info("block middleware failed %d sub-resource requests", self.middleware.blocked)
             self._on_end()
 
     def _open(self) -> bool:
@@ -301,6 +312,7 @@ class Session:
                 self._backlog -= 1
                 if isinstance(item, protocol.Action):
                     self._pending -= 1
+                    self._pending_bytes -= item.size
                 self._room.notify_all()
             if not self._handle(item) or (self._stop_requested.is_set() and self._stopping()):
                 return
@@ -398,7 +410,8 @@ class Session:
         if action.name == "goto":
             request = self._goto_request(args)
             attempt = lambda: client.goto(request, Deadline(timeout))  # noqa: E731
-            return with_retries(attempt, self.open_frame.max_retries, self._interrupt)
+            # middleware: status retries (sharing max_retries), the standard client's blocks
+            return self.middleware.goto(request.url, attempt, self.open_frame.max_retries, timeout, self._interrupt)
         if action.name == "content":
             return client.content(Deadline(timeout))
         if action.name == "click":
@@ -416,14 +429,13 @@ class Session:
     def _goto_request(self, args: dict[str, Any]) -> GotoRequest:
         if args["method"] == "CONNECT":
             raise NotSupported("CONNECT opens a proxy tunnel, not a page: no client can goto with it")
-        own = {name.lower() for name, _ in args["headers"]}
-        defaults = tuple((n, v) for n, v in self.options.default_headers if n.lower() not in own)
-        return GotoRequest(
+        request = GotoRequest(
             url=args["url"],
             method=args["method"],
             referrer=args["referrer"],
             user_agent=user_agents.resolve(args["user_agent"], self._rng),
-            headers=defaults + args["headers"],
+            headers=args["headers"],
             cookies=args["cookies"],
             body=args["body"],
         )
+        return self.middleware.apply(request)  # middleware: headers and cookies, in order

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from service.clients.base import ClientOptions, FetchClient
 from service.config import Settings
 
 
-def make_client(kind: str, options: ClientOptions, settings: Settings) -> FetchClient:
-    """The fetch client for an open frame's ``client`` kind."""
+def make_client(kind: str, options: ClientOptions, settings: Settings, unit: Any = None) -> FetchClient:
+    """The fetch client for an open frame's ``client`` kind; ``unit`` is a warm browser from the
+    pool (``service.pool``), already started, or None to start one cold."""
     if kind == "standard":
         from service.clients.standard import StandardClient
 
         return StandardClient(options, max_body_bytes=settings.max_body_bytes)
     from service.clients.browser import BrowserClient
 
-    return BrowserClient(kind, options, browser_settings(settings))
+    return BrowserClient(kind, options, browser_settings(settings), unit=unit)
 
 
 def browser_settings(settings: Settings):  # -> BrowserSettings (imported lazily: Selenium is heavy)
-    from service.clients.browser_launch import BrowserSettings
+    from service.clients.browser_options import BrowserSettings
 
-    return BrowserSettings(
-        chrome_binary=settings.chrome_binary,
-        chromedriver=settings.chromedriver,
-        firefox_binary=settings.firefox_binary,
-        geckodriver=settings.geckodriver,
-        remote_url=settings.selenium_remote_url,
-        new_session_timeout=settings.new_session_timeout,
-        client_redirect_settle=settings.client_redirect_settle,
-        max_body_bytes=settings.max_body_bytes,
-    )
+    return BrowserSettings.from_settings(settings)

@@ -1,7 +1,7 @@
 """The browser fetch client: Chrome or Firefox through Selenium with WebDriver BiDi.
 
 ``BrowserClient(kind, options, settings)``; ``start`` launches (``browser_launch``), ``goto`` runs
-a ``browser_navigation.Navigation``, the actions use BiDi ``script.callFunction`` to find and check
+a ``navigation.Navigation``, the actions use BiDi ``script.callFunction`` to find and check
 elements (fast, and in-page waits instead of sleeps) and classic WebDriver for real input (click,
 typing). Third-party exceptions are translated in one place, ``_boundary``; a browser or driver
 that died surfaces from any call as ``Unavailable`` (503, fatal). Only the session thread calls in.
@@ -18,15 +18,12 @@ Decisions where the protocol is silent:
 from __future__ import annotations
 
 import base64
-import calendar
 import functools
 import json
 import logging
 import threading
 import time
-from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import urllib3
 from selenium.common import exceptions as sel
@@ -36,20 +33,14 @@ from selenium.webdriver.remote.command import Command
 from service import errors
 from service.clients.base import (
     ClientOptions,
-    Cookie,
     FetchClient,
     GotoRequest,
     GotoResult,
 )
-from service.clients.browser_launch import (
-    Bidi,
-    BidiClosed,
-    BidiError,
-    BrowserSettings,
-    Launched,
-    launch,
-)
-from service.clients.browser_navigation import CHROME_EVENTS, EVENTS, Navigation
+from service.clients.bidi import Bidi, BidiClosed, BidiError, from_remote, local_value
+from service.clients.browser_launch import Launched, prepare
+from service.clients.browser_options import BrowserSettings
+from service.clients.navigation import Navigation, cookie_params
 from service.clients.page_scripts import CONTENT, EVALUATE, FIND, SELECT
 from service.deadline import Deadline
 
@@ -86,7 +77,7 @@ def _boundary(method):
 
 
 class BrowserClient(FetchClient):
-    def __init__(self, kind: str, options: ClientOptions, settings: BrowserSettings):
+    def __init__(self, kind: str, options: ClientOptions, settings: BrowserSettings, unit: Launched | None = None):
         if kind not in ("chrome", "firefox"):
             raise errors.BadRequest(f"unknown browser kind {kind!r}")
         if options.egress is None:  # nothing a browser does may bypass the egress gateway
@@ -100,13 +91,17 @@ class BrowserClient(FetchClient):
         self._dead: str | None = None
         self._user_agent: str | None = None  # the override now applied ("" = none)
         self._next_heartbeat = 0.0
+        self._unit = unit  # a warm browser from the pool, handed to this session alone
 
     # ----- lifecycle ------------------------------------------------------------------------
     @_boundary
     def start(self, deadline: Deadline) -> None:
         if self._launched is not None:
             return
-        launched = launch(self.kind, self.options, self.settings, deadline)
+        with self._lifecycle:
+            launched, self._unit = self._unit, None
+        if launched is None:
+            launched = prepare(self.kind, self.options, self.settings, deadline)
         with self._lifecycle:  # a close() that came while launching must not miss this browser
             closed = self._closed
             if not closed:
@@ -115,19 +110,15 @@ class BrowserClient(FetchClient):
             launched.shutdown()
             raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
-        events = list(EVENTS) + (list(CHROME_EVENTS) if self.kind == "chrome" else [])
-        launched.bidi.command(
-            "session.subscribe",
-            {"events": events, "contexts": [launched.context]},
-            deadline,
-        )
+        launched.fit_viewport(self.options.viewport, deadline)  # a pooled unit: one command, if any
 
     def close(self) -> None:
         with self._lifecycle:
             if self._closed:
                 return
             self._closed = True
-            launched, self._launched = self._launched, None
+            launched, self._launched = self._launched or self._unit, None
+            self._unit = None
         if launched is not None:
             launched.shutdown()
 
@@ -158,6 +149,7 @@ class BrowserClient(FetchClient):
             self.options.max_redirects,
             self.options.policy,
             self.options.egress,
+            self.options.middleware,
         )
         return navigation.run(request, deadline)
 
@@ -176,7 +168,7 @@ class BrowserClient(FetchClient):
     # ----- actions --------------------------------------------------------------------------
     @_boundary
     def content(self, deadline: Deadline) -> bytes:
-        text = self._call(CONTENT, [], deadline)
+        text = self._call(CONTENT, [], deadline, activation=False)
         return (text or "").encode("utf-8")
 
     @_boundary
@@ -242,15 +234,18 @@ class BrowserClient(FetchClient):
         assert self._launched is not None
         return self._launched.context
 
-    def _call(self, function: str, args: list, deadline: Deadline, user_error: bool = False) -> Any:
+    def _call(
+        self, function: str, args: list, deadline: Deadline, user_error: bool = False, activation: bool = True
+    ) -> Any:
         """``script.callFunction`` in the page; returns the primitive result. An exception thrown
-        by the script is a ScriptError (user code) or an InternalError (our helpers)."""
+        by the script is a ScriptError (user code) or an InternalError (our helpers). Reading the
+        DOM needs no user gesture (``activation=False``: the browser then simulates none)."""
         params = {
             "functionDeclaration": function,
-            "arguments": [_local(a) for a in args],
+            "arguments": [local_value(a) for a in args],
             "target": {"context": self._context},
             "awaitPromise": True,
-            "userActivation": True,
+            "userActivation": activation,
             "resultOwnership": "none",
         }
         try:
@@ -263,7 +258,7 @@ class BrowserClient(FetchClient):
             if user_error:
                 raise errors.ScriptError(f"script threw: {message}")
             raise errors.InternalError(f"page helper failed: {message}")
-        return _from_remote(result.get("result") or {})
+        return from_remote(result.get("result") or {})
 
     def _find(self, selector: str, deadline: Deadline, action: str) -> dict:
         wait_ms = int(1000 * min(self.settings.element_wait, max(0.0, deadline.remaining() - 0.2)))
@@ -433,51 +428,6 @@ def _bidi_refusal(exc: BidiError, action: str) -> errors.ServiceError:
     return kind(f"{action}: the browser answered {exc.error}: {exc.message[:200]}", fatal=False)
 
 
-def _local(value: Any) -> dict:
-    if isinstance(value, bool):
-        return {"type": "boolean", "value": value}
-    if isinstance(value, (int, float)):
-        return {"type": "number", "value": value}
-    return {"type": "string", "value": str(value)}
-
-
-def _from_remote(value: dict) -> Any:
-    """A BiDi RemoteValue of the shapes our helpers return -> Python."""
-    kind = value.get("type")
-    if kind in ("string", "number", "boolean"):
-        return value.get("value")
-    if kind == "object":
-        return {k: _from_remote(v) for k, v in value.get("value") or []}
-    if kind == "array":
-        return [_from_remote(v) for v in value.get("value") or []]
-    return None
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "msg", None) or exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
-
-
-def cookie_params(cookie: Cookie, url: str) -> dict:
-    """A request cookie as ``storage.setCookie`` wants it; domain defaults to the URL's host."""
-    params: dict = {
-        "name": cookie.name,
-        "value": {"type": "string", "value": cookie.value},
-        "domain": cookie.domain or (urlsplit(url).hostname or ""),
-        "path": cookie.path or "/",
-    }
-    if cookie.http_only is not None:
-        params["httpOnly"] = cookie.http_only
-    if cookie.secure is not None:
-        params["secure"] = cookie.secure
-    if cookie.same_site:
-        params["sameSite"] = cookie.same_site.lower()
-    if cookie.expires:
-        try:
-            stamp = datetime.strptime(cookie.expires, "%Y-%m-%dT%H:%M:%SZ")
-            params["expiry"] = calendar.timegm(stamp.timetuple())
-        except ValueError as exc:
-            raise errors.BadRequest(
-                f"cookie {cookie.name!r} has an invalid expires {cookie.expires!r}"
-            ) from exc
-    return params

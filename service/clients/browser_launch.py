@@ -16,242 +16,36 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
-import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.firefox.service import Service as FirefoxService
 
 from service import errors
-from service.clients.base import ClientOptions, Viewport
+from service.clients import bidi as channel
+from service.clients.bidi import Bidi, BidiClosed, BidiError  # noqa: F401 - re-exported
+from service.clients.browser_options import (  # noqa: F401 - re-exported
+    CHROME_ARGS,
+    DEFAULT_VIEWPORT,
+    BrowserSettings,
+    chrome_options,
+    firefox_options,
+    proxy_parts,
+)
 from service.clients.browser_process import SessionProcesses
+from service.clients.navigation import CHROME_EVENTS, EVENTS
 from service.deadline import Deadline
+from service.model import ClientOptions, Viewport
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_VIEWPORT = Viewport(1280, 720)
-WEBSOCKET_INTERVAL = 0.002  # Selenium polls its BiDi socket this often (default 0.1 s)
 QUIT_BOUND = 1.5  # seconds quit() may take before we kill the processes (Firefox sometimes stalls 5 s+)
-
-CHROME_ARGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-features=Translate,OptimizationHints,MediaRouter,NetworkTimeServiceQuerying,WebRtcHideLocalIpsWithMdns",
-    "--disable-domain-reliability",
-    "--disable-client-side-phishing-detection",
-    "--disable-breakpad",
-    "--no-pings",
-    # Side doors around the egress gateway (the proxy), shut: QUIC, WebRTC's own UDP, and any
-    # name resolution of the browser's own (DNS prefetch, preconnect): with a fixed proxy the
-    # browser never needs one, so every name but the gateway's resolves to nothing.
-    "--disable-quic",
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-    "--enforce-webrtc-ip-permission-check",
-)
-
-# WebRTC may use no UDP of its own: only what goes through the proxy (the command-line switch for
-# this is not honoured by Chromium 156; the profile preferences are).
-CHROME_PREFS: dict[str, Any] = {
-    "webrtc.ip_handling_policy": "disable_non_proxied_udp",
-    "webrtc.multiple_routes_enabled": False,
-    "webrtc.nonproxied_udp_enabled": False,
-}
-
-FIREFOX_PREFS: dict[str, Any] = {
-    "devtools.jsonview.enabled": False,
-    "app.update.enabled": False,
-    "network.captive-portal-service.enabled": False,
-    "network.connectivity-service.enabled": False,
-    "browser.safebrowsing.malware.enabled": False,
-    "browser.safebrowsing.phishing.enabled": False,
-    "datareporting.policy.dataSubmissionEnabled": False,
-    "toolkit.telemetry.enabled": False,
-    "extensions.update.enabled": False,
-    "browser.download.open_pdf_attachments_inline": True,
-    # Side doors around the egress gateway, shut: no direct fallback, no DNS of its own (prefetch,
-    # DNS over HTTPS, speculative connections), no HTTP/3, WebRTC only through the proxy.
-    "network.proxy.failover_direct": False,
-    "network.trr.mode": 5,
-    "network.dns.disablePrefetch": True,
-    "network.dns.disablePrefetchFromHTTPS": True,
-    "network.prefetch-next": False,
-    "network.predictor.enabled": False,
-    "network.http.speculative-parallel-limit": 0,
-    "network.http.http3.enable": False,
-    "media.peerconnection.ice.proxy_only": True,
-    "media.peerconnection.ice.no_host": True,
-}
-
-
-@dataclass(frozen=True)
-class BrowserSettings:
-    chrome_binary: str = "/usr/bin/chromium"
-    chromedriver: str = "/usr/bin/chromedriver"
-    firefox_binary: str = "/usr/bin/firefox-esr"
-    geckodriver: str = os.path.join(sys.prefix, "bin", "geckodriver")  # the venv's, where setup puts it
-    remote_url: str | None = None  # a Selenium Grid; then webdriver.Remote
-    new_session_timeout: float = 30.0  # bound on starting a browser / getting a Grid session
-    client_redirect_settle: float = 0.4  # window after load to catch meta refresh / script redirects
-    max_body_bytes: int = 50 * 1024 * 1024
-    element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
-
-
-class BidiError(Exception):
-    """A BiDi command answered with an error."""
-
-    def __init__(self, error: str, message: str):
-        super().__init__(f"{error}: {message}")
-        self.error = error
-        self.message = message
-
-
-class BidiClosed(Exception):
-    """The BiDi socket is gone (browser or node died)."""
-
-
-class Bidi:
-    """Commands and events over Selenium's BiDi websocket, in wire order.
-
-    ``send`` returns a command id at once; ``wait_reply`` waits for it under a deadline. Events
-    of subscribed names are appended to ``events`` (a deque the owner drains) and wake waiters.
-    Only the session thread sends; the socket thread only records and notifies.
-    """
-
-    def __init__(self, conn: Any):
-        self._conn = conn
-        self.cond = threading.Condition()
-        self._replies: dict[int, dict] = {}
-        self._pending: set[int] = set()
-        self.events: deque[tuple[str, dict]] = deque(maxlen=50000)
-        self.listening = False
-        self.liveness: Callable[[], bool] | None = None  # extra check while waiting (processes)
-        self._original = conn._process_message
-        conn._process_message = self._on_message
-        # websocket-client validates UTF-8 of every frame in pure Python (seconds for a 10 MB
-        # body); the text is decoded by bytes.decode right after anyway, which still rejects bad
-        # UTF-8, so the slow pass is skipped.
-        sock = getattr(getattr(conn, "_ws", None), "sock", None)
-        for part in (
-            getattr(sock, "frame_buffer", None),
-            getattr(sock, "cont_frame", None),
-        ):
-            if part is not None and hasattr(part, "skip_utf8_validation"):
-                part.skip_utf8_validation = True
-
-    def _quickack(self) -> None:
-        """Acknowledge at once. Firefox's BiDi server writes small frames without TCP_NODELAY, so
-        a frame sent right after another waits for our ACK, which Linux delays up to 40 ms:
-        re-arming TCP_QUICKACK after every message removes that stall."""
-        raw = getattr(getattr(getattr(self._conn, "_ws", None), "sock", None), "sock", None)
-        if raw is not None and hasattr(socket, "TCP_QUICKACK"):
-            try:
-                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-            except OSError:
-                pass
-
-    def _on_message(self, message: str) -> None:
-        self._quickack()
-        try:
-            data = json.loads(message)
-        except ValueError:
-            return
-        with self.cond:
-            ident = data.get("id")
-            if ident in self._pending:
-                self._pending.discard(ident)
-                self._replies[ident] = data
-                self.cond.notify_all()
-                return
-            method = data.get("method")
-            if method and self.listening:
-                self.events.append((method, data.get("params") or {}))
-                self.cond.notify_all()
-        if ident is not None or (method and self._conn.callbacks.get(method)):
-            self._original(message)
-
-    def alive(self) -> bool:
-        ws = getattr(self._conn, "_ws", None)
-        sock = getattr(ws, "sock", None)
-        return bool(sock is not None and getattr(sock, "connected", False))
-
-    def send(self, method: str, params: dict) -> int:
-        conn = self._conn
-        with conn._id_lock:
-            conn._id += 1
-            ident = conn._id
-        payload = {"id": ident, "method": method, "params": params}
-        with self.cond:
-            self._pending.add(ident)
-        try:
-            conn._ws.send(json.dumps(payload))
-        except Exception as exc:
-            with self.cond:
-                self._pending.discard(ident)
-            raise BidiClosed(f"BiDi socket closed: {exc}") from exc
-        return ident
-
-    def forget(self, ident: int) -> None:
-        """Drop a command whose reply we no longer want."""
-        with self.cond:
-            self._pending.discard(ident)
-            self._replies.pop(ident, None)
-
-    def take_reply(self, ident: int) -> dict | None:
-        """The reply if it has arrived (raises BidiError for an error reply), else None."""
-        with self.cond:
-            data = self._replies.pop(ident, None)
-        if data is None:
-            return None
-        if "error" in data:
-            raise BidiError(str(data.get("error")), str(data.get("message", "")))
-        return data.get("result") or {}
-
-    def wait(self, predicate: Callable[[], bool], deadline: Deadline | float) -> bool:
-        """Wait under the condition until ``predicate()`` or the deadline; raise BidiClosed when
-        the socket dies meanwhile. Call with the condition held."""
-        end = time.monotonic() + deadline if isinstance(deadline, (int, float)) else None
-        while not predicate():
-            left = (end - time.monotonic()) if end is not None else deadline.remaining()
-            if left <= 0:
-                return False
-            self.cond.wait(min(left, 0.5))
-            if not predicate() and not self.alive():
-                raise BidiClosed("BiDi socket closed: the browser went away")
-            if not predicate() and self.liveness is not None and not self.liveness():
-                raise BidiClosed("the browser or driver process died")
-        return True
-
-    def command(self, method: str, params: dict, timeout: Deadline | float) -> dict:
-        ident = self.send(method, params)
-        with self.cond:
-            arrived = self.wait(lambda: ident in self._replies, timeout)
-        if not arrived:
-            self.forget(ident)
-            raise TimeoutError(f"BiDi {method} got no answer in time")
-        result = self.take_reply(ident)
-        assert result is not None
-        return result
-
-    def has_reply(self, ident: int) -> bool:
-        return ident in self._replies  # read under self.cond by callers
 
 
 @dataclass
@@ -262,7 +56,20 @@ class Launched:
     context: str
     remote: bool
     processes: SessionProcesses | None = None  # local browsers only
+    viewport: Viewport = DEFAULT_VIEWPORT
     _closed: bool = False
+
+    def fit_viewport(self, wanted: Viewport | None, deadline: Deadline | float) -> None:
+        """Set the page's viewport when it differs from the one set at launch (a pooled unit)."""
+        wanted = wanted or DEFAULT_VIEWPORT
+        if wanted == self.viewport:
+            return
+        self.bidi.command(
+            "browsingContext.setViewport",
+            {"context": self.context, "viewport": {"width": wanted.width, "height": wanted.height}},
+            deadline,
+        )
+        self.viewport = wanted
 
     def set_http_timeout(self, seconds: float) -> None:
         """Bound the next classic (HTTP) WebDriver command."""
@@ -284,23 +91,7 @@ class Launched:
             self.processes.end()
 
     def _quit_bounded(self) -> None:
-        conn = getattr(self.driver, "_websocket_connection", None)
-        if conn is not None:
-            # Close the BiDi socket ourselves with a short wait: Firefox may never answer the
-            # close frame (websocket-client waits 3 s for it, Selenium's join up to 30 s more).
-            conn.response_wait_timeout = 0.2
-            ws = getattr(conn, "_ws", None)
-            try:
-                if ws is not None:
-                    ws.keep_running = False
-                    if ws.sock is not None:
-                        ws.sock.close(timeout=0.2)
-            except Exception as exc:  # noqa: BLE001 - closing a dead socket fails in many ways
-                logger.debug("closing the BiDi socket failed: %r", exc)
-            thread = getattr(conn, "_ws_thread", None)
-            if thread is not None:
-                thread.join(0.3)
-            self.driver._websocket_connection = None
+        channel.disconnect(self.driver)
         self.set_http_timeout(QUIT_BOUND)
         service = getattr(self.driver, "service", None)
 
@@ -322,59 +113,6 @@ class Launched:
                     pass
 
 
-def proxy_parts(url: str) -> tuple[str, int, str | None, str | None]:
-    """host, port, user, password of a proxy URL."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise errors.BadRequest(f"proxy url has no host: {parts.scheme}://...")
-    port = parts.port or (443 if parts.scheme == "https" else 8080)
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else None
-    return parts.hostname, port, user, password
-
-
-def _chrome_options(settings: BrowserSettings, options: ClientOptions) -> webdriver.ChromeOptions:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = settings.chrome_binary
-    for arg in CHROME_ARGS:
-        opts.add_argument(arg)
-    viewport = options.viewport or DEFAULT_VIEWPORT
-    opts.add_argument(f"--window-size={viewport.width},{viewport.height}")
-    if options.egress is not None:
-        host, _, _, _ = proxy_parts(options.egress.proxy_url)
-        opts.add_argument(f"--proxy-server={options.egress.proxy_url}")
-        opts.add_argument("--proxy-bypass-list=<-loopback>")
-        opts.add_argument(f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE {host}")
-    opts.add_experimental_option("prefs", CHROME_PREFS)
-    opts.enable_bidi = True
-    opts.page_load_strategy = "normal"
-    opts.unhandled_prompt_behavior = "accept"
-    return opts
-
-
-def _firefox_options(settings: BrowserSettings, options: ClientOptions) -> webdriver.FirefoxOptions:
-    opts = webdriver.FirefoxOptions()
-    opts.binary_location = settings.firefox_binary
-    opts.add_argument("-headless")
-    viewport = options.viewport or DEFAULT_VIEWPORT
-    opts.add_argument(f"--width={viewport.width}")
-    opts.add_argument(f"--height={viewport.height}")
-    for name, value in FIREFOX_PREFS.items():
-        opts.set_preference(name, value)
-    if options.egress is not None:
-        host, port, _, _ = proxy_parts(options.egress.proxy_url)
-        for scheme in ("http", "ssl"):
-            opts.set_preference(f"network.proxy.{scheme}", host)
-            opts.set_preference(f"network.proxy.{scheme}_port", port)
-        opts.set_preference("network.proxy.type", 1)
-        opts.set_preference("network.proxy.no_proxies_on", "")
-        opts.set_preference("network.proxy.allow_hijacking_localhost", True)
-    opts.enable_bidi = True
-    opts.page_load_strategy = "normal"
-    opts.unhandled_prompt_behavior = "accept"
-    return opts
-
-
 def _require_file(path: str, what: str) -> None:
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
         raise errors.Unavailable(f"{what} not found or not executable at {path}")
@@ -384,7 +122,7 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
     """Start a browser (or get a Grid session) within ``settings.new_session_timeout``."""
     if kind not in ("chrome", "firefox"):
         raise errors.BadRequest(f"unknown browser kind {kind!r}")
-    opts = _chrome_options(settings, options) if kind == "chrome" else _firefox_options(settings, options)
+    opts = chrome_options(settings, options) if kind == "chrome" else firefox_options(settings, options)
     if settings.remote_url is not None:
         opts.binary_location = ""  # the Grid node's stereotype names its own binary
     bound = min(settings.new_session_timeout, max(deadline.remaining(), 0.1))
@@ -417,7 +155,7 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
                 config = ClientConfig(
                     remote_server_addr=settings.remote_url,
                     timeout=bound,
-                    websocket_interval=WEBSOCKET_INTERVAL,
+                    websocket_interval=channel.WEBSOCKET_INTERVAL,
                 )
                 box["driver"] = webdriver.Remote(
                     command_executor=settings.remote_url,
@@ -471,12 +209,10 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
         processes.attach(service.process.pid)
         processes.watch_browsers()
     try:
-        driver.command_executor.client_config.websocket_interval = WEBSOCKET_INTERVAL
-        driver._start_bidi()
-        launched.bidi = Bidi(driver._websocket_connection)
+        launched.bidi = channel.connect(driver)
         tree = launched.bidi.command("browsingContext.getTree", {"maxDepth": 0}, 10.0)
         launched.context = tree["contexts"][0]["context"]
-        viewport = options.viewport or DEFAULT_VIEWPORT
+        viewport = launched.viewport = options.viewport or DEFAULT_VIEWPORT
         launched.bidi.command(
             "browsingContext.setViewport",
             {
@@ -491,6 +227,21 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
             f"browser started ({where}) but its BiDi channel failed: {_first_line(exc)}"
         ) from exc
     logger.info("%s started (%s) in %.2fs", kind, where, time.monotonic() - started)
+    return launched
+
+
+def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadline: Deadline) -> Launched:
+    """A browser ready for a session: launched, BiDi connected, the goto events subscribed. What a
+    cold open does, and what the pool does ahead of time."""
+    launched = launch(kind, options, settings, deadline)
+    events = list(EVENTS) + (list(CHROME_EVENTS) if kind == "chrome" else [])
+    try:
+        launched.bidi.command(
+            "session.subscribe", {"events": events, "contexts": [launched.context]}, min(10.0, deadline.remaining())
+        )
+    except Exception as exc:
+        launched.shutdown()
+        raise errors.Unavailable(f"browser started but its BiDi subscription failed: {_first_line(exc)}") from exc
     return launched
 
 

@@ -100,7 +100,8 @@ def grid(pytestconfig: pytest.Config, logs: Path):
 
 
 def service_env(grid, **extra: str) -> dict[str, str]:
-    env = {"INNDX_MAX_BROWSERS": "6", "INNDX_IDLE_TIMEOUT": "10m"}
+    # no warm pool unless a test asks for one: the process checks count every browser of the service
+    env = {"INNDX_MAX_BROWSERS": "6", "INNDX_IDLE_TIMEOUT": "10m", "INNDX_POOL_CHROME": "0", "INNDX_POOL_FIREFOX": "0"}
     if grid is not None:
         env["INNDX_SELENIUM_REMOTE_URL"] = grid.url
     env.update(extra)

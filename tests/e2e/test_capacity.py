@@ -155,6 +155,54 @@ def test_tenant_max_browsers_is_429_before_the_instance_503(client, start_servic
         close_all(sessions)
 
 
+@pytest.mark.clients("chrome", "firefox")
+def test_a_pooled_browser_holds_an_instance_slot_and_its_session_the_tenant_quota(client, start_service, tmp_path):
+    """The warm pool's browser takes an instance slot before any tenant has it (local browsers,
+    or Grid sessions on a Grid); the session that takes it over claims its tenant's
+    ``max_browsers`` (429 before the instance's 503), and the slot goes back when it ends."""
+    tenants = tmp_path / "tenants.json"
+    tenants.write_text(json.dumps({"tenants": {"one": {"max_browsers": 1}, "two": {}}}))
+    service = start_service(
+        INNDX_TENANTS_FILE=str(tenants), INNDX_MAX_BROWSERS="1", INNDX_MAX_GRID_SESSIONS="1",
+        **{f"INNDX_POOL_{client.upper()}": "1"},
+    )
+    where = "grid_sessions" if "INNDX_SELENIUM_REMOTE_URL" in service.env else "local_browsers"
+    other = "local_browsers" if where == "grid_sessions" else "grid_sessions"
+
+    def metrics() -> str:
+        return http_get(f"{service.url}/metrics")[2].decode()
+
+    wait_for(lambda: metric(metrics(), "inndx_pool_idle", client=client) == 1, 90, interval=0.25, what="a pooled browser")
+    text = metrics()
+    assert metric(text, "inndx_capacity_in_use", resource=where) == 1  # no session yet: the pool's
+    assert metric(text, "inndx_capacity_in_use", resource=other) == 0
+    sessions: list[Session] = []
+    try:
+        sessions.append(connect(service.ws_url, tenant="one"))
+        sessions[-1].open(client=client, recv_timeout=60)
+        text = metrics()
+        assert metric(text, "inndx_pool_events_total", client=client, event="handed_out") == 1
+        assert metric(text, "inndx_capacity_in_use", resource=where) == 1  # the slot went with the browser
+        sessions.append(connect(service.ws_url, tenant="one"))  # over its quota, though the instance is full too
+        fatal = sessions[-1].request({"client": client}, timeout=30)
+        assert fatal["type"] == "fatal" and fatal["code"] == 429 and "browsers" in fatal["message"], fatal
+        sessions.append(connect(service.ws_url, tenant="two"))  # no slot left for a replacement or a cold start
+        fatal = sessions[-1].request({"client": client}, timeout=30)
+        assert fatal["type"] == "fatal" and fatal["code"] == 503 and "capacity" in fatal["message"], fatal
+        text = metrics()
+        assert metric(text, "inndx_admission_refusals_total", resource="quota_browsers", code="429") == 1
+        assert metric(text, "inndx_admission_refusals_total", resource=where, code="503") == 1
+        assert metric(text, "inndx_capacity_in_use", resource=where) == 1
+        assert sessions[0].request({"action": "close"}, timeout=30) == {"action": "closed"}
+        # the slot is back: the pool refills it, and tenant "one" may have a browser again
+        wait_for(lambda: metric(metrics(), "inndx_pool_idle", client=client) == 1, 90, interval=0.25, what="a refill")
+        sessions.append(connect(service.ws_url, tenant="one"))
+        sessions[-1].open(client=client, recv_timeout=60)
+        assert metric(metrics(), "inndx_capacity_in_use", resource=where) == 1
+    finally:
+        close_all(sessions)
+
+
 @pytest.mark.grid_only
 @pytest.mark.clients("chrome")
 def test_grid_sessions_are_not_counted_as_local_browsers(client, start_service):

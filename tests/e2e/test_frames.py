@@ -21,8 +21,9 @@ SCREENSHOT = {"action": "screenshot", "screenshot": None}
 
 @pytest.fixture(scope="module")
 def limited(logs: Path) -> Iterator[Service]:
-    """A service with a pending queue of 2 and frames of at most 1024 bytes."""
-    env = {"INNDX_MAX_PENDING": "2", "INNDX_MAX_FRAME_BYTES": "1024", "INNDX_IDLE_TIMEOUT": "10m"}
+    """A service with a pending queue of 2 holding at most 1500 bytes, frames of at most 1024 bytes."""
+    env = {"INNDX_MAX_PENDING": "2", "INNDX_MAX_PENDING_BYTES": "1500", "INNDX_MAX_FRAME_BYTES": "1024",
+           "INNDX_IDLE_TIMEOUT": "10m"}
     with Service(env=env, log_dir=logs) as running:
         yield running
 
@@ -233,6 +234,25 @@ def test_pending_queue_bound_gives_429_with_the_id(limited: Service, site: Site)
         expect_error(replies[4], 429, id_=4)
         # once drained, the queue accepts again
         assert session.request({"action": "screenshot", "id": "later"}, timeout=10) == {**SCREENSHOT, "id": "later"}
+
+
+def test_pending_bytes_bound_gives_429_in_turn(limited: Service, site: Site):
+    """Frames wait as their bytes: two frames under the size limit may still be too many bytes."""
+    site.clear()
+    with connect(limited.ws_url) as session:
+        session.open(timeout="10s", max_retries=0)
+        session.send({"action": "goto", "url": site.url("/slow?seconds=2"), "id": "inflight"})
+        wait_for(lambda: site.requests_to("/slow"), 5, what="the slow goto to reach the site")
+        padded = {"action": "goto", "url": site.url("/html"), "headers": [["X-Pad", "p" * 800]]}
+        for frame in ({**padded, "id": "p1"}, {**padded, "id": "p2"}, {"action": "screenshot", "id": "p3"}):
+            assert 700 < len(json.dumps(frame)) < 1024 or frame["id"] == "p3"
+            session.send(frame)
+        replies = [session.recv(timeout=15) for _ in range(4)]
+        assert [reply["id"] for reply in replies] == ["inflight", "p1", "p2", "p3"]
+        assert replies[1]["status_code"] == 200
+        expect_error(replies[2], 429, id_="p2")
+        assert "pending bytes" in replies[2]["message"]
+        assert replies[3] == {**SCREENSHOT, "id": "p3"}
 
 
 def test_frame_over_the_size_limit_is_413_and_the_session_goes_on(limited: Service):

@@ -216,11 +216,15 @@ def test_a_close_while_the_browser_starts_quits_that_browser(monkeypatch, client
     from service.clients.base import ClientOptions
     from service.config import Settings
     from service.deadline import Deadline
+    from service.egress import Gateway
     from service.errors import Unavailable
+    from service.policy import Policy
 
-    real_launch = browser_module.launch
+    real_launch = browser_module.prepare
     launched_pids: list[int] = []
-    browser = browser_module.BrowserClient(client, ClientOptions(allow_private_networks=True),
+    gateway = Gateway(Policy(allow_private=True))
+    egress = gateway.open("race", client)
+    browser = browser_module.BrowserClient(client, ClientOptions(policy=Policy(allow_private=True), egress=egress),
                                            browser_settings(Settings()))
 
     def launch_then_close(*args, **kwargs):  # the close comes after the launch, before start publishes it
@@ -230,7 +234,7 @@ def test_a_close_while_the_browser_starts_quits_that_browser(monkeypatch, client
         browser.close()
         return launched
 
-    monkeypatch.setattr(browser_module, "launch", launch_then_close)
+    monkeypatch.setattr(browser_module, "prepare", launch_then_close)
     with pytest.raises(Unavailable, match="closed while its browser was starting"):
         browser.start(Deadline(60))
     assert launched_pids
@@ -240,3 +244,4 @@ def test_a_close_while_the_browser_starts_quits_that_browser(monkeypatch, client
                        for pid in launched_pids)
 
     wait_for(gone, scaled(15), what="the launched browser to be gone")
+    gateway.stop()

@@ -318,7 +318,9 @@ def test_a_cookie_the_browser_refuses_is_a_400_naming_it(page: Session, site: Si
     bad = {"name": "nul", "value": "v", "domain": "\u0000"}
     reply = page.request({"action": "goto", "url": site.url("/html"), "cookies": [bad], "id": 7}, timeout=20)
     if "type" in reply:
-        assert reply["type"] == "error" and reply["code"] == 400 and "nul" in reply["message"], reply
+        # named by the protocol's check ($.cookies[0].domain) or, past it, by the browser's refusal
+        assert reply["type"] == "error" and reply["code"] == 400, reply
+        assert "nul" in reply["message"] or "cookies[0]" in reply["message"], reply
         assert reply["id"] == 7
     else:
         assert reply["status_code"] == 200, reply

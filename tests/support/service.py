@@ -4,7 +4,8 @@
 config="gunicorn.conf.py", ready_timeout=30, private_networks=True)`` starts
 ``python -m gunicorn -c <config> <app>`` in its own process group (stdout and stderr to
 ``<log_dir>/service-<port>.log``) with the environment plus ``PORT``, ``INNDX_HOST=127.0.0.1``,
-``INNDX_ALLOW_PRIVATE_NETWORKS=1`` (unless ``private_networks=False``) and ``env`` on top (a value
+``INNDX_ALLOW_PRIVATE_NETWORKS=1`` (unless ``private_networks=False``), the warm pool off
+(``INNDX_POOL_CHROME=0``, ``INNDX_POOL_FIREFOX=0``) and ``env`` on top (a value
 of ``None`` in ``env`` removes that variable). ``start()`` waits until ``GET /healthz`` answers
 JSON with ``"ok": true``, or raises ``ServiceError`` with the log tail. Context manager.
 
@@ -64,6 +65,9 @@ class Service:
         self.log_path = self.log_dir / f"service-{self.port}.log"
         self.env = dict(os.environ)
         self.env.update(PORT=str(self.port), INNDX_HOST=self.host, PYTHONUNBUFFERED="1")
+        # no warm pool unless the test asks for one in ``env``: a pool holds browsers (or Grid slots)
+        # the test did not open, and process checks count every browser of the service
+        self.env.update(INNDX_POOL_CHROME="0", INNDX_POOL_FIREFOX="0")
         if private_networks:
             self.env["INNDX_ALLOW_PRIVATE_NETWORKS"] = "1"
         for name, value in (env or {}).items():

@@ -52,6 +52,14 @@ Endpoints:
 ``/reset``                             closes the connection with a TCP reset, no response
 ``/flaky?key=K&fail=N``                resets the first N requests with key K, then HTML
 ``/counter?key=K``                     JSON ``{"key": K, "count": requests with key K so far}``
+``/retry?key=K&fail=N&status=S&after=A``  the first N requests with key K answer status S
+                                       (default 503) with ``Retry-After: A`` when given; then HTML
+``/resources?refresh=P&frame=1``       HTML loading one of each sub-resource from ``/asset/``:
+                                       ``RESOURCE_PATHS`` (``dir=free``: from ``/free/``; plus a meta refresh to P, delay 0,
+                                       when given; plus an iframe of ``/asset/frame.html`` whose
+                                       own image is ``/asset/in-frame.png``, with ``frame=1``)
+``/asset/<name>``, ``/free/<name>``     a small body typed by the name's extension (png, css, js,
+                                       woff2, wav, json, html)
 =====================================  ===========================================================
 """
 
@@ -337,6 +345,60 @@ def _js_replace(site: Site, req: _Request, seen: int) -> Reply:
     return _html("JS replace", head=script)
 
 
+RESOURCE_PATHS: dict[str, str] = {
+    "image": "/asset/pic.png",
+    "stylesheet": "/asset/style.css",
+    "script": "/asset/app.js",
+    "font": "/asset/font.woff2",
+    "media": "/asset/sound.wav",
+    "fetch": "/asset/data.json",
+}
+ASSET_TYPES = {
+    "png": "image/png", "css": "text/css", "js": "text/javascript", "woff2": "font/woff2",
+    "wav": "audio/wav", "json": "application/json", "html": "text/html; charset=utf-8",
+}
+
+
+def _resources(site: Site, req: _Request, seen: int) -> Reply:
+    folder = "/free/" if req.arg("dir", "") == "free" else "/asset/"
+    paths = {kind: path.replace("/asset/", folder) for kind, path in RESOURCE_PATHS.items()}
+    head = (
+        f'<link rel="stylesheet" href="{paths["stylesheet"]}">'
+        f'<style>@font-face {{ font-family: probe; src: url("{paths["font"]}"); }}'
+        " body { font-family: probe, sans-serif; }</style>"
+        f'<script src="{paths["script"]}"></script>'
+    )
+    if "refresh" in req.args:
+        head += f'<meta http-equiv="refresh" content="0; url={html.escape(req.arg("refresh", "/html"))}">'
+    body = (
+        f'<img src="{paths["image"]}" alt="probe">'
+        f'<audio src="{paths["media"]}" preload="auto"></audio>'
+        f'<script>fetch("{paths["fetch"]}").catch(function () {{}});</script>'
+    )
+    if req.arg("frame", "") == "1":
+        body += '<iframe src="/asset/frame.html"></iframe>'
+    return _html("Resources", head=head, body=body)
+
+
+def _asset(site: Site, req: _Request, rest: str) -> Reply:
+    extension = rest.rsplit(".", 1)[-1]
+    if rest == "frame.html":
+        return Reply(200, [("Content-Type", ASSET_TYPES["html"])], html_page("Frame", body='<img src="/asset/in-frame.png">'))
+    if extension == "png":
+        return Reply(200, [("Content-Type", "image/png")], PNG_BYTES)
+    body = {"css": b"p { color: red; }", "js": b"window.probe = 1;", "json": b"{}"}.get(extension, b"\0" * 64)
+    return Reply(200, [("Content-Type", ASSET_TYPES.get(extension, "application/octet-stream"))], body)
+
+
+def _retry(site: Site, req: _Request, seen: int) -> Reply:
+    fail = int(req.number("fail", 1, 0, 1000))
+    if seen > fail:
+        return _html("Retried page")
+    status = int(req.number("status", 503, 400, 599))
+    headers = [("Retry-After", req.arg("after", ""))] if "after" in req.args else []
+    return _text(f"status {status}\n", status, headers)
+
+
 def _echo(site: Site, req: _Request, rest: str = "") -> Reply:
     return _json({
         "method": req.method, "path": req.path, "query": req.query,
@@ -397,6 +459,8 @@ EXACT: dict[str, Callable[[Site, _Request, int], Result]] = {
     "/reset": lambda site, req, seen: RESET,
     "/flaky": _flaky,
     "/counter": _counter,
+    "/retry": _retry,
+    "/resources": _resources,
 }
 
 PREFIXED: list[tuple[str, Callable[[Site, _Request, str], Result]]] = [
@@ -404,6 +468,8 @@ PREFIXED: list[tuple[str, Callable[[Site, _Request, str], Result]]] = [
     ("/redirect/", _redirect),
     ("/chain/", _chain),
     ("/status/", _status),
+    ("/asset/", _asset),
+    ("/free/", _asset),
 ]
 
 

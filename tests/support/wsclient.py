@@ -66,9 +66,9 @@ def _header_pairs(headers: Headers) -> list[tuple[str, str]]:
 @cache
 def _validators() -> dict[str, Draft202012Validator]:
     """Every schema file, checked, in one registry; built once per test run."""
-    files = sorted(SCHEMA_DIR.glob("*.json"))
+    files = sorted([*SCHEMA_DIR.glob("*.json"), *SCHEMA_DIR.glob("middleware/*.json")])
     assert files, f"no schema files in {SCHEMA_DIR}"
-    contents = {f.name: json.loads(f.read_text()) for f in files}
+    contents = {f.relative_to(SCHEMA_DIR).as_posix(): json.loads(f.read_text()) for f in files}
     registry: Registry = Registry().with_resources(
         (schema.get("$id", SCHEMA_BASE + name), Resource.from_contents(schema, default_specification=DRAFT202012))
         for name, schema in contents.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -308,3 +309,43 @@ def test_connections_over_the_cap_get_503(gateway, site):
         for sock in held:
             sock.close()
         listener.close()
+
+
+def test_a_response_past_the_body_limit_is_cut(gateway, site):
+    listener = gateway.open("session-6", "chrome")
+    limit, gateway.max_body_bytes = gateway.max_body_bytes, 100_000
+    try:
+        answer = exchange(listener, f"GET {site.url('/big?bytes=1000000')} HTTP/1.1\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 200") and len(answer) < 100_000 + 64 * 1024 + 1000
+        whole = exchange(listener, f"GET {site.url('/big?bytes=90000')} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+        assert whole.endswith(b"\r\n\r\n" + whole.partition(b"\r\n\r\n")[2]) and len(whole.partition(b"\r\n\r\n")[2]) == 90000
+    finally:
+        gateway.max_body_bytes = limit
+        listener.close()
+
+
+def test_a_malformed_answer_is_a_502_remembered(gateway):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    strict, gateway.policy = gateway.policy, Policy(allow_private=True)
+    listener = gateway.open("session-7", "chrome")
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 abc\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{port}/x"
+        assert exchange(listener, f"GET {url} HTTP/1.1\r\n\r\n".encode()).startswith(b"HTTP/1.1 502")
+        assert listener.answered(url)[0] == 502
+    finally:
+        gateway.policy = strict
+        listener.close()
+        thread.join(5)
+        server.close()

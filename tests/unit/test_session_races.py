@@ -197,11 +197,11 @@ def test_retries_stop_once_the_session_is_told_to_stop(stop):
     client = FakeClient()
     outbox = FakeOutbox()
     session = _session(lambda: client, outbox, max_retries=10)
-    session.thread.start()
     session.submit(_action("goto", url="http://127.0.0.1:9/", id=1))
-    if stop == "close":
+    if stop == "close":  # queued behind the goto before the session even starts: no load can reorder it
         session.submit(_action("close", id=2))
-    else:
+    session.thread.start()
+    if stop != "close":
         deadline = time.monotonic() + WAIT
         while client.attempts < 1 and time.monotonic() < deadline:
             time.sleep(0.01)

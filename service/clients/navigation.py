@@ -23,19 +23,22 @@ from __future__ import annotations
 import base64
 import functools
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from service import errors, redirects
-from service.clients.base import Cookie, GotoRequest, GotoResult, Redirect
-from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, parse_headers_text, wire_headers
-from service.cookies import cookies_from_headers
+from service.clients.browser_blocking import Blocking
+from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, wire_headers
+from service.clients.navigation_record import Hop, Track, chain_and_cookies, cookie_params, location_of  # noqa: F401
 from service.deadline import Deadline
 from service.headers import header_value, media_type, reportable
+from service.model import GotoRequest, GotoResult, Redirect
 
 if TYPE_CHECKING:
-    from service.clients.base import Egress
-    from service.clients.browser_launch import Bidi, BrowserSettings, Launched
+    from service.clients.bidi import Bidi
+    from service.clients.browser_launch import Launched
+    from service.clients.browser_options import BrowserSettings
+    from service.middleware import Chain
+    from service.model import Egress
     from service.policy import Policy
 
 logger = logging.getLogger(__name__)
@@ -65,32 +68,6 @@ SETTLE_PROBE = """async function() {
 }"""
 
 
-@dataclass
-class Hop:
-    url: str
-    method: str = "GET"
-    status: int | None = None
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    size: int | None = None  # decoded body size the browser reported
-
-
-@dataclass
-class Track:
-    """What one navigation (one navigation id, one request id) did."""
-
-    navigation: str
-    request: str | None = None
-    hops: list[Hop] = field(default_factory=list)
-    error: str | None = None
-    loaded: bool = False
-    failed: bool = False
-
-    def hop(self, count: int, url: str) -> Hop:
-        while len(self.hops) <= count:
-            self.hops.append(Hop(url=url))
-        return self.hops[count]
-
-
 class Navigation:
     """One goto attempt. Built and run by the session thread."""
 
@@ -101,6 +78,7 @@ class Navigation:
         max_redirects: int,
         policy: Policy,
         egress: Egress | None = None,
+        middleware: Chain | None = None,
     ):
         self.launched = launched
         self.bidi: Bidi = launched.bidi
@@ -126,6 +104,11 @@ class Navigation:
         self.blocked: Exception | None = None
         self.request: GotoRequest | None = None
         self.add_headers: list[tuple[str, str]] = []
+        # The block middleware: its own intercept on every request of the context, alive from
+        # before the navigation until the goto returns (see browser_blocking).
+        self.blocking = Blocking(self.bidi, self.context, middleware)
+        self.collector: str | None = None
+        self.early_body: tuple[str, int] | None = None  # (request id, getData command) sent ahead
 
     # ----- the loop -------------------------------------------------------------------------
     def run(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
@@ -135,21 +118,33 @@ class Navigation:
         with bidi.cond:
             bidi.events.clear()
             bidi.listening = True
-        collector = bidi.command(
-            "network.addDataCollector",
-            {
-                "dataTypes": ["response"],
-                "maxEncodedDataSize": self.settings.max_body_bytes,
-                "contexts": [self.context],
-            },
+        # Collector and intercept in one round trip; the navigation only once both are in place.
+        collector_reply, intercept_reply = bidi.pipeline(
+            [
+                (
+                    "network.addDataCollector",
+                    {
+                        "dataTypes": ["response"],
+                        "maxEncodedDataSize": self.settings.max_body_bytes,
+                        "contexts": [self.context],
+                    },
+                ),
+                ("network.addIntercept", {"phases": self.phases, "contexts": [self.context]}),
+            ],
             deadline,
-        )["collector"]
+        )
+        if not isinstance(intercept_reply, Exception):
+            self.intercept = intercept_reply["intercept"]
+        if isinstance(collector_reply, Exception):
+            self._remove_intercept()
+            if self.removal is not None:
+                bidi.forget(self.removal)
+            raise collector_reply
+        collector = self.collector = collector_reply["collector"]
         try:
-            self.intercept = bidi.command(
-                "network.addIntercept",
-                {"phases": self.phases, "contexts": [self.context]},
-                deadline,
-            )["intercept"]
+            if isinstance(intercept_reply, Exception):
+                raise intercept_reply
+            self.blocking.start(deadline)
             nav_cmd = bidi.send(
                 "browsingContext.navigate",
                 {"context": self.context, "url": request.url, "wait": "complete"},
@@ -166,6 +161,7 @@ class Navigation:
                 bidi.listening = False
                 bidi.events.clear()
         self._cleanup(collector)
+        result.blocked = self.blocking.count
         return result
 
     def _blank(self) -> None:
@@ -201,7 +197,7 @@ class Navigation:
                 break
         if nav_cmd is None:
             return None
-        from service.clients.browser_launch import BidiError
+        from service.clients.bidi import BidiError
 
         try:
             bidi.take_reply(nav_cmd)
@@ -219,6 +215,8 @@ class Navigation:
                 self.extra.setdefault(inner.get("requestId", ""), []).append("")
             return
         if params.get("context") not in (None, self.context):
+            if method == "network.beforeRequestSent" and params.get("isBlocked"):
+                self.blocking.foreign(params)  # a frame's request, paused by the block intercept
             return
         nav = params.get("navigation")
         if method.startswith("browsingContext."):
@@ -253,7 +251,7 @@ class Navigation:
         if method == "network.beforeRequestSent":
             if mine:
                 track.hop(count, request.get("url", "")).method = request.get("method", "GET")  # type: ignore[union-attr]
-            if params.get("isBlocked"):
+            if params.get("isBlocked") and not self.blocking.fails(params):
                 self._continue_request(params, track if mine else None, count)
             elif mine and track is not self.main:
                 self._check_unblocked(request.get("url", ""))
@@ -362,6 +360,15 @@ class Navigation:
             return current  # aborted but answered (204, a download): report what came
         self.client_hops: list[Redirect] = []
         seen = {current.navigation}
+        if current.request and self.collector and self.request.method != "HEAD":  # type: ignore[union-attr]
+            # The body is asked for with the settle probe, in the same round trip: the document
+            # has loaded (navigate waited for "complete"), so its data is complete. A client
+            # redirect makes this one unused; it is then forgotten.
+            ident = self.bidi.send(
+                "network.getData",
+                {"dataType": "response", "collector": self.collector, "request": current.request},
+            )
+            self.early_body = (current.request, ident)
         while True:
             window = (
                 deadline.remaining()
@@ -454,7 +461,7 @@ class Navigation:
         reason = track.error or reply_error
         url = last.url if last else self.request.url  # type: ignore[union-attr]
         self._raise_gateway_answer(url)
-        location = self._location_of(track) if last is not None else None
+        location = location_of(track, self.extra) if last is not None else None
         if location is not None:
             # the browser would not follow it (a bad port, host, scheme): not worth a retry
             raise errors.BadAnswer(f"fetching {url} failed: {reason}: invalid Location {location[:200]!r}")
@@ -475,39 +482,11 @@ class Navigation:
             raise errors.Forbidden(message)
         raise errors.UpstreamError(message)
 
-    def _location_of(self, track: Track) -> str | None:
-        """The Location of the track's last hop when it was a redirect (Chrome: from its raw
-        header text, since its BiDi events of a failed redirect lack the headers)."""
-        last = track.hops[-1]
-        status, headers = last.status, last.headers
-        raw = self.extra.get(track.request or "", [])
-        if len(raw) >= len(track.hops) and raw[len(track.hops) - 1]:
-            status, headers = parse_headers_text(raw[len(track.hops) - 1])
-        if status not in redirects.REDIRECT_STATUSES:
-            return None
-        return header_value(headers, "location")
-
     # ----- the result -----------------------------------------------------------------------
     def _result(self, final: Track, collector: str, deadline: Deadline) -> GotoResult:
-        chain: list[Redirect] = []
-        cookies: list[Cookie] = []
-        client = list(getattr(self, "client_hops", []))
-        ordered = [t for t in self.tracks.values() if t.hops]
-        for index, track in enumerate(ordered):
-            raw = self.extra.get(track.request or "", [])
-            for number, hop in enumerate(track.hops):
-                if number < len(raw) and raw[number]:
-                    status, headers = parse_headers_text(raw[number])
-                    if status == hop.status or hop.status is None:
-                        hop.status, hop.headers = status, headers
-                cookies += cookies_from_headers(hop.headers, hop.url)
-                location = header_value(hop.headers, "location")
-                if number < len(track.hops) - 1 and hop.status is not None and location:
-                    chain.append(redirects.server_hop(hop.url, hop.status, location))
-            if index < len(client) and track is not final:
-                chain.append(client[index])
-            if track is final:
-                break
+        chain, cookies = chain_and_cookies(
+            [t for t in self.tracks.values() if t.hops], self.extra, list(getattr(self, "client_hops", [])), final
+        )
         last = final.hops[-1]
         status = last.status or 0
         if status in (400, 403, 502, 503):
@@ -532,14 +511,20 @@ class Navigation:
         )
 
     def _body(self, collector: str, request_id: str, deadline: Deadline) -> bytes | None:
-        from service.clients.browser_launch import BidiError
+        from service.clients.bidi import BidiError
 
+        early, self.early_body = self.early_body, None
         try:
-            data = self.bidi.command(
-                "network.getData",
-                {"dataType": "response", "collector": collector, "request": request_id},
-                deadline,
-            )
+            if early is not None and early[0] == request_id:
+                data = self._reply_of(early[1], deadline)
+            else:
+                if early is not None:
+                    self.bidi.forget(early[1])
+                data = self.bidi.command(
+                    "network.getData",
+                    {"dataType": "response", "collector": collector, "request": request_id},
+                    deadline,
+                )
         except BidiError as exc:
             logger.debug("no body for the final response: %s", exc)
             return None
@@ -553,6 +538,15 @@ class Navigation:
             raise errors.TooLarge(f"response body is over {self.settings.max_body_bytes} bytes")
         return raw
 
+    def _reply_of(self, ident: int, deadline: Deadline) -> dict:
+        bidi = self.bidi
+        with bidi.cond:
+            arrived = bidi.wait(lambda: bidi.has_reply(ident), deadline)
+        if not arrived:
+            bidi.forget(ident)
+            raise TimeoutError("BiDi network.getData got no answer in time")
+        return bidi.take_reply(ident) or {}
+
     # ----- cleanup --------------------------------------------------------------------------
     def _abort(self, deadline: Deadline) -> None:
         """Stop the load so the browser stays usable (after a timeout or a refused hop)."""
@@ -564,7 +558,11 @@ class Navigation:
         """Remove the intercept and collector; continue whatever is still blocked."""
         bidi = self.bidi
         self._remove_intercept()
-        commands = [bidi.send("network.removeDataCollector", {"collector": collector})]
+        if self.early_body is not None:
+            bidi.forget(self.early_body[1])
+            self.early_body = None
+        bidi.post("network.removeDataCollector", {"collector": collector})  # its reply buys nothing
+        commands = list(self.blocking.stop())
         if self.removal is not None:
             commands.append(self.removal)
         # A request blocked before the removal took effect is reported before its reply: answer

@@ -1,0 +1,294 @@
+"""The BiDi channel, and every reach into Selenium's or websocket-client's private attributes.
+
+Selenium 4.51 delivers each BiDi event on a new thread (arrival order lost) and waits for replies
+by polling; ``Bidi`` hooks the connection's message handler so that our replies and events are
+recorded in wire order, under one condition variable, and commands can be sent without waiting
+(the goto loop answers blocked requests while its ``navigate`` is pending).
+
+Nothing outside this module touches a private attribute of ``selenium`` or ``websocket``:
+``connect(driver)`` opens the channel, ``disconnect(driver)`` closes it with short waits, and
+``ASSUMPTIONS`` lists what we rely on; ``check_assumptions()`` (run by a unit test) fails loudly
+when a pinned version changes one of them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from service.deadline import Deadline
+
+logger = logging.getLogger(__name__)
+
+WEBSOCKET_INTERVAL = 0.002  # Selenium polls its BiDi socket this often (default 0.1 s)
+SELENIUM_PIN = ("4.51",)  # the versions whose private attributes are checked below
+
+# (where, attribute) pairs: an attribute read or written on an instance made in ``__init__`` is
+# checked in that class's source; a method or class attribute with hasattr.
+ASSUMPTIONS: tuple[tuple[str, str], ...] = (
+    ("selenium.webdriver.remote.webdriver.WebDriver", "_start_bidi"),
+    ("selenium.webdriver.remote.webdriver.WebDriver", "self._websocket_connection"),
+    ("selenium.webdriver.remote.websocket_connection.WebSocketConnection", "_process_message"),
+    ("selenium.webdriver.remote.websocket_connection.WebSocketConnection", "self._id_lock"),
+    ("selenium.webdriver.remote.websocket_connection.WebSocketConnection", "self._id"),
+    ("selenium.webdriver.remote.websocket_connection.WebSocketConnection", "self._ws"),
+    ("selenium.webdriver.remote.websocket_connection.WebSocketConnection", "self._ws_thread"),
+    ("selenium.webdriver.remote.websocket_connection.WebSocketConnection", "self.callbacks"),
+    ("selenium.webdriver.remote.websocket_connection.WebSocketConnection", "self.response_wait_timeout"),
+    ("selenium.webdriver.remote.client_config.ClientConfig", "self.websocket_interval"),
+    ("websocket._app.WebSocketApp", "self.sock"),
+    ("websocket._app.WebSocketApp", "self.keep_running"),
+    ("websocket._core.WebSocket", "self.frame_buffer"),
+    ("websocket._core.WebSocket", "self.cont_frame"),
+    ("websocket._core.WebSocket", "self.sock"),
+    ("websocket._abnf.frame_buffer", "self.skip_utf8_validation"),
+    ("websocket._abnf.continuous_frame", "self.skip_utf8_validation"),
+)
+
+
+def check_assumptions() -> list[str]:
+    """What no longer holds in the installed Selenium / websocket-client (empty when all do)."""
+    import importlib
+
+    import selenium
+
+    broken = []
+    if not selenium.__version__.startswith(SELENIUM_PIN):
+        broken.append(f"selenium {selenium.__version__} is not a checked version {SELENIUM_PIN}")
+    for where, name in ASSUMPTIONS:
+        module_name, _, class_name = where.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            broken.append(f"{where} is gone")
+            continue
+        if name.startswith("self."):
+            text = inspect.getsource(cls)
+            if f"{name} =" not in text and f"{name}: " not in text:
+                broken.append(f"{where} no longer sets {name}")
+        elif not hasattr(cls, name):
+            broken.append(f"{where} has no {name}")
+    return broken
+
+
+def connect(driver: Any) -> Bidi:
+    """Open the driver's BiDi socket (polled every ``WEBSOCKET_INTERVAL``) and wrap it."""
+    driver.command_executor.client_config.websocket_interval = WEBSOCKET_INTERVAL
+    driver._start_bidi()
+    return Bidi(driver._websocket_connection)
+
+
+def disconnect(driver: Any) -> None:
+    """Close the BiDi socket ourselves with short waits: Firefox may never answer the close frame
+    (websocket-client waits 3 s for it, Selenium's join up to 30 s more). Idempotent."""
+    conn = getattr(driver, "_websocket_connection", None)
+    if conn is None:
+        return
+    conn.response_wait_timeout = 0.2
+    ws = getattr(conn, "_ws", None)
+    try:
+        if ws is not None:
+            ws.keep_running = False
+            if ws.sock is not None:
+                ws.sock.close(timeout=0.2)
+    except Exception as exc:  # noqa: BLE001 - closing a dead socket fails in many ways
+        logger.debug("closing the BiDi socket failed: %r", exc)
+    thread = getattr(conn, "_ws_thread", None)
+    if thread is not None:
+        thread.join(0.3)
+    driver._websocket_connection = None
+
+
+class BidiError(Exception):
+    """A BiDi command answered with an error."""
+
+    def __init__(self, error: str, message: str):
+        super().__init__(f"{error}: {message}")
+        self.error = error
+        self.message = message
+
+
+class BidiClosed(Exception):
+    """The BiDi socket is gone (browser or node died)."""
+
+
+class Bidi:
+    """Commands and events over Selenium's BiDi websocket, in wire order.
+
+    ``send`` returns a command id at once; ``wait_reply`` waits for it under a deadline. Events
+    of subscribed names are appended to ``events`` (a deque the owner drains) and wake waiters.
+    Only the session thread sends; the socket thread only records and notifies.
+    """
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+        self.cond = threading.Condition()
+        self._replies: dict[int, dict] = {}
+        self._pending: set[int] = set()
+        self._ignored: set[int] = set()  # commands sent without wanting the reply (dropped on arrival)
+        self.events: deque[tuple[str, dict]] = deque(maxlen=50000)
+        self.listening = False
+        self.liveness: Callable[[], bool] | None = None  # extra check while waiting (processes)
+        self._original = conn._process_message
+        conn._process_message = self._on_message
+        # websocket-client validates UTF-8 of every frame in pure Python (seconds for a 10 MB
+        # body); the text is decoded by bytes.decode right after anyway, which still rejects bad
+        # UTF-8, so the slow pass is skipped.
+        sock = getattr(getattr(conn, "_ws", None), "sock", None)
+        for part in (
+            getattr(sock, "frame_buffer", None),
+            getattr(sock, "cont_frame", None),
+        ):
+            if part is not None and hasattr(part, "skip_utf8_validation"):
+                part.skip_utf8_validation = True
+
+    def _quickack(self) -> None:
+        """Acknowledge at once. Firefox's BiDi server writes small frames without TCP_NODELAY, so
+        a frame sent right after another waits for our ACK, which Linux delays up to 40 ms:
+        re-arming TCP_QUICKACK after every message removes that stall."""
+        raw = getattr(getattr(getattr(self._conn, "_ws", None), "sock", None), "sock", None)
+        if raw is not None and hasattr(socket, "TCP_QUICKACK"):
+            try:
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            except OSError:
+                pass
+
+    def _on_message(self, message: str) -> None:
+        self._quickack()
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return
+        with self.cond:
+            ident = data.get("id")
+            if ident in self._pending:
+                self._pending.discard(ident)
+                self._replies[ident] = data
+                self.cond.notify_all()
+                return
+            if ident in self._ignored:  # never to Selenium, which would keep it forever
+                self._ignored.discard(ident)
+                return
+            method = data.get("method")
+            if method and self.listening:
+                self.events.append((method, data.get("params") or {}))
+                self.cond.notify_all()
+        if ident is not None or (method and self._conn.callbacks.get(method)):
+            self._original(message)
+
+    def alive(self) -> bool:
+        ws = getattr(self._conn, "_ws", None)
+        sock = getattr(ws, "sock", None)
+        return bool(sock is not None and getattr(sock, "connected", False))
+
+    def send(self, method: str, params: dict) -> int:
+        conn = self._conn
+        with conn._id_lock:
+            conn._id += 1
+            ident = conn._id
+        payload = {"id": ident, "method": method, "params": params}
+        with self.cond:
+            self._pending.add(ident)
+        try:
+            conn._ws.send(json.dumps(payload))
+        except Exception as exc:
+            with self.cond:
+                self._pending.discard(ident)
+            raise BidiClosed(f"BiDi socket closed: {exc}") from exc
+        return ident
+
+    def forget(self, ident: int) -> None:
+        """Drop a command whose reply we no longer want (if it comes later, it is dropped too)."""
+        with self.cond:
+            if ident in self._pending:
+                self._pending.discard(ident)
+                self._ignored.add(ident)
+            self._replies.pop(ident, None)
+
+    def post(self, method: str, params: dict) -> None:
+        """Send a command whose reply buys nothing (a clean-up): no round trip is waited for."""
+        self.forget(self.send(method, params))
+
+    def pipeline(self, calls: list[tuple[str, dict]], timeout: Deadline | float) -> list[dict | BidiError]:
+        """Send every command at once, then wait for all replies: one round trip for all. Each
+        entry is the result, or the BidiError it answered; raises TimeoutError if any is late."""
+        idents = [self.send(method, params) for method, params in calls]
+        with self.cond:
+            arrived = self.wait(lambda: all(ident in self._replies for ident in idents), timeout)
+        if not arrived:
+            for ident in idents:
+                self.forget(ident)
+            raise TimeoutError(f"BiDi {', '.join(method for method, _ in calls)} got no answer in time")
+        results: list[dict | BidiError] = []
+        for ident in idents:
+            try:
+                results.append(self.take_reply(ident) or {})
+            except BidiError as exc:
+                results.append(exc)
+        return results
+
+    def take_reply(self, ident: int) -> dict | None:
+        """The reply if it has arrived (raises BidiError for an error reply), else None."""
+        with self.cond:
+            data = self._replies.pop(ident, None)
+        if data is None:
+            return None
+        if "error" in data:
+            raise BidiError(str(data.get("error")), str(data.get("message", "")))
+        return data.get("result") or {}
+
+    def wait(self, predicate: Callable[[], bool], deadline: Deadline | float) -> bool:
+        """Wait under the condition until ``predicate()`` or the deadline; raise BidiClosed when
+        the socket dies meanwhile. Call with the condition held."""
+        end = time.monotonic() + deadline if isinstance(deadline, (int, float)) else None
+        while not predicate():
+            left = (end - time.monotonic()) if end is not None else deadline.remaining()
+            if left <= 0:
+                return False
+            self.cond.wait(min(left, 0.5))
+            if not predicate() and not self.alive():
+                raise BidiClosed("BiDi socket closed: the browser went away")
+            if not predicate() and self.liveness is not None and not self.liveness():
+                raise BidiClosed("the browser or driver process died")
+        return True
+
+    def command(self, method: str, params: dict, timeout: Deadline | float) -> dict:
+        ident = self.send(method, params)
+        with self.cond:
+            arrived = self.wait(lambda: ident in self._replies, timeout)
+        if not arrived:
+            self.forget(ident)
+            raise TimeoutError(f"BiDi {method} got no answer in time")
+        result = self.take_reply(ident)
+        assert result is not None
+        return result
+
+    def has_reply(self, ident: int) -> bool:
+        return ident in self._replies  # read under self.cond by callers
+
+
+def local_value(value: Any) -> dict:
+    if isinstance(value, bool):
+        return {"type": "boolean", "value": value}
+    if isinstance(value, (int, float)):
+        return {"type": "number", "value": value}
+    return {"type": "string", "value": str(value)}
+
+
+def from_remote(value: dict) -> Any:
+    """A BiDi RemoteValue of the shapes our helpers return -> Python."""
+    kind = value.get("type")
+    if kind in ("string", "number", "boolean"):
+        return value.get("value")
+    if kind == "object":
+        return {k: from_remote(v) for k, v in value.get("value") or []}
+    if kind == "array":
+        return [from_remote(v) for v in value.get("value") or []]
+    return None

@@ -1,0 +1,161 @@
+"""What a browser is started with: the operator's settings and the Chrome/Firefox options.
+
+- ``BrowserSettings.from_settings(settings)``: the one place browser settings are derived from
+  the service's ``Settings``.
+- ``chrome_options`` / ``firefox_options``: flags and prefs, the viewport, and the egress gateway
+  as the only proxy (loopback included; the browser resolves no name of its own).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from selenium import webdriver
+
+from service import errors
+from service.model import ClientOptions, Viewport
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+DEFAULT_VIEWPORT = Viewport(1280, 720)
+
+CHROME_ARGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-features=Translate,OptimizationHints,MediaRouter,NetworkTimeServiceQuerying,WebRtcHideLocalIpsWithMdns",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--no-pings",
+    # Side doors around the egress gateway (the proxy), shut: QUIC, WebRTC's own UDP, and any
+    # name resolution of the browser's own (DNS prefetch, preconnect): with a fixed proxy the
+    # browser never needs one, so every name but the gateway's resolves to nothing.
+    "--disable-quic",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--enforce-webrtc-ip-permission-check",
+)
+
+# WebRTC may use no UDP of its own: only what goes through the proxy (the command-line switch for
+# this is not honoured by Chromium 156; the profile preferences are).
+CHROME_PREFS: dict[str, Any] = {
+    "webrtc.ip_handling_policy": "disable_non_proxied_udp",
+    "webrtc.multiple_routes_enabled": False,
+    "webrtc.nonproxied_udp_enabled": False,
+}
+
+FIREFOX_PREFS: dict[str, Any] = {
+    "devtools.jsonview.enabled": False,
+    "app.update.enabled": False,
+    "network.captive-portal-service.enabled": False,
+    "network.connectivity-service.enabled": False,
+    "browser.safebrowsing.malware.enabled": False,
+    "browser.safebrowsing.phishing.enabled": False,
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "toolkit.telemetry.enabled": False,
+    "extensions.update.enabled": False,
+    "browser.download.open_pdf_attachments_inline": True,
+    # Side doors around the egress gateway, shut: no direct fallback, no DNS of its own (prefetch,
+    # DNS over HTTPS, speculative connections), no HTTP/3, WebRTC only through the proxy.
+    "network.proxy.failover_direct": False,
+    "network.trr.mode": 5,
+    "network.dns.disablePrefetch": True,
+    "network.dns.disablePrefetchFromHTTPS": True,
+    "network.prefetch-next": False,
+    "network.predictor.enabled": False,
+    "network.http.speculative-parallel-limit": 0,
+    "network.http.http3.enable": False,
+    "media.peerconnection.ice.proxy_only": True,
+    "media.peerconnection.ice.no_host": True,
+}
+
+
+@dataclass(frozen=True)
+class BrowserSettings:
+    chrome_binary: str = "/usr/bin/chromium"
+    chromedriver: str = "/usr/bin/chromedriver"
+    firefox_binary: str = "/usr/bin/firefox-esr"
+    geckodriver: str = os.path.join(sys.prefix, "bin", "geckodriver")  # the venv's, where setup puts it
+    remote_url: str | None = None  # a Selenium Grid; then webdriver.Remote
+    new_session_timeout: float = 30.0  # bound on starting a browser / getting a Grid session
+    client_redirect_settle: float = 0.4  # window after load to catch meta refresh / script redirects
+    max_body_bytes: int = 50 * 1024 * 1024
+    element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BrowserSettings:
+        """The browser settings of the service's ``Settings``: derived here and nowhere else."""
+        return cls(
+            chrome_binary=settings.chrome_binary,
+            chromedriver=settings.chromedriver,
+            firefox_binary=settings.firefox_binary,
+            geckodriver=settings.geckodriver,
+            remote_url=settings.selenium_remote_url,
+            new_session_timeout=settings.new_session_timeout,
+            client_redirect_settle=settings.client_redirect_settle,
+            max_body_bytes=settings.max_body_bytes,
+        )
+
+
+def proxy_parts(url: str) -> tuple[str, int, str | None, str | None]:
+    """host, port, user, password of a proxy URL."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise errors.BadRequest(f"proxy url has no host: {parts.scheme}://...")
+    port = parts.port or (443 if parts.scheme == "https" else 8080)
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return parts.hostname, port, user, password
+
+
+def chrome_options(settings: BrowserSettings, options: ClientOptions) -> webdriver.ChromeOptions:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = settings.chrome_binary
+    for arg in CHROME_ARGS:
+        opts.add_argument(arg)
+    viewport = options.viewport or DEFAULT_VIEWPORT
+    opts.add_argument(f"--window-size={viewport.width},{viewport.height}")
+    if options.egress is not None:
+        host, _, _, _ = proxy_parts(options.egress.proxy_url)
+        opts.add_argument(f"--proxy-server={options.egress.proxy_url}")
+        opts.add_argument("--proxy-bypass-list=<-loopback>")
+        opts.add_argument(f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE {host}")
+    opts.add_experimental_option("prefs", CHROME_PREFS)
+    opts.enable_bidi = True
+    opts.page_load_strategy = "normal"
+    opts.unhandled_prompt_behavior = "accept"
+    return opts
+
+
+def firefox_options(settings: BrowserSettings, options: ClientOptions) -> webdriver.FirefoxOptions:
+    opts = webdriver.FirefoxOptions()
+    opts.binary_location = settings.firefox_binary
+    opts.add_argument("-headless")
+    viewport = options.viewport or DEFAULT_VIEWPORT
+    opts.add_argument(f"--width={viewport.width}")
+    opts.add_argument(f"--height={viewport.height}")
+    for name, value in FIREFOX_PREFS.items():
+        opts.set_preference(name, value)
+    if options.egress is not None:
+        host, port, _, _ = proxy_parts(options.egress.proxy_url)
+        for scheme in ("http", "ssl"):
+            opts.set_preference(f"network.proxy.{scheme}", host)
+            opts.set_preference(f"network.proxy.{scheme}_port", port)
+        opts.set_preference("network.proxy.type", 1)
+        opts.set_preference("network.proxy.no_proxies_on", "")
+        opts.set_preference("network.proxy.allow_hijacking_localhost", True)
+    opts.enable_bidi = True
+    opts.page_load_strategy = "normal"
+    opts.unhandled_prompt_behavior = "accept"
+    return opts
