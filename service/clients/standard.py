@@ -123,8 +123,12 @@ def _tls_context() -> ssl.SSLContext:
     """One verifying TLS context for every session of this process: building one loads the
     CA bundle (tens of milliseconds of CPU and about a megabyte each), which per session would
     dominate a short goto and an idle session's memory. A context holds no per-connection
-    state a session could see of another's (client-side TLS sessions are never resumed here)."""
+    state a session could see of another's (client-side TLS sessions are never resumed here).
+    Once made, it is read without the lock: under load, hundreds of sessions taking one lock
+    in turn queued behind each other for the interpreter lock (first gotos waited seconds)."""
     global _tls
+    if _tls is not None:
+        return _tls
     with _tls_lock:
         if _tls is None:
             _tls = httpx.create_ssl_context()
