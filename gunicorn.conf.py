@@ -8,6 +8,13 @@ cap (503 with Retry-After, decided before the upgrade) always find a thread.
 ``worker_connections`` leaves room for the reserve's keep-alive connections beyond that, so
 gunicorn never stops accepting while the sessions are full.
 
+The interpreter's switch interval is raised to SWITCH_INTERVAL in each worker. Every thread
+that waits for the interpreter lock wakes up each interval to ask for it; with a thousand
+sessions busy at once, a thousand threads waking every 5 ms (Python's default) spent the
+machine on those wake-ups (`bench/load.py`, N=1000: about 1 goto/s and nearly every goto timed
+out, in two runs; 266 gotos/s with 50 ms). Our threads give the lock up on every socket
+operation long before the interval, so only a thread that computes for that long is affected.
+
 Shutdown: on SIGTERM each worker first tells its sessions (fatal 503, close 1001) and quits
 their browsers, then lets gunicorn stop; ``worker_exit`` repeats that as a backstop.
 """
@@ -25,6 +32,7 @@ bind = f"{os.environ.get('INNDX_HOST', '127.0.0.1')}:{os.environ.get('PORT', '80
 worker_class = "gthread"
 _settings = Settings.from_env()
 RESERVE = 32  # threads no session takes: health checks, metrics, refusals
+SWITCH_INTERVAL = 0.05  # seconds (Python's default: 0.005); see above
 workers = _settings.workers
 threads = _settings.worker_max_sessions + RESERVE
 worker_connections = threads + 256
@@ -68,6 +76,7 @@ def _hub(worker):
 
 def post_worker_init(worker):
     """Chain our session shutdown in front of gunicorn's own SIGTERM handling."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     gunicorn_handler = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame):
