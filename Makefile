@@ -1,8 +1,8 @@
 # inndx sessions. Everything goes through scripts/setup first (quick when done).
 #   make setup   install system packages, .venv, geckodriver, the Selenium Grid jar
 #   make run     the service under gunicorn (INNDX_HOST, PORT: default 127.0.0.1:8022)
-#   make test    the tox matrix (tox.ini: unit, chrome, firefox, grid)
-#   make bench   every bench/*.py
+#   make test    the tox matrix (tox.ini: unit, chrome, firefox, grid); setup adds redis-server
+#   make bench   every bench/*.py; setup adds nginx (bench/load.py)
 #   make grid    a local Selenium Grid standalone on 127.0.0.1:4444 (GRID_ARGS="--port N ...")
 #   make clean   remove .venv, .tools, .tox
 
@@ -22,10 +22,12 @@ setup:
 run: setup
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py 'service.app:create_app()'
 
-test: setup
+test:
+	@scripts/setup --with-redis
 	$(VENV)/bin/tox
 
-bench: setup
+bench:
+	@scripts/setup --with-nginx
 	@set -e; for f in bench/*.py; do \
 		[ -e "$$f" ] || continue; \
 		echo "== $$f"; \

@@ -1,8 +1,19 @@
 """gunicorn configuration: ``gunicorn -c gunicorn.conf.py 'service.app:create_app()'``.
 
-Threaded workers: each WebSocket holds one thread for its whole life, so ``threads`` is the
-number of concurrent sessions a worker can carry (INNDX_THREADS, default 64). One worker by
-default: sessions, quotas and metrics live in the worker's memory (INNDX_WORKERS to change).
+Threaded workers: each WebSocket holds one gunicorn thread for its whole life. The thread
+budget comes from one setting, INNDX_MAX_SESSIONS (default 1000 per instance): each worker
+carries its share of it (INNDX_WORKERS, default 1) and gets that many threads plus a RESERVE
+that sessions never take, so ``/healthz``, ``/metrics`` and the refusal of an upgrade at the
+cap (503 with Retry-After, decided before the upgrade) always find a thread.
+``worker_connections`` leaves room for the reserve's keep-alive connections beyond that, so
+gunicorn never stops accepting while the sessions are full.
+
+The interpreter's switch interval is raised to SWITCH_INTERVAL in each worker. Every thread
+that waits for the interpreter lock wakes up each interval to ask for it; with a thousand
+sessions busy at once, a thousand threads waking every 5 ms (Python's default) spent the
+machine on those wake-ups (`bench/load.py`, N=1000: about 1 goto/s and nearly every goto timed
+out, in two runs; 266 gotos/s with 50 ms). Our threads give the lock up on every socket
+operation long before the interval, so only a thread that computes for that long is affected.
 
 Shutdown: on SIGTERM each worker first tells its sessions (fatal 503, close 1001) and quits
 their browsers, then lets gunicorn stop; ``worker_exit`` repeats that as a backstop.
@@ -10,12 +21,22 @@ their browsers, then lets gunicorn stop; ``worker_exit`` repeats that as a backs
 
 import os
 import signal
+import sys
 import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the gunicorn script's path lacks the repo
+from service.config import Settings  # noqa: E402
 
 bind = f"{os.environ.get('INNDX_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8022')}"
 worker_class = "gthread"
-workers = int(os.environ.get("INNDX_WORKERS", "1"))
-threads = int(os.environ.get("INNDX_THREADS", "64"))
+_settings = Settings.from_env()
+RESERVE = 32  # threads no session takes: health checks, metrics, refusals
+SWITCH_INTERVAL = 0.05  # seconds (Python's default: 0.005); see above
+workers = _settings.workers
+threads = _settings.worker_max_sessions + RESERVE
+worker_connections = threads + 256
+backlog = 2048
 timeout = 60  # the worker heartbeat; not a request timeout for gthread
 graceful_timeout = 30
 keepalive = 5
@@ -55,6 +76,7 @@ def _hub(worker):
 
 def post_worker_init(worker):
     """Chain our session shutdown in front of gunicorn's own SIGTERM handling."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     gunicorn_handler = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame):

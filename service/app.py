@@ -44,6 +44,8 @@ PAGE_HEADERS = {
 def _refuse(error: ServiceError) -> Response:
     response = jsonify({"type": "fatal", "message": error.message, "code": error.code})
     response.status_code = error.code
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

@@ -61,7 +61,13 @@ class Settings:
     max_frame_bytes: int = 16 * 1024 * 1024  # INNDX_MAX_FRAME_BYTES: incoming frame limit -> 413
     max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
     default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
+    max_sessions: int = 1000  # INNDX_MAX_SESSIONS: live sessions per instance (sets gunicorn's threads)
+    workers: int = 1  # INNDX_WORKERS: gunicorn workers; each carries its share of max_sessions
     max_browsers: int = 4  # INNDX_MAX_BROWSERS: local browsers per instance; beyond -> fatal 503
+    max_grid_sessions: int = 16  # INNDX_MAX_GRID_SESSIONS: Grid sessions per instance; beyond -> fatal 503
+    redis_url: str | None = None  # INNDX_REDIS_URL: tenant quotas shared by every worker and instance
+    quota_ttl: float = 15.0  # INNDX_QUOTA_TTL: a claim not renewed within this is gone (a crashed instance)
+    retry_after: int = 5  # INNDX_RETRY_AFTER: seconds, in the Retry-After of a 429 or 503 upgrade refusal
     pool_chrome: int = 2  # INNDX_POOL_CHROME: ready Chrome browsers kept warm (0 = no pool)
     pool_firefox: int = 1  # INNDX_POOL_FIREFOX: ready Firefox browsers kept warm (0 = no pool)
     pool_launches: int = 1  # INNDX_POOL_LAUNCHES: browsers the pool starts at once
@@ -106,8 +112,9 @@ class Settings:
             raise SettingsError(f"network policy: {exc}") from exc
         if self.egress_host in ("0.0.0.0", "::") and not self.egress_advertise_host:
             raise SettingsError("INNDX_EGRESS_HOST is a wildcard: set INNDX_EGRESS_ADVERTISE_HOST")
-        for name in ("max_pending", "max_pending_bytes", "max_frame_bytes", "max_body_bytes",
-                     "default_max_sessions", "max_browsers"):
+        if self.quota_ttl < 3:
+            raise SettingsError("the quota TTL must be at least 3s (claims are renewed every third of it)")
+        for name in _COUNTS:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
         for name in ("pool_chrome", "pool_firefox"):
@@ -120,6 +127,11 @@ class Settings:
     def policy(self) -> Policy:
         """The network policy these settings describe (built once)."""
         return Policy(parse_rules(self.network_allow), parse_rules(self.network_deny), self.allow_private_networks)
+
+    @property
+    def worker_max_sessions(self) -> int:
+        """The sessions one worker process carries: its share of ``max_sessions``."""
+        return -(-self.max_sessions // self.workers)
 
     @property
     def egress_address(self) -> str:
@@ -137,11 +149,21 @@ _DURATIONS = {
     "client_redirect_settle",
     "shutdown_timeout",
     "write_timeout",
+    "quota_ttl",
 }
-_INTEGERS = {
-    "port", "max_pending", "max_pending_bytes", "max_frame_bytes", "max_body_bytes", "default_max_sessions", "max_browsers",
-    "pool_chrome", "pool_firefox", "pool_launches",
-}
+_COUNTS = (
+    "max_pending",
+    "max_pending_bytes",
+    "max_frame_bytes",
+    "max_body_bytes",
+    "default_max_sessions",
+    "max_sessions",
+    "workers",
+    "max_browsers",
+    "max_grid_sessions",
+    "retry_after",
+)
+_INTEGERS = {"port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches"}
 _BOOLEANS = {"allow_private_networks", "tenant_query"}
 
 

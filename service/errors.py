@@ -37,6 +37,8 @@ class ServiceError(Exception):
 
     #: the ``id`` of the action frame this error answers, when it had a readable one
     action_id: str | int | None = None
+    #: seconds a refused client should wait before trying again (an HTTP ``Retry-After``)
+    retry_after: int | None = None
 
     def __init__(
         self,
@@ -45,10 +47,13 @@ class ServiceError(Exception):
         fatal: bool | None = None,
         close_code: int | None = None,
         action_id: str | int | None = None,
+        retry_after: int | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.action_id = action_id
+        if retry_after is not None:
+            self.retry_after = retry_after
         if fatal is not None:
             self.fatal = fatal
         if close_code is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_VALUE = re.compile(r"^[^\r\n\x00]*$")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # fullmatch: "$" would let a final "\n" through
+_VALUE = re.compile(r"[^\r\n\x00]*")
 
 
 def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
@@ -31,4 +31,4 @@ def reportable(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The headers a reply can carry: a browser passes lines an HTTP parser would refuse
     (``Bad Name: x``, ``: no name``); those have no [name, value] form in the protocol and are
     left out, as the standard client's parser leaves out the whole answer (502)."""
-    return [(name, value) for name, value in headers if _TOKEN.match(name) and _VALUE.match(value)]
+    return [(name, value) for name, value in headers if _TOKEN.fullmatch(name) and _VALUE.fullmatch(value)]

@@ -1,9 +1,9 @@
 """What one service instance shares: settings, validators, tenants, proxies, metrics, and the
 live sessions with their quotas. Everything here is thread-safe; nothing here knows Flask.
 
-Quotas are per instance: a tenant's concurrent sessions are counted from the upgrade until
-the session's thread has ended (its browser quit), and local browsers are counted against
-``max_browsers``.
+Capacity is asked of ``service.quotas`` (the tenant's quota, then the instance's): a session
+slot is held from the upgrade until the session's thread has ended (its browser quit), a
+browser slot from the open frame until then too. Both are claims on the session's ``Ticket``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from service.clients import make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
 from service.egress import Gateway, Listener
-from service.errors import TooManyRequests, Unavailable
+from service.errors import Unavailable
 from service.metrics import Metrics
 from service.pool import Pool, unit_maker
 from service.proxies import Proxies
+from service.quotas import Claim, Quotas
 from service.session import Outbox, Session
 from service.tenants import Tenant, Tenants
 
@@ -29,18 +30,19 @@ logger = logging.getLogger(__name__)
 
 
 class Ticket:
-    """One tenant's claim on a session slot, taken before the upgrade; ``release`` is idempotent."""
+    """One tenant's claims (a session slot, taken before the upgrade, and a browser once it has
+    one); ``release`` frees them all and is idempotent."""
 
-    def __init__(self, hub: Hub, tenant: Tenant):
-        self.hub = hub
+    def __init__(self, tenant: Tenant, claim: Claim):
         self.tenant = tenant
-        self._released = False
+        self._claims = [claim]
+
+    def add(self, claim: Claim) -> None:
+        self._claims.append(claim)
 
     def release(self) -> None:
-        with self.hub._lock:
-            if not self._released:
-                self._released = True
-                self.hub._per_tenant[self.tenant.id] -= 1
+        for claim in self._claims:
+            claim.release()
 
 
 class Hub:
@@ -58,10 +60,10 @@ class Hub:
             max_body_bytes=settings.max_body_bytes,
         )
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
+        self.quotas = Quotas(settings, self.metrics)
         self._lock = threading.Lock()
-        self._per_tenant: dict[str, int] = {}
         self._sessions: dict[str, Session] = {}
-        self._browsers = 0  # sessions' browsers and the pool's, ready or launching
+        self._pool_slots: list[Claim] = []  # the pool's browser slots (ready or launching), interchangeable
         self._shutting_down = False
         self.pool = Pool(
             {"chrome": settings.pool_chrome, "firefox": settings.pool_firefox},
@@ -75,16 +77,12 @@ class Hub:
     # ------------------------------------------------------------------------------ admission
 
     def admit(self, tenant_id: str | None, authorization: str | None) -> Ticket:
-        """Check a connecting client before the upgrade: 400/401/403/429/503 as ServiceError."""
+        """Check a connecting client before the upgrade: 400/401/403, then the tenant's quota
+        (429), then the instance's capacity (503), as ServiceError."""
         tenant = self.tenants.authenticate(tenant_id, authorization)
-        with self._lock:
-            if self._shutting_down:
-                raise Unavailable("the server is shutting down")
-            count = self._per_tenant.get(tenant.id, 0)
-            if count >= tenant.max_sessions:
-                raise TooManyRequests(f"tenant {tenant.id!r} already has {count} sessions, its maximum")
-            self._per_tenant[tenant.id] = count + 1
-        return Ticket(self, tenant)
+        if self._shutting_down:
+            raise Unavailable("the server is shutting down", retry_after=self.settings.retry_after)
+        return Ticket(tenant, self.quotas.admit_session(tenant))
 
     # ------------------------------------------------------------------------------ sessions
 
@@ -96,21 +94,27 @@ class Hub:
         session_id = str(uuid.uuid4())
         egress = None
         unit = None  # a warm browser from the pool: its slot and its egress listener come with it
+        browser: list[Claim] = []  # the tenant's browser quota, then the instance's slot
         if open_frame.client != "standard":  # the browser's one road out, tied to this session
+            browser.append(self.quotas.claim_tenant_browser(ticket.tenant))  # 429 before any 503
             # Chrome's block rules are an extension given at launch: such a session starts cold
             warm = not (open_frame.client == "chrome" and chain.blocks)
-            if warm:
-                unit = self.pool.take(open_frame.client, wait=self.settings.new_session_timeout)
-            if unit is not None:
-                egress = unit.listener
-                egress.bind(session_id, proxies[0] if proxies else None)
-            else:
-                self._take_browser()  # a slot for a cold start, or 503
-                try:
+            try:
+                if warm:
+                    unit = self.pool.take(open_frame.client, wait=self.settings.new_session_timeout)
+                if unit is not None:
+                    browser.append(self._pool_slot())
+                    egress = unit.listener
+                    egress.bind(session_id, proxies[0] if proxies else None)
+                else:
+                    browser.append(self._take_browser())  # a slot for a cold start, or 503
                     egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
-                except BaseException:
-                    self._give_back_browser()
-                    raise
+            except BaseException:
+                if unit is not None:
+                    unit.end()
+                for claim in browser:
+                    claim.release()
+                raise
         options = ClientOptions(
             timeout=open_frame.timeout,
             max_redirects=open_frame.max_redirects,
@@ -149,45 +153,54 @@ class Hub:
                 unit.end()
             elif egress is not None:
                 egress.close()
-            if session.kind != "standard":
-                self._give_back_browser()
+            for claim in browser:
+                claim.release()
             raise
+        for claim in browser:  # freed with the ticket, when the session has ended
+            ticket.add(claim)
         self.metrics.session_opened(open_frame.client)
         session.thread.start()
         return session
 
-    def _take_browser(self) -> None:
-        """A browser slot for a cold start (503 when there is none). Sessions come before the
-        pool: an idle pooled browser (of another kind: one of this kind was taken first) is ended
-        to free its slot, or a pool launch in flight that holds the last one is waited for
-        (bounded by the new-session timeout) and then ended."""
+    def _take_browser(self) -> Claim:
+        """An instance browser slot for a cold start (503 when there is none). Sessions come
+        before the pool: an idle pooled browser (of another kind: one of this kind was taken
+        first) is ended to free its slot, or a pool launch in flight that holds the last one is
+        waited for (bounded by the new-session timeout) and then ended."""
         end = time.monotonic() + self.settings.new_session_timeout
-        while not self._reserve_browser():
+        while (slot := self.quotas.reserve_browser_slot()) is None:
             if self.pool.evict():
                 continue
             if self.pool.launching() and time.monotonic() < end and not self._shutting_down:
                 self.pool.wait_launches(end - time.monotonic())
                 continue
-            raise Unavailable(f"no browser capacity: all {self.settings.max_browsers} browsers are in use")
+            raise self.quotas.browsers_full()
+        return slot
+
+    # The pool's slot accounting: a launch reserves an instance slot (no tenant yet); a unit
+    # ended in the pool gives one back; a unit handed out takes one along to its session.
 
     def _reserve_browser(self) -> bool:
+        slot = self.quotas.reserve_browser_slot()
+        if slot is None:
+            return False
         with self._lock:
-            if self._browsers >= self.settings.max_browsers:
-                return False
-            self._browsers += 1
-            return True
+            self._pool_slots.append(slot)
+        return True
 
     def _give_back_browser(self) -> None:
+        self._pool_slot().release()
+
+    def _pool_slot(self) -> Claim:
         with self._lock:
-            self._browsers -= 1
+            return self._pool_slots.pop()
 
     def _session_ended(self, session: Session, ticket: Ticket) -> None:
         """The session's ``on_end``, called once by its own thread after its client closed:
         its browser slot, its egress listener and its tenant's ticket are freed here and nowhere
         else."""
         with self._lock:
-            if self._sessions.pop(session.id, None) is not None and session.kind != "standard":
-                self._browsers -= 1
+            self._sessions.pop(session.id, None)
             egress = self._egress.pop(session.id, None)
         if egress is not None:
             egress.close()
@@ -223,3 +236,4 @@ class Hub:
                 session.force_close_client()
                 session.thread.join(2.0)
         self.gateway.stop()
+        self.quotas.close()

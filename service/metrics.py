@@ -3,6 +3,8 @@ kind, action name, outcome code): never a URL or any string a tenant chose."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -40,6 +42,18 @@ class Metrics:
             ["reason"], registry=self.registry,
         )
 
+        self.admission_refusals = Counter(
+            "inndx_admission_refusals", "Sessions and browsers refused, by what was full (quota_sessions,"
+            " quota_browsers: an account's quota, 429; sessions, local_browsers, grid_sessions:"
+            " the instance, 503)",
+            ["resource", "code"], registry=self.registry,
+        )
+        self.capacity_limit = Gauge(
+            "inndx_capacity_limit", "What this process may hold, by resource", ["resource"], registry=self.registry
+        )
+        self.capacity_in_use = Gauge(
+            "inndx_capacity_in_use", "What this process holds now, by resource", ["resource"], registry=self.registry
+        )
         self.pool_idle = Gauge(
             "inndx_pool_idle", "Ready browsers waiting in the warm pool, by client kind", ["client"],
             registry=self.registry,
@@ -52,6 +66,13 @@ class Metrics:
             "inndx_blocked_requests", "Sub-resource requests failed by the block middleware, by client kind",
             ["client"], registry=self.registry,
         )
+
+    def capacity(self, resource: str, limit: int, in_use: Callable[[], float]) -> None:
+        self.capacity_limit.labels(resource).set(limit)
+        self.capacity_in_use.labels(resource).set_function(in_use)
+
+    def refused(self, resource: str, code: int) -> None:
+        self.admission_refusals.labels(resource, str(code)).inc()
 
     def blocked(self, client: str, count: int) -> None:
         self.blocked_requests.labels(client).inc(count)

@@ -2,7 +2,10 @@
 
 The file (``INNDX_TENANTS_FILE``) is JSON::
 
-    {"tenants": {"acme": {"api_keys": ["s3cret"], "max_sessions": 5}}}
+    {"tenants": {"acme": {"api_keys": ["s3cret"], "max_sessions": 5, "max_browsers": 2}}}
+
+``max_browsers`` (browser sessions at once, local or on the Grid) is unbounded for the tenant
+when absent: only the instance's capacity holds it then.
 
 Without a file (development) any well-formed tenant id is accepted with the default quota.
 A tenant with ``api_keys`` must send ``Authorization: Bearer <key>``.
@@ -26,6 +29,15 @@ class Tenant:
     id: str
     max_sessions: int
     api_keys: tuple[str, ...] = ()
+    max_browsers: int | None = None
+
+
+def _optional_count(value: object, tenant_id: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"tenants file: {tenant_id!r}: max_browsers must be a whole number >= 0")
+    return value
 
 
 class Tenants:
@@ -46,6 +58,7 @@ class Tenants:
                 id=tenant_id,
                 max_sessions=int(entry.get("max_sessions", default_max_sessions)),
                 api_keys=tuple(entry.get("api_keys", ())),
+                max_browsers=_optional_count(entry.get("max_browsers"), tenant_id),
             )
         return cls(tenants, default_max_sessions)
 

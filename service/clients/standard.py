@@ -9,6 +9,8 @@ undone), as a browser reports them.
 from __future__ import annotations
 
 import http.cookiejar
+import ssl
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -113,6 +115,26 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, parts.hostname or "", parts.port
 
 
+_tls_lock = threading.Lock()
+_tls: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every session of this process: building one loads the
+    CA bundle (tens of milliseconds of CPU and about a megabyte each), which per session would
+    dominate a short goto and an idle session's memory. A context holds no per-connection
+    state a session could see of another's (client-side TLS sessions are never resumed here).
+    Once made, it is read without the lock: under load, hundreds of sessions taking one lock
+    in turn queued behind each other for the interpreter lock (first gotos waited seconds)."""
+    global _tls
+    if _tls is not None:
+        return _tls
+    with _tls_lock:
+        if _tls is None:
+            _tls = httpx.create_ssl_context()
+        return _tls
+
+
 class StandardClient(FetchClient):
     kind = "standard"
 
@@ -141,6 +163,7 @@ class StandardClient(FetchClient):
                 cookies=self._jar,
                 follow_redirects=False,
                 trust_env=False,
+                verify=_tls_context(),
                 event_hooks={"response": [self._remember_location]},
             )
             if proxy is None and not self.options.policy.open:

@@ -232,7 +232,9 @@ def test_a_dead_process_ends_the_session_with_503_and_1011(client, lifecycle: Se
 
 
 def test_no_browser_capacity_is_fatal_503_until_a_browser_is_free(client, start_service, grid, site: Site):
-    svc = start_service(INNDX_MAX_BROWSERS="1", INNDX_NEW_SESSION_TIMEOUT=f"{NEW_SESSION_BOUND:g}s")
+    svc = start_service(
+        INNDX_MAX_BROWSERS="1", INNDX_MAX_GRID_SESSIONS="1", INNDX_NEW_SESSION_TIMEOUT=f"{NEW_SESSION_BOUND:g}s"
+    )
     first, tracked = open_tracked(svc, grid, client, site)
     with first:
         with connect(svc.ws_url) as second:

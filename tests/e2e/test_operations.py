@@ -141,6 +141,8 @@ def test_metrics_are_prometheus_text_with_fixed_label_values(ops: Service, site:
         "client": {"standard", "chrome", "firefox"},
         "action": ACTIONS,
         "outcome": {"ok"} | {str(code) for code in range(400, 600)},
+        "resource": {"sessions", "local_browsers", "grid_sessions", "quota_sessions", "quota_browsers"},
+        "code": {"429", "503"},
     }
     for name, labels, _ in samples(text):
         if not name.startswith("inndx_"):

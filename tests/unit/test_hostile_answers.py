@@ -60,3 +60,8 @@ def test_reportable_headers_match_the_reply_schema(headers):
     for name, value in reportable(headers):
         assert re.match(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", name)
         assert not set(value) & {"\r", "\n", "\x00"}
+
+
+def test_a_final_newline_does_not_slip_past_the_header_rules():
+    """``$`` matches before a final newline: the rules must hold for the whole string."""
+    assert reportable([("0", "\n"), ("a\n", "x"), ("x", "v\n"), ("ok", "v")]) == [("ok", "v")]

@@ -129,7 +129,7 @@ def test_open_session_after_shutdown_began_is_refused_and_holds_nothing():
     hub.shutdown(timeout=0)
     with pytest.raises(Unavailable):
         hub.open_session(ticket, protocol.OpenFrame(client="chrome"), FakeOutbox())
-    assert hub._browsers == 0 and hub.active_sessions() == 0
+    assert hub.quotas.in_use("local_browsers") == 0 and hub.active_sessions() == 0
 
 
 def test_shutdown_beginning_in_the_middle_of_open_session_is_seen(monkeypatch):
@@ -146,7 +146,7 @@ def test_shutdown_beginning_in_the_middle_of_open_session_is_seen(monkeypatch):
     monkeypatch.setattr(hub.proxies, "resolve", resolve_then_shutdown)
     with pytest.raises(Unavailable):
         hub.open_session(ticket, protocol.OpenFrame(client="chrome"), FakeOutbox())
-    assert hub._browsers == 0 and hub.active_sessions() == 0
+    assert hub.quotas.in_use("local_browsers") == 0 and hub.active_sessions() == 0
 
 
 class FakeWs:
