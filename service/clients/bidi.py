@@ -28,8 +28,8 @@ from service.deadline import Deadline
 logger = logging.getLogger(__name__)
 
 WEBSOCKET_INTERVAL = 0.002  # Selenium polls its BiDi socket this often (default 0.1 s)
-LIVENESS_EVERY = 0.25  # seconds between liveness checks while waiting (each reads /proc: ~1 ms;
-# checked on every event of a goto, they cost 16-20 ms a goto)
+LIVENESS_EVERY = 0.25  # seconds between liveness checks while waiting (each reads /proc, and a
+# wait wakes on every event: a goto's dozen or more events each paid for one)
 SELENIUM_PIN = ("4.51",)  # the versions whose private attributes are checked below
 
 # (where, attribute) pairs: an attribute read or written on an instance made in ``__init__`` is

@@ -57,7 +57,6 @@ class Launched:
     remote: bool
     processes: SessionProcesses | None = None  # local browsers only
     viewport: Viewport = DEFAULT_VIEWPORT
-    collector: str | None = None  # the session's data collector (response bodies), set by prepare
     _closed: bool = False
 
     def fit_viewport(self, wanted: Viewport | None, deadline: Deadline | float) -> None:
@@ -232,34 +231,18 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
 
 
 def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadline: Deadline) -> Launched:
-    """A browser ready for a session: launched, BiDi connected, the goto events subscribed, and
-    the data collector that keeps response bodies for the session's gotos (one for the session's
-    life: adding and removing one per goto cost Chrome ~25 ms a goto). What a cold open does, and
-    what the pool does ahead of time."""
+    """A browser ready for a session: launched, BiDi connected, the goto events subscribed. What a
+    cold open does, and what the pool does ahead of time."""
     launched = launch(kind, options, settings, deadline)
     events = list(EVENTS) + (list(CHROME_EVENTS) if kind == "chrome" else [])
     try:
-        replies = launched.bidi.pipeline(
-            [
-                ("session.subscribe", {"events": events, "contexts": [launched.context]}),
-                ("network.addDataCollector", collector_params(launched.context, settings.max_body_bytes)),
-            ],
-            min(10.0, deadline.remaining()),
+        launched.bidi.command(
+            "session.subscribe", {"events": events, "contexts": [launched.context]}, min(10.0, deadline.remaining())
         )
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        launched.collector = replies[1]["collector"]
     except Exception as exc:
         launched.shutdown()
-        raise errors.Unavailable(f"browser started but its BiDi set-up failed: {_first_line(exc)}") from exc
+        raise errors.Unavailable(f"browser started but its BiDi subscription failed: {_first_line(exc)}") from exc
     return launched
-
-
-def collector_params(context: str, max_body_bytes: int) -> dict:
-    """``network.addDataCollector``: response bodies of the context (frames included), each up to
-    ``max_body_bytes`` (Firefox keeps none larger; Chrome keeps them anyway)."""
-    return {"dataTypes": ["response"], "maxEncodedDataSize": max_body_bytes, "contexts": [context]}
 
 
 def _abandon_launch(

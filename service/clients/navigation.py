@@ -2,11 +2,9 @@
 
 How a goto runs (``Navigation.run``):
 
-1. Per goto: one intercept on ``beforeRequestSent`` (Chrome: + ``responseStarted``) and
-   ``authRequired``, scoped to the session's context. Response bodies are kept by the session's
-   data collector, set once when the browser was prepared; each goto lets go of the data it read
-   or saw (``getData`` with ``disown``, ``disownData``). (User-agent override and request cookies
-   are set by the caller, ``browser``.)
+1. Per goto: a data collector for response bodies and one intercept on ``beforeRequestSent``
+   (Chrome: + ``responseStarted``) and ``authRequired``, scoped to the session's context, in one
+   round trip. (User-agent override and request cookies are set by the caller, ``browser``.)
 2. ``browsingContext.navigate(wait=complete)`` is sent without waiting; the events are read
    meanwhile and every paused request answered (``navigation_events``). Blocking each hop's
    ``responseStarted`` too (Chrome) means hop data is read while the hop is paused (Chrome's
@@ -29,7 +27,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from service.clients.browser_blocking import Blocking
-from service.clients.browser_launch import collector_params
 from service.clients.navigation_events import STOP_BOUND, NavigationEvents
 from service.clients.navigation_reply import Body, goto_result
 from service.clients.navigation_settle import settle
@@ -85,21 +82,36 @@ class Navigation:
         events = self.events = NavigationEvents(
             bidi, self.context, self.launched.kind, request, self.max_redirects, self.policy, self.blocking
         )
-        collector = self._collector(deadline)
         with bidi.cond:
             bidi.events.clear()
             bidi.listening = True
-        try:
-            events.intercept = bidi.command(
-                "network.addIntercept", {"phases": self.phases, "contexts": [self.context]}, deadline
-            )["intercept"]
-        except BaseException:
-            with bidi.cond:
-                bidi.listening = False
-                bidi.events.clear()
-            raise
+        # Collector and intercept in one round trip; the navigation only once both are in place.
+        collector_reply, intercept_reply = bidi.pipeline(
+            [
+                (
+                    "network.addDataCollector",
+                    {
+                        "dataTypes": ["response"],
+                        "maxEncodedDataSize": self.settings.max_body_bytes,
+                        "contexts": [self.context],
+                    },
+                ),
+                ("network.addIntercept", {"phases": self.phases, "contexts": [self.context]}),
+            ],
+            deadline,
+        )
+        if not isinstance(intercept_reply, Exception):
+            events.intercept = intercept_reply["intercept"]
+        if isinstance(collector_reply, Exception):
+            events.remove_intercept()
+            if events.removal is not None:
+                bidi.forget(events.removal)
+            raise collector_reply
+        collector = collector_reply["collector"]
         body = self.body = Body(bidi, collector, self.settings.max_body_bytes)
         try:
+            if isinstance(intercept_reply, Exception):
+                raise intercept_reply
             self.blocking.start(deadline)
             nav_cmd = bidi.send(
                 "browsingContext.navigate",
@@ -109,26 +121,16 @@ class Navigation:
             final = settle(events, body, self.settings, self.egress, reply_error, deadline)
             result = goto_result(events, final, body, self.settings, self.egress, deadline)
         except BaseException:
-            self._cleanup()
+            self._cleanup(collector)
             self._blank()
             raise
         finally:
             with bidi.cond:
                 bidi.listening = False
                 bidi.events.clear()
-        self._cleanup()
+        self._cleanup(collector)
         result.blocked = self.blocking.count
         return result
-
-    def _collector(self, deadline: Deadline) -> str:
-        """The session's data collector (``browser_launch.prepare`` sets it; a browser prepared
-        without one gets it here, once)."""
-        launched = self.launched
-        if launched.collector is None:
-            launched.collector = self.bidi.command(
-                "network.addDataCollector", collector_params(self.context, self.settings.max_body_bytes), deadline
-            )["collector"]
-        return launched.collector
 
     def _blank(self) -> None:
         """After a failed goto, load about:blank (no intercept is active by now): Chrome otherwise
@@ -142,15 +144,15 @@ class Navigation:
         except Exception as exc:  # noqa: BLE001 - best effort; a dead browser surfaces on the next call
             logger.debug("loading about:blank after a failed goto failed: %r", exc)
 
-    def _cleanup(self) -> None:
-        """Remove the intercept; continue whatever is still blocked; let go of the response data
-        the collector kept during this goto (the body was let go of as it was read)."""
+    def _cleanup(self, collector: str) -> None:
+        """Remove the intercept and collector; continue whatever is still blocked."""
         bidi = self.bidi
         events = self.events
         assert events is not None
         events.remove_intercept()
         if self.body is not None:
             self.body.forget()
+        bidi.post("network.removeDataCollector", {"collector": collector})  # its reply buys nothing
         commands = list(self.blocking.stop())
         if events.removal is not None:
             commands.append(events.removal)
@@ -169,5 +171,3 @@ class Navigation:
         finally:
             for command in commands:
                 bidi.forget(command)
-        if self.body is not None:
-            self.body.let_go(events.responded)

@@ -55,7 +55,6 @@ class NavigationEvents:
         self.by_request: dict[str, Track] = {}
         self.main: Track | None = None
         self.extra: dict[str, list[str]] = {}  # Chrome: request id -> raw header blocks
-        self.responded: set[str] = set()  # requests with a complete response (data the collector may hold)
         self.client_hops: list[Redirect] = []  # client-side redirects followed, in order
         self.blocked: Exception | None = None  # a hop refused (policy, max_redirects)
         self.intercept: str | None = None
@@ -106,8 +105,6 @@ class NavigationEvents:
             self.take(done, window)
 
     def handle(self, method: str, params: dict) -> None:
-        if method == "network.responseCompleted":
-            self.responded.add((params.get("request") or {}).get("request") or "")
         if method.startswith("goog:cdp."):
             inner = params.get("params") or {}
             text = inner.get("headersText")

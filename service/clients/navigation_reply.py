@@ -28,38 +28,21 @@ EMPTY_STATUSES = frozenset({204, 205, 304})
 
 
 class Body:
-    """The final response's body, from the session's data collector. ``ask`` sends the
+    """The final response's body, from the goto's data collector. ``ask`` sends the
     ``network.getData`` ahead (with the settle probe, one round trip for both); ``read`` takes
-    its answer, or asks again when the final response turned out to be another one. Every read
-    lets go of the data it read (``disown``), and ``let_go`` of the rest the goto saw: the
-    collector lives as long as the session, and must not keep a goto's responses after it."""
+    its answer, or asks again when the final response turned out to be another one."""
 
     def __init__(self, bidi: Bidi, collector: str, max_bytes: int):
         self.bidi = bidi
         self.collector = collector
         self.max_bytes = max_bytes
         self.early: tuple[str, int] | None = None  # (request id, getData command) sent ahead
-        self.released: set[str] = set()  # requests whose data a getData let go of
-
-    def _get(self, request_id: str) -> int:
-        self.released.add(request_id)
-        return self.bidi.send(
-            "network.getData",
-            {"dataType": "response", "collector": self.collector, "request": request_id, "disown": True},
-        )
 
     def ask(self, request_id: str) -> None:
-        self.early = (request_id, self._get(request_id))
-
-    def let_go(self, request_ids: set[str]) -> None:
-        """Disown the data of ``request_ids`` (not yet let go of); no reply is waited for (a
-        request the collector kept nothing of answers an error, dropped on arrival)."""
-        for request_id in sorted(request_ids - self.released):
-            if request_id:
-                self.bidi.post(
-                    "network.disownData", {"dataType": "response", "collector": self.collector, "request": request_id}
-                )
-        self.released |= request_ids
+        ident = self.bidi.send(
+            "network.getData", {"dataType": "response", "collector": self.collector, "request": request_id}
+        )
+        self.early = (request_id, ident)
 
     def forget(self) -> None:
         if self.early is not None:
@@ -76,7 +59,11 @@ class Body:
             else:
                 if early is not None:
                     self.bidi.forget(early[1])
-                data = self._reply_of(self._get(request_id), deadline)
+                data = self.bidi.command(
+                    "network.getData",
+                    {"dataType": "response", "collector": self.collector, "request": request_id},
+                    deadline,
+                )
         except BidiError as exc:
             logger.debug("no body for the final response: %s", exc)
             return None
