@@ -40,7 +40,7 @@ from service.clients import browser_settings  # noqa: E402
 from service.config import Settings  # noqa: E402
 from tests.support.service import Service  # noqa: E402
 from tests.support.site import Site  # noqa: E402
-from tests.support.wsclient import connect, http_get  # noqa: E402
+from tests.support.wsclient import _validators, connect, http_get  # noqa: E402
 
 CALLS = {
     "goto": lambda url: {"action": "goto", "url": url},
@@ -163,12 +163,12 @@ def opens(kind: str, warm: bool, at_once: int, rounds: int) -> tuple[list[float]
     return samples, errors
 
 
-def print_opens(kinds: list[str], rounds: int) -> None:
+def print_opens(kinds: list[str], rounds: int, warm_only: bool = False) -> None:
     print(f"\nopen latency, ms ({rounds} opens per row; p50 / p95; errors)")
     for kind in kinds:
         for at_once in (1, 8):
             per_round = max(1, rounds // at_once)
-            for warm in (False, True):
+            for warm in (True,) if warm_only else (False, True):
                 samples, errors = opens(kind, warm, at_once, per_round)
                 label = f"{kind} {'warm' if warm else 'cold'} x{at_once}"
                 if samples:
@@ -339,8 +339,13 @@ def main() -> None:
     parser.add_argument("--opens", type=int, default=0, help="open latency over this many opens, warm and cold")
     parser.add_argument("--units", type=int, default=0, help="compare the two units with this many sessions")
     parser.add_argument("--no-actions", action="store_true", help="skip the per-action table")
+    parser.add_argument("--warm-only", action="store_true", help="with --opens: skip the cold rows")
     parser.add_argument("--interleave", action="store_true", help="service and bare BiDi, call by call in turn")
     args = parser.parse_args()
+    # Our test client checks every frame it receives against the schemas; it builds those
+    # validators on its first frame (a few hundred ms). Built here, before any timing: the first
+    # burst of 8 opens used to include it, and looked like a stall of the service.
+    _validators()
     kinds = [kind for kind in args.clients.split(",") if kind]
     browsers = [kind for kind in kinds if kind != "standard"]
     if args.units:
@@ -349,7 +354,7 @@ def main() -> None:
             for kind in browsers:
                 units(kind, args.units, site.url("/html"))
     if args.opens:
-        print_opens(browsers, args.opens)
+        print_opens(browsers, args.opens, args.warm_only)
     if args.interleave:
         print(f"\nservice / bare BiDi, interleaved, p50 ms of {args.rounds} rounds (service/bare=ratio)")
         with Site() as site, Service(env={"INNDX_POOL_CHROME": "0", "INNDX_POOL_FIREFOX": "0"}) as service:

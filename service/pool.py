@@ -293,6 +293,7 @@ def unit_maker(settings: Any, gateway: Any) -> Callable[[str], Unit]:
     both are set at hand-out)."""
 
     def make(kind: str) -> Unit:
+        import service.clients.browser  # noqa: F401 - the session's client: loaded now, not by the first hand-out
         from service.clients import browser_settings
         from service.clients.browser_launch import prepare
         from service.model import ClientOptions

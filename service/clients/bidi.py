@@ -28,6 +28,8 @@ from service.deadline import Deadline
 logger = logging.getLogger(__name__)
 
 WEBSOCKET_INTERVAL = 0.002  # Selenium polls its BiDi socket this often (default 0.1 s)
+LIVENESS_EVERY = 0.25  # seconds between liveness checks while waiting (each reads /proc, and a
+# wait wakes on every event: a goto's dozen or more events each paid for one)
 SELENIUM_PIN = ("4.51",)  # the versions whose private attributes are checked below
 
 # (where, attribute) pairs: an attribute read or written on an instance made in ``__init__`` is
@@ -136,6 +138,7 @@ class Bidi:
         self.events: deque[tuple[str, dict]] = deque(maxlen=50000)
         self.listening = False
         self.liveness: Callable[[], bool] | None = None  # extra check while waiting (processes)
+        self._liveness_due = 0.0  # monotonic time of the next liveness check
         self._original = conn._process_message
         conn._process_message = self._on_message
         # websocket-client validates UTF-8 of every frame in pure Python (seconds for a 10 MB
@@ -255,8 +258,16 @@ class Bidi:
             self.cond.wait(min(left, 0.5))
             if not predicate() and not self.alive():
                 raise BidiClosed("BiDi socket closed: the browser went away")
-            if not predicate() and self.liveness is not None and not self.liveness():
+            if not predicate() and self.liveness is not None and self._liveness_due_now() and not self.liveness():
                 raise BidiClosed("the browser or driver process died")
+        return True
+
+    def _liveness_due_now(self) -> bool:
+        """At most one liveness check per ``LIVENESS_EVERY``: a wait wakes on every event."""
+        now = time.monotonic()
+        if now < self._liveness_due:
+            return False
+        self._liveness_due = now + LIVENESS_EVERY
         return True
 
     def command(self, method: str, params: dict, timeout: Deadline | float) -> dict:

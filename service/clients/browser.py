@@ -3,8 +3,9 @@
 ``BrowserClient(kind, options, settings)``; ``start`` launches (``browser_launch``), ``goto`` runs
 a ``navigation.Navigation``, the actions use BiDi ``script.callFunction`` to find and check
 elements (fast, and in-page waits instead of sleeps) and classic WebDriver for real input (click,
-typing). Third-party exceptions are translated in one place, ``_boundary``; a browser or driver
-that died surfaces from any call as ``Unavailable`` (503, fatal). Only the session thread calls in.
+typing); the page questions live in ``browser_page``. Third-party exceptions are translated in one
+place, ``_boundary`` (the table: ``browser_errors``); a browser or driver that died surfaces from
+any call as ``Unavailable`` (503, fatal). Only the session thread calls in.
 
 Decisions where the protocol is silent:
 - click/fill wait for the element to appear up to ``settings.element_wait`` (bounded by the action
@@ -26,32 +27,30 @@ import time
 from typing import Any
 
 import urllib3
-from selenium.common import exceptions as sel
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.command import Command
 
 from service import errors
+from service.clients import browser_page as page
 from service.clients.base import (
     ClientOptions,
     FetchClient,
     GotoRequest,
     GotoResult,
 )
-from service.clients.bidi import Bidi, BidiClosed, BidiError, from_remote, local_value
+from service.clients.bidi import Bidi, BidiClosed, BidiError
+from service.clients.browser_errors import first_line, means_lost, translate
 from service.clients.browser_launch import Launched, prepare
 from service.clients.browser_options import BrowserSettings
-from service.clients.navigation import Navigation, cookie_params
-from service.clients.page_scripts import CONTENT, EVALUATE, FIND, SELECT
+from service.clients.navigation import Navigation
+from service.clients.navigation_record import cookie_params
+from service.clients.page_scripts import CONTENT, EVALUATE, SELECT
 from service.deadline import Deadline
 
 logger = logging.getLogger(__name__)
 
 REMOTE_PROBE = 3.0  # seconds a Grid may take to answer the liveness probe
 REMOTE_HEARTBEAT = 2.0  # seconds between Grid checks while waiting on a remote browser
-
-# In-page helpers. FIND waits (in the page, bounded) for the selector, then reports its state.
-
-
 
 def _boundary(method):
     """Translate every third-party exception of a public method, once, here."""
@@ -168,12 +167,12 @@ class BrowserClient(FetchClient):
     # ----- actions --------------------------------------------------------------------------
     @_boundary
     def content(self, deadline: Deadline) -> bytes:
-        text = self._call(CONTENT, [], deadline, activation=False)
+        text = page.call(self._bidi, self._context, CONTENT, [], deadline, activation=False)
         return (text or "").encode("utf-8")
 
     @_boundary
     def click(self, selector: str, deadline: Deadline) -> None:
-        self._find(selector, deadline, "click")
+        page.find(self._bidi, self._context, selector, self.settings.element_wait, deadline, "click")
         launched = self._launched
         assert launched is not None
         element = self._classic(deadline, lambda: launched.driver.find_element(By.CSS_SELECTOR, selector))
@@ -183,7 +182,7 @@ class BrowserClient(FetchClient):
             bidi.listening = True
         try:
             self._classic(deadline, element.click)
-            self._wait_for_navigation(deadline)
+            page.wait_for_navigation(bidi, self._context, self.settings.client_redirect_settle, deadline)
         finally:
             with bidi.cond:
                 bidi.listening = False
@@ -191,9 +190,9 @@ class BrowserClient(FetchClient):
 
     @_boundary
     def fill(self, selector: str, value: str, deadline: Deadline) -> None:
-        found = self._find(selector, deadline, "fill")
+        found = page.find(self._bidi, self._context, selector, self.settings.element_wait, deadline, "fill")
         if found.get("tag") == "select":
-            if not self._call(SELECT, [selector, value], deadline):
+            if not page.call(self._bidi, self._context, SELECT, [selector, value], deadline):
                 raise errors.NotFound(f"select {selector!r} has no option with value {value!r}")
             return
         if found.get("tag") not in ("input", "textarea") and not found.get("editable"):
@@ -207,7 +206,7 @@ class BrowserClient(FetchClient):
 
     @_boundary
     def evaluate(self, script: str, deadline: Deadline) -> Any:
-        text = self._call(EVALUATE % script, [], deadline, user_error=True)
+        text = page.call(self._bidi, self._context, EVALUATE % script, [], deadline, user_error=True)
         if not isinstance(text, str) or not text:
             raise errors.InternalError("evaluate wrapper returned no text")
         if text[0] == "N":
@@ -234,84 +233,11 @@ class BrowserClient(FetchClient):
         assert self._launched is not None
         return self._launched.context
 
-    def _call(
-        self, function: str, args: list, deadline: Deadline, user_error: bool = False, activation: bool = True
-    ) -> Any:
-        """``script.callFunction`` in the page; returns the primitive result. An exception thrown
-        by the script is a ScriptError (user code) or an InternalError (our helpers). Reading the
-        DOM needs no user gesture (``activation=False``: the browser then simulates none)."""
-        params = {
-            "functionDeclaration": function,
-            "arguments": [local_value(a) for a in args],
-            "target": {"context": self._context},
-            "awaitPromise": True,
-            "userActivation": activation,
-            "resultOwnership": "none",
-        }
-        try:
-            result = self._bidi.command("script.callFunction", params, deadline)
-        except TimeoutError as exc:
-            raise errors.GatewayTimeout(f"script did not finish within {deadline.seconds:g}s") from exc
-        if result.get("type") == "exception":
-            details = result.get("exceptionDetails") or {}
-            message = details.get("text") or "script threw"
-            if user_error:
-                raise errors.ScriptError(f"script threw: {message}")
-            raise errors.InternalError(f"page helper failed: {message}")
-        return from_remote(result.get("result") or {})
-
-    def _find(self, selector: str, deadline: Deadline, action: str) -> dict:
-        wait_ms = int(1000 * min(self.settings.element_wait, max(0.0, deadline.remaining() - 0.2)))
-        found = self._call(FIND, [selector, wait_ms], deadline) or {}
-        state = found.get("state")
-        if state == "invalid":
-            raise errors.BadRequest(f"invalid CSS selector {selector!r}: {found.get('why')}")
-        if state == "missing":
-            raise errors.NotFound(f"no element matches {selector!r}")
-        if state == "disabled":
-            raise errors.Conflict(f"cannot {action} {selector!r}: the <{found.get('tag')}> is disabled")
-        if state == "hidden":
-            raise errors.Conflict(f"cannot {action} {selector!r}: the <{found.get('tag')}> is not visible")
-        if state == "covered":
-            raise errors.Conflict(f"cannot {action} {selector!r}: it is covered by <{found.get('by')}>")
-        return found
-
     def _classic(self, deadline: Deadline, call):
         launched = self._launched
         assert launched is not None
         launched.set_http_timeout(deadline.remaining() + 1.0)
         return call()
-
-    def _wait_for_navigation(self, deadline: Deadline) -> None:
-        """After a click: a navigation starting within the settle window is waited for."""
-        bidi = self._bidi
-        settle = Deadline(min(self.settings.client_redirect_settle, deadline.remaining()))
-        started: dict[str, str] = {}
-
-        def scan() -> None:
-            for method, params in list(bidi.events):
-                if params.get("context") != self._context or not params.get("navigation"):
-                    continue
-                if method == "network.beforeRequestSent":
-                    started.setdefault(params["navigation"], "started")
-                elif method in (
-                    "browsingContext.load",
-                    "browsingContext.navigationFailed",
-                ):
-                    started[params["navigation"]] = "done"
-            bidi.events.clear()
-
-        with bidi.cond:
-            bidi.wait(lambda: (scan(), bool(started))[1], settle)
-            if not started:
-                return
-            if not bidi.wait(
-                lambda: (scan(), all(v == "done" for v in started.values()))[1],
-                deadline,
-            ):
-                raise errors.GatewayTimeout(
-                    f"the navigation started by the click did not finish within {deadline.seconds:g}s"
-                )
 
     # ----- liveness and translation ---------------------------------------------------------
     def _alive_local(self) -> bool:
@@ -361,73 +287,12 @@ class BrowserClient(FetchClient):
         return True
 
     def _lost(self, exc: BaseException | None) -> errors.Unavailable:
-        why = _first_line(exc) if exc is not None else "process or connection gone"
+        why = first_line(exc) if exc is not None else "process or connection gone"
         self._dead = why
         logger.error("%s browser lost: %s", self.kind, why)
         return errors.Unavailable(f"{self.kind} browser lost: {why}")
 
     def _translate(self, exc: Exception, action: str) -> errors.ServiceError:
-        if isinstance(exc, BidiClosed) or not self._alive():
+        if isinstance(exc, BidiClosed) or not self._alive() or means_lost(exc):
             return self._lost(exc)
-        if isinstance(exc, (TimeoutError, sel.TimeoutException)):
-            return errors.GatewayTimeout(f"{action} timed out: {_first_line(exc)}")
-        if isinstance(exc, sel.InvalidSelectorException):
-            return errors.BadRequest(f"invalid selector: {_first_line(exc)}")
-        if isinstance(exc, sel.NoSuchElementException):
-            return errors.NotFound(f"no element matches: {_first_line(exc)}")
-        if isinstance(
-            exc,
-            (
-                sel.ElementNotInteractableException,
-                sel.ElementClickInterceptedException,
-                sel.InvalidElementStateException,
-                sel.StaleElementReferenceException,
-            ),
-        ):
-            return errors.Conflict(f"element not interactable: {_first_line(exc)}")
-        if isinstance(exc, sel.JavascriptException):
-            return errors.ScriptError(f"script threw: {_first_line(exc)}")
-        if isinstance(
-            exc,
-            (sel.InvalidSessionIdException, sel.NoSuchWindowException, ConnectionError),
-        ):
-            return self._lost(exc)
-        if isinstance(exc, BidiError) and exc.error in (
-            "no such frame",
-            "invalid session id",
-        ):
-            return self._lost(exc)
-        if isinstance(exc, BidiError):  # the browser is alive and said no: never fatal
-            return _bidi_refusal(exc, action)
-        name = type(exc).__module__
-        if name.startswith(("urllib3", "websocket")):
-            if "ReadTimeout" in type(exc).__name__:
-                return errors.GatewayTimeout(f"{action} timed out waiting for the browser")
-            return self._lost(exc)
-        logger.error("%s %s failed unexpectedly", self.kind, action, exc_info=exc)
-        return errors.InternalError(f"{action} failed: {_first_line(exc)}")
-
-
-_BIDI_CODES: dict[str, type[errors.ServiceError]] = {
-    "invalid argument": errors.BadRequest,
-    "invalid selector": errors.BadRequest,
-    "unable to set cookie": errors.BadRequest,
-    "no such element": errors.NotFound,
-    "no such node": errors.NotFound,
-    "unsupported operation": errors.NotSupported,
-    "unknown command": errors.NotSupported,
-    "timeout": errors.GatewayTimeout,
-}
-
-
-def _bidi_refusal(exc: BidiError, action: str) -> errors.ServiceError:
-    """A BiDi error from a live browser that no call site expected: a non-fatal error frame (the
-    browser, like an upstream server, refused: 502 unless the error names a better code)."""
-    logger.warning("%s: the browser answered %s", action, exc.error)
-    kind = _BIDI_CODES.get(exc.error, errors.BadAnswer)
-    return kind(f"{action}: the browser answered {exc.error}: {exc.message[:200]}", fatal=False)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "msg", None) or exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+        return translate(exc, action, self.kind)

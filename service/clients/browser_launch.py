@@ -39,7 +39,7 @@ from service.clients.browser_options import (  # noqa: F401 - re-exported
     proxy_parts,
 )
 from service.clients.browser_process import SessionProcesses
-from service.clients.navigation import CHROME_EVENTS, EVENTS
+from service.clients.navigation_record import CHROME_EVENTS, EVENTS
 from service.deadline import Deadline
 from service.model import ClientOptions, Viewport
 

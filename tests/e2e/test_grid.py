@@ -113,3 +113,29 @@ def test_killed_node_is_fatal_503_and_close_1011(client, logs, site):
                 assert time.monotonic() - started < 30
                 assert session.expect_close()[0] == 1011
             wait_for(lambda: service.healthz()["active_sessions"] == 0, 20, what="the session to end")
+
+
+@pytest.fixture(scope="module")
+def pool_grid(logs):
+    """One slot, and a queue timeout long enough for a browser start on a loaded node (the small
+    Grid's 4 s is shorter than a Firefox start here)."""
+    with Grid.start(mode="distributed", max_sessions=1, log_dir=logs / "pool-grid", request_timeout=30) as grid:
+        yield grid
+
+
+def test_the_pool_holds_grid_sessions_and_hands_them_out(client, pool_grid, start_service, site):
+    from tests.e2e.test_pool import exercise, pool_env, pool_event, wait_idle
+
+    service = start_service(**pool_env(client, 1, INNDX_SELENIUM_REMOTE_URL=pool_grid.url))
+    wait_idle(service, client, 1)
+    assert grid_sessions(pool_grid) == 1  # the pooled browser is a session on the Grid
+    with connect(service.ws_url) as session:
+        session.open(client=client, timeout="20s", recv_timeout=60)
+        assert pool_event(service, client, "handed_out") == 1
+        assert grid_sessions(pool_grid) == 1  # the open took the pooled Grid session, no second one
+        exercise(session, site)
+    # the session's Grid session was deleted with it; the pool made a new one in the freed slot
+    wait_idle(service, client, 1)
+    assert grid_sessions(pool_grid) == 1
+    assert service.stop() == 0, service.log_tail()
+    wait_for(lambda: grid_sessions(pool_grid) == 0, 20, what="the drained pool's Grid session to be deleted")

@@ -1,5 +1,7 @@
 """Two pooled sessions on the same site see nothing of each other: a cookie, localStorage,
-IndexedDB, an HTTP cache entry and an HTTP auth entry set in one are absent in the other.
+IndexedDB, an HTTP cache entry and an HTTP auth entry set in one are absent in the other; and
+each reaches the site only through its own upstream proxy (its egress identity), never the
+other's, and never around it.
 
 Every check runs in the session that set the state too (the control), so that a check that could
 not see the state at all fails the test instead of passing it. The site is this module's own (the
@@ -12,13 +14,15 @@ challenge there would only make the other browser prompt).
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.e2e.test_pool import pool_env, wait_idle
+from tests.e2e.test_pool import pool_env, pool_event, wait_idle
+from tests.support.proxy import Proxy
 from tests.support.wsclient import connect
 
 pytestmark = [pytest.mark.clients("chrome", "firefox"), pytest.mark.local_only]
@@ -30,6 +34,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
         if self.path == "/cached":
             self.server.cached_hits += 1  # type: ignore[attr-defined]
             body = b"cached %d" % self.server.cached_hits  # type: ignore[attr-defined]
@@ -61,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
 def iso_server() -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.cached_hits = 0  # type: ignore[attr-defined]
+    server.paths = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -135,3 +141,41 @@ def test_two_pooled_sessions_on_one_site_share_nothing(client, start_service, is
         }, theirs
         for session in (first, second):
             assert session.request({"action": "close"}, timeout=15) == {"action": "closed"}
+
+
+FETCH_FROM_PAGE = """return (async () => (await fetch("/fetched?who=%s")).status)();"""
+
+
+def test_two_pooled_sessions_each_reach_the_site_only_through_their_own_proxy(
+    client, start_service, iso_server: ThreadingHTTPServer, tmp_path
+):
+    iso_site = f"http://127.0.0.1:{iso_server.server_address[1]}"
+    iso_server.paths.clear()  # type: ignore[attr-defined]
+    with Proxy(username="alice", password="a-pass") as alice, Proxy(username="bob", password="b-pass") as bob:
+        path = tmp_path / "proxies.json"
+        path.write_text(json.dumps({"proxies": {
+            "alice": {"url": alice.url_with_credentials},
+            "bob": {"url": bob.url_with_credentials},
+        }}))
+        svc = start_service(INNDX_PROXIES_FILE=str(path), **pool_env(client, 2, INNDX_POOL_LAUNCHES="2"))
+        wait_idle(svc, client, 2)
+        with connect(svc.ws_url) as first, connect(svc.ws_url) as second:
+            first.open(client=client, proxies=["alice"], timeout="20s", recv_timeout=30)
+            second.open(client=client, proxies=["bob"], timeout="20s", recv_timeout=30)
+            assert pool_event(svc, client, "handed_out") == 2  # both sessions are pooled ones
+            for _ in range(2):  # in turn, twice: the listeners stay apart while both are in use
+                for session, who in ((first, "alice"), (second, "bob")):
+                    reply = session.request({"action": "goto", "url": f"{iso_site}/page?who={who}"}, timeout=30)
+                    assert reply.get("status_code") == 200, reply
+                    reply = session.request({"action": "evaluate", "script": FETCH_FROM_PAGE % who}, timeout=30)
+                    assert reply.get("result") == 200, reply  # the page's own request, too
+            for session in (first, second):
+                assert session.request({"action": "close"}, timeout=15) == {"action": "closed"}
+        for proxy, mine, theirs in ((alice, "who=alice", "who=bob"), (bob, "who=bob", "who=alice")):
+            urls = [request["url"] for request in proxy.requests]
+            assert proxy.rejected == [], proxy.rejected  # each listener sent its own proxy's credentials
+            assert not [url for url in urls if theirs in url], (proxy.url, urls)
+            carried = sorted(url.removeprefix(iso_site) for url in urls if mine in url)
+            reached = sorted(p for p in iso_server.paths if mine in p)  # type: ignore[attr-defined]
+            # each of the session's requests the site saw came through this proxy: none went around it
+            assert carried == reached and len(reached) >= 4, (carried, reached)

@@ -28,6 +28,7 @@ import http.client
 import json
 import os
 import struct
+import threading
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -67,9 +68,19 @@ def _header_pairs(headers: Headers) -> list[tuple[str, str]]:
 
 
 # schemas -------------------------------------------------------------------------------------
-@cache
+_BUILDING = threading.Lock()
+
+
 def _validators() -> dict[str, Draft202012Validator]:
-    """Every schema file, checked, in one registry; built once per test run."""
+    """Every schema file, checked, in one registry; built once per test run (by one thread: a
+    burst of sessions receiving their first frame at once would otherwise each build them, and
+    share the CPU doing it; that once passed for a stall of the service in the open bench)."""
+    with _BUILDING:
+        return _build_validators()
+
+
+@cache
+def _build_validators() -> dict[str, Draft202012Validator]:
     files = sorted([*SCHEMA_DIR.glob("*.json"), *SCHEMA_DIR.glob("middleware/*.json")])
     assert files, f"no schema files in {SCHEMA_DIR}"
     contents = {f.relative_to(SCHEMA_DIR).as_posix(): json.loads(f.read_text()) for f in files}

@@ -1,0 +1,261 @@
+"""A goto's BiDi events: the record of what its navigations did, and the paused requests answered.
+
+``NavigationEvents`` reads the events a goto subscribed to (``navigation_record.EVENTS``) in wire
+order, keeps one ``Track`` per navigation (server hops, status, headers, errors, load), and
+answers every request the goto's intercept paused: each hop of our navigation is checked against
+``max_redirects`` and the network policy before it is sent (``failRequest`` otherwise) and gets
+the goto's method/body/headers/referrer; anything else is continued untouched (or failed by the
+``block`` middleware, ``browser_blocking``). The intercept is removed before the final response
+reaches the page, so no page-started navigation ever meets one (Chrome's intercept traps, see
+BROWSER-NOTES.md). No waiting on replies happens here: every command is sent, not awaited.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING
+
+from service import errors, redirects
+from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, wire_headers
+from service.clients.navigation_record import Track
+from service.deadline import Deadline
+from service.headers import header_value
+from service.model import GotoRequest, Redirect
+
+if TYPE_CHECKING:
+    from service.clients.bidi import Bidi
+    from service.clients.browser_blocking import Blocking
+    from service.policy import Policy
+
+STOP_BOUND = 2.0  # seconds for a command that stops or cleans up (about:blank, intercept removal)
+
+
+class NavigationEvents:
+    """The event side of one goto: its tracks, its intercept, the refusal (if any) of a hop."""
+
+    def __init__(
+        self,
+        bidi: Bidi,
+        context: str,
+        kind: str,
+        request: GotoRequest,
+        max_redirects: int,
+        policy: Policy,
+        blocking: Blocking,
+    ):
+        self.bidi = bidi
+        self.context = context
+        self.kind = kind
+        self.request = request
+        self.max_redirects = max_redirects
+        self.policy = policy
+        self.blocking = blocking
+        self.add_headers: list[tuple[str, str]] = wire_headers(request)
+        self.tracks: dict[str, Track] = {}
+        self.by_request: dict[str, Track] = {}
+        self.main: Track | None = None
+        self.extra: dict[str, list[str]] = {}  # Chrome: request id -> raw header blocks
+        self.client_hops: list[Redirect] = []  # client-side redirects followed, in order
+        self.blocked: Exception | None = None  # a hop refused (policy, max_redirects)
+        self.intercept: str | None = None
+        self.removal: int | None = None  # the removeIntercept command, once sent
+
+    # ----- reading events -------------------------------------------------------------------
+    def take(self, done, deadline: Deadline) -> bool:
+        """Wait (bounded) for events or ``done()``, then handle every event that came; whether
+        anything happened before the deadline."""
+        bidi = self.bidi
+        with bidi.cond:
+            arrived = bidi.wait(lambda: bool(bidi.events) or done(), deadline)
+            events = list(bidi.events)
+            bidi.events.clear()
+        for method, params in events:
+            self.handle(method, params)
+        return arrived or bool(events)
+
+    def pump_until(self, done, deadline: Deadline, nav_cmd: int | None) -> str | None:
+        """Handle events until ``done()``; returns the navigate command's error text, if any.
+        At the deadline the intercept goes (the caller loads about:blank) and it is a 504."""
+        bidi = self.bidi
+        while True:
+            if not self.take(done, deadline):
+                if nav_cmd is not None:
+                    bidi.forget(nav_cmd)
+                self.remove_intercept()
+                raise errors.GatewayTimeout(
+                    f"navigation to {self.request.url} did not finish within {deadline.seconds:g}s"
+                )
+            if done() and not bidi.events:
+                break
+        if nav_cmd is None:
+            return None
+        from service.clients.bidi import BidiError
+
+        try:
+            bidi.take_reply(nav_cmd)
+        except BidiError as exc:
+            return exc.message or exc.error
+        return None
+
+    def pump_quietly(self, done, window: Deadline) -> None:
+        """Handle events until ``done()`` or the window ends (at least one look)."""
+        first = True
+        while not done() and (first or not window.expired()):
+            first = False
+            self.take(done, window)
+
+    def handle(self, method: str, params: dict) -> None:
+        if method.startswith("goog:cdp."):
+            inner = params.get("params") or {}
+            text = inner.get("headersText")
+            self.extra.setdefault(inner.get("requestId", ""), []).append(text if text is not None else "")
+            return
+        self.blocking.observe(method, params)  # Chrome: what its block extension failed, frames too
+        if params.get("context") not in (None, self.context):
+            if method == "network.beforeRequestSent" and params.get("isBlocked"):
+                self.blocking.foreign(params)  # a frame's request, paused by the block intercept
+            return
+        nav = params.get("navigation")
+        if method.startswith("browsingContext."):
+            self._on_context_event(method, nav)
+            return
+        request = params.get("request") or {}
+        request_id = request.get("request")
+        count = params.get("redirectCount") or 0
+        # Chrome may tag a request's late events with a newer navigation: the request id decides.
+        track = self.by_request.get(request_id)
+        if track is None and nav:
+            track = self.tracks.get(nav)
+            if track is None:
+                track = self.tracks[nav] = Track(navigation=nav)
+                if self.main is None:
+                    self.main = track
+            if track.request is None:
+                track.request = request_id
+                self.by_request[request_id] = track
+        mine = track is not None and track.request == request_id
+        if method == "network.beforeRequestSent":
+            if mine:
+                track.hop(count, request.get("url", "")).method = request.get("method", "GET")  # type: ignore[union-attr]
+            if params.get("isBlocked") and not self.blocking.fails(params):
+                self._continue_request(params, track if mine else None, count)
+            elif mine and track is not self.main:
+                self.check_unblocked(request.get("url", ""))
+        elif method in ("network.responseStarted", "network.responseCompleted"):
+            self._on_response(method, params, track if mine else None, count)
+        elif method == "network.authRequired" and params.get("isBlocked"):
+            # A server's 401/407 challenge is never answered (no credential of ours may reach a
+            # site): the browser shows the response as it is. Firefox would otherwise wait on a
+            # login prompt nobody can see.
+            self.bidi.send("network.continueWithAuth", {"request": request_id, "action": "cancel"})
+        elif method == "network.fetchError" and mine:
+            track.error = params.get("errorText") or "navigation failed"  # type: ignore[union-attr]
+
+    def _on_context_event(self, method: str, nav: str | None) -> None:
+        if nav is None:
+            return
+        track = self.tracks.get(nav)
+        if method == "browsingContext.navigationStarted" and track is None and (self.main or nav):
+            self.tracks[nav] = track = Track(navigation=nav)
+            if self.main is None:
+                self.main = track
+        elif track is not None and method == "browsingContext.load":
+            track.loaded = True
+        elif track is not None and method == "browsingContext.navigationFailed":
+            track.failed = True
+
+    def _on_response(self, method: str, params: dict, track: Track | None, count: int) -> None:
+        request = params.get("request") or {}
+        response = params.get("response") or {}
+        if track is not None:
+            hop = track.hop(count, response.get("url") or request.get("url", ""))
+            if (response.get("status") or 0) > 0 and (hop.status is None or method == "network.responseStarted"):
+                hop.status = response.get("status")
+                hop.headers = bidi_headers(response.get("headers"))
+            size = (response.get("content") or {}).get("size")
+            if method == "network.responseCompleted" and isinstance(size, int):
+                hop.size = size
+        final = response.get("status") not in redirects.REDIRECT_STATUSES or not header_value(
+            bidi_headers(response.get("headers")), "location"
+        )
+        challenged = response.get("status") in (401, 407) and self.kind == "firefox"
+        if final and track is not None and track is self.main and method == "network.responseStarted" and not challenged:
+            self.remove_intercept()  # Firefox keeps it for a challenge: its authRequired is answered
+        if params.get("isBlocked"):
+            self.bidi.send("network.continueResponse", {"request": request.get("request")})
+
+    # ----- answering paused requests --------------------------------------------------------
+    def _continue_request(self, params: dict, track: Track | None, count: int) -> None:
+        request = params["request"]
+        request_id = request["request"]
+        if track is None or track is not self.main:
+            self.bidi.send("network.continueRequest", {"request": request_id})
+            return
+        url = request.get("url", "")
+        if count > self.max_redirects:
+            self.blocked = errors.TooManyRedirects(f"more than {self.max_redirects} redirects (stopped before {url})")
+        else:
+            self.check_unblocked(url)
+        if self.blocked is not None:
+            self.bidi.send("network.failRequest", {"request": request_id})
+            return
+        self.bidi.send("network.continueRequest", {"request": request_id, **self._changes(request, count)})
+
+    def _changes(self, request: dict, count: int) -> dict:
+        """What our hop ``count`` carries that the browser's own request would not: the goto's
+        method, body, headers."""
+        goto = self.request
+        changes: dict = {}
+        method = request.get("method", "GET")
+        if count == 0 and goto.method.upper() != "GET":
+            method = goto.method.upper()
+            changes["method"] = method
+        send_body = goto.body is not None and (count == 0 or method not in ("GET", "HEAD"))
+        if send_body:
+            changes["body"] = {"type": "base64", "value": base64.b64encode(goto.body or b"").decode()}
+        if self.add_headers or send_body:
+            # A hop that dropped the body (303, or 301/302 after POST) drops its Content-Type too,
+            # as HTTP clients do.
+            dropped = {"content-type"} if goto.body is not None and not send_body else set()
+            ours = {name.lower() for name, _ in self.add_headers}
+            headers = [
+                {"name": h["name"], "value": h["value"]}
+                for h in request.get("headers") or []
+                if h["name"].lower() not in ours | BROWSER_OWNED | dropped
+            ]
+            headers += [
+                {"name": n, "value": {"type": "string", "value": v}} for n, v in self.add_headers if n.lower() not in dropped
+            ]
+            changes["headers"] = headers
+        return changes
+
+    def check_unblocked(self, url: str) -> None:
+        """The network policy for one hop. Page-started navigations are not interceptable in
+        Chrome, so theirs are checked as they are seen (the request is already on its way)."""
+        if self.blocked is not None:
+            return
+        try:
+            self.policy.check_url(url)
+        except errors.ServiceError as exc:
+            self.blocked = exc
+
+    def remove_intercept(self) -> None:
+        if self.intercept is not None:
+            intercept, self.intercept = self.intercept, None
+            self.removal = self.bidi.send("network.removeIntercept", {"intercept": intercept})
+
+    # ----- questions about the record -------------------------------------------------------
+    def raise_blocked(self) -> None:
+        if self.blocked is not None:
+            raise self.blocked
+
+    def newer(self, seen: set[str]) -> list[Track]:
+        """Navigations that started after the ones in ``seen`` and sent a request."""
+        return [t for n, t in self.tracks.items() if n not in seen and t.hops]
+
+    def finished(self, track: Track) -> bool:
+        return track.loaded or track.failed or track.error is not None or self.blocked is not None
+
+    def redirect_total(self) -> int:
+        server = sum(max(0, len(t.hops) - 1) for t in self.tracks.values())
+        return server + len(self.client_hops)
