@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from service.clients.base import Cookie, GotoRequest, GotoResult
+from service.clients.chrome_blocking import UNSAYABLE
 from service.config import parse_duration
 from service.errors import BadRequest, Forbidden
 from service.headers import header_value
@@ -242,7 +243,7 @@ def build(
         if kind == "block":
             patterns = step.get("url_patterns", ())
             for position, pattern in enumerate(patterns):
-                if client == "chrome" and ("|" in pattern or "^" in pattern):
+                if client == "chrome" and UNSAYABLE & set(pattern):
                     # Chrome blocks through declarativeNetRequest, whose urlFilter gives | and ^
                     # a meaning of their own, with no escape (clients/chrome_blocking.py)
                     raise BadRequest(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class Blocking:
-    def __init__(self, bidi: Bidi, context: str, chain: Chain | None, kind: str = "firefox"):
+    def __init__(self, bidi: Bidi, context: str, chain: Chain | None, kind: str):
         self.bidi = bidi
         self.context = context
         chain = chain if chain is not None and chain.blocks else None

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.support.ports import scaled
+from tests.e2e.test_pool import idle, pool_env, pool_event, wait_idle
 from tests.support.site import RESOURCE_PATHS
 from tests.support.wsclient import connect, http_get
 
@@ -280,21 +280,13 @@ def test_chrome_refuses_patterns_it_cannot_say(service, client, pattern):
 def test_a_chrome_session_with_block_rules_starts_cold_beside_the_pool(start_service, site):
     """The rules are given at launch, so such a session never takes a pooled browser (which has
     none); the pooled one stays ready for the next session."""
-
-    def metric(svc, name: str) -> float:
-        found = re.search(rf"^{name} (\S+)$", svc.metrics(), re.M)
-        return float(found.group(1)) if found else 0.0
-
-    svc = start_service(INNDX_POOL_CHROME="1")
-    deadline = time.monotonic() + scaled(60)
-    while metric(svc, 'inndx_pool_idle\\{client="chrome"\\}') < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert metric(svc, 'inndx_pool_idle\\{client="chrome"\\}') == 1, "the pool never filled"
+    svc = start_service(**pool_env("chrome"))
+    wait_idle(svc, "chrome", 1)
     with connect(svc.ws_url) as session:
-        session.open(client="chrome", timeout="20s", middleware=CHAIN, recv_timeout=scaled(60))
+        session.open(client="chrome", timeout="20s", middleware=CHAIN)
         site.clear()
         goto(session, site.url("/resources"))
         assert wait_for_arrivals(site, "/asset/", {"script", "fetch"}) == {"script", "fetch"}
         assert not set(BLOCKED_KINDS) & arrived(site, "/asset/")
-    assert metric(svc, 'inndx_pool_events_total\\{client="chrome",event="handed_out"\\}') == 0
-    assert metric(svc, 'inndx_pool_idle\\{client="chrome"\\}') == 1
+    assert pool_event(svc, "chrome", "handed_out") == 0
+    assert idle(svc, "chrome") == 1

@@ -218,9 +218,9 @@ class Session:
 
     def open(self, frame: dict[str, Any] | None = None, *, recv_timeout: float | None = None, **fields: Any) -> str:
         """Send the open frame (``frame`` merged with ``fields``); return the session id. The
-        reply is waited for up to ``recv_timeout`` (default: ``OPEN_BOUND``, or the connection's
-        own timeout when longer): a cold browser start on a loaded machine takes 20 s and more."""
-        bound = recv_timeout if recv_timeout is not None else max(self.timeout, OPEN_BOUND)
+        reply is waited for up to ``recv_timeout`` (default ``OPEN_BOUND``; scaled like every
+        wait): a cold browser start on a loaded machine takes 20 s and more."""
+        bound = recv_timeout if recv_timeout is not None else OPEN_BOUND
         reply = self.request({**(frame or {}), **fields}, bound)
         assert "session_id" in reply, f"open was refused: {reply!r}"
         self.session_id = reply["session_id"]
