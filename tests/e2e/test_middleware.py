@@ -293,13 +293,13 @@ def test_a_chrome_session_with_block_rules_starts_cold_beside_the_pool(start_ser
 
 
 @pytest.mark.clients("chrome")
-def test_chrome_takes_odd_and_long_patterns_and_still_blocks(service, site):
+def test_chrome_takes_odd_and_long_patterns_and_still_blocks(service, site, client):
     """What a client may put in a pattern (quotes, backslashes, spaces, %, a 2048-character
     pattern, a non-ASCII one) becomes a ruleset Chrome loads; the plain rule beside them holds."""
     odd = ['*"\\ %x*', "*" + "a" * 2047, "*é*", "*/asset/*"]
     rule = {"type": "block", "url_patterns": odd, "resource_types": ["image"]}
     with connect(service.ws_url) as session:
-        session.open(client="chrome", timeout="20s", middleware=[rule])
+        session.open(client=client, timeout="20s", middleware=[rule])
         site.clear()
         goto(session, site.url("/resources"))
         others = set(RESOURCE_PATHS) - {"image"}
