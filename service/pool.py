@@ -52,10 +52,18 @@ class Unit:
     listener: Any  # service.egress.Listener
     made_at: float = field(default_factory=time.monotonic)
 
+    def running(self) -> bool:
+        """Its processes run and its BiDi socket is open: local facts, no question asked."""
+        return bool(self.launched.alive() and self.launched.bidi.alive())
+
     def alive(self) -> bool:
+        """At hand-out. A local unit: ``running`` (the sweep has asked it a BiDi question within
+        SWEEP). A Grid session: its processes are out of sight, so it answers a BiDi question."""
+        return self.running() and (not self.launched.remote or self.answers())
+
+    def answers(self) -> bool:
+        """A BiDi round trip (bounded by PROBE): a browser that runs but hangs fails it."""
         launched = self.launched
-        if not (launched.alive() and launched.bidi.alive()):
-            return False
         try:
             launched.bidi.command("browsingContext.getTree", {"root": launched.context, "maxDepth": 0}, PROBE)
         except Exception as exc:  # noqa: BLE001 - any failure means the unit is unusable
@@ -252,14 +260,13 @@ class Pool:
             self._end(unit)
 
     def _sweep(self) -> None:
-        """End idle units whose processes or socket died (no BiDi question: cheap and local)."""
+        """End idle units whose processes or socket died, or that do not answer a BiDi question
+        (asked outside the lock: a unit handed out meanwhile is its session's, and kept)."""
         with self._cond:
-            dead = [
-                unit
-                for queue in self._ready.values()
-                for unit in queue
-                if not (unit.launched.alive() and unit.launched.bidi.alive())
-            ]
+            idle = [unit for queue in self._ready.values() for unit in queue]
+        failed = [unit for unit in idle if not (unit.running() and unit.answers())]
+        with self._cond:
+            dead = [unit for unit in failed if unit in self._ready[unit.kind]]
             for unit in dead:
                 self._ready[unit.kind].remove(unit)
             if dead:

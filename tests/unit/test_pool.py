@@ -17,12 +17,14 @@ class FakeLaunched:
         self.ended = False
         self.bidi = self
         self.context = "ctx"
+        self.remote = False
+        self.hung = False  # runs, but answers no BiDi question
 
     def alive(self) -> bool:
         return not self.dead
 
     def command(self, method, params, timeout):
-        if self.dead:
+        if self.dead or self.hung:
             raise ConnectionError("gone")
         return {}
 
@@ -125,6 +127,35 @@ def test_a_dead_unit_is_discarded_not_handed_out(harness):
     taken = h.pool.take("chrome")
     assert taken is not None and taken is not victim
     assert victim.launched.ended and victim.listener.closed
+
+
+def test_a_local_hand_out_asks_no_question_but_the_sweep_finds_a_hung_unit(harness, monkeypatch):
+    h = harness({"chrome": 2})  # its first sweep is SWEEP (2 s) away
+    assert h.pool.wait_ready("chrome", 2, 5)
+    asked: list[str] = []
+    for unit in h.made:
+        original = unit.launched.command
+        unit.launched.command = lambda *a, original=original: asked.append("q") or original(*a)
+    taken = h.pool.take("chrome")
+    assert taken is not None and asked == []  # processes and socket checked, no round trip
+    monkeypatch.setattr("service.pool.SWEEP", 0.1)  # the sweeps after the first
+    hung = next(unit for unit in h.made if unit is not taken)
+    hung.launched.hung = True
+    assert until(lambda: hung.launched.ended)  # the sweep asked it, and it did not answer
+    assert hung.listener.closed
+    assert h.pool.take("chrome") is not hung
+
+
+def test_a_grid_unit_that_does_not_answer_is_not_handed_out(harness):
+    h = harness({"chrome": 2})
+    assert h.pool.wait_ready("chrome", 2, 5)
+    for unit in h.made:
+        unit.launched.remote = True  # no process of its in sight: a BiDi question decides
+    victim = h.made[0]
+    victim.launched.hung = True
+    taken = h.pool.take("chrome")
+    assert taken is not None and taken is not victim
+    assert victim.launched.ended
 
 
 def test_the_pool_holds_slots_and_gives_them_back(harness):
