@@ -67,6 +67,9 @@ FIREFOX_PREFS: dict[str, Any] = {
     "toolkit.telemetry.enabled": False,
     "extensions.update.enabled": False,
     "browser.download.open_pdf_attachments_inline": True,
+    # No tab icon: Firefox fetches /favicon.ico after every load, a request of its own to the site
+    # (Chrome headless makes none), and it met the next goto's intercept.
+    "browser.chrome.site_icons": False,
     # Side doors around the egress gateway, shut: no direct fallback, no DNS of its own (prefetch,
     # DNS over HTTPS, speculative connections), no HTTP/3, WebRTC only through the proxy.
     "network.proxy.failover_direct": False,
