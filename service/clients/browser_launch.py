@@ -39,7 +39,7 @@ from service.clients.browser_options import (  # noqa: F401 - re-exported
     proxy_parts,
 )
 from service.clients.browser_process import SessionProcesses
-from service.clients.navigation_record import CHROME_EVENTS, EVENTS
+from service.clients.navigation_record import CHROME_EVENTS, EVENTS, SETTLE_CHANNEL, SETTLE_SANDBOX, SETTLE_SIGNAL
 from service.deadline import Deadline
 from service.model import ClientOptions, Viewport
 
@@ -231,14 +231,24 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
 
 
 def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadline: Deadline) -> Launched:
-    """A browser ready for a session: launched, BiDi connected, the goto events subscribed. What a
-    cold open does, and what the pool does ahead of time."""
+    """A browser ready for a session: launched, BiDi connected, the goto events subscribed and
+    (Firefox) the settle signal in place. What a cold open does, and what the pool does ahead of
+    time."""
     launched = launch(kind, options, settings, deadline)
     events = list(EVENTS) + (list(CHROME_EVENTS) if kind == "chrome" else [])
+    calls = [("session.subscribe", {"events": events, "contexts": [launched.context]})]
+    if kind == "firefox":
+        signal = {
+            "functionDeclaration": SETTLE_SIGNAL,
+            "arguments": [{"type": "channel", "value": {"channel": SETTLE_CHANNEL}}],
+            "contexts": [launched.context],
+            "sandbox": SETTLE_SANDBOX,
+        }
+        calls.append(("script.addPreloadScript", signal))
     try:
-        launched.bidi.command(
-            "session.subscribe", {"events": events, "contexts": [launched.context]}, min(10.0, deadline.remaining())
-        )
+        for reply in launched.bidi.pipeline(calls, min(10.0, deadline.remaining())):
+            if isinstance(reply, Exception):
+                raise reply
     except Exception as exc:
         launched.shutdown()
         raise errors.Unavailable(f"browser started but its BiDi subscription failed: {_first_line(exc)}") from exc

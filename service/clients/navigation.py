@@ -109,7 +109,7 @@ class Navigation:
                 bidi.forget(events.removal)
             raise collector_reply
         collector = collector_reply["collector"]
-        body = self.body = Body(bidi, collector, self.settings.max_body_bytes)
+        body = self.body = events.body = Body(bidi, collector, self.settings.max_body_bytes)
         try:
             if isinstance(intercept_reply, Exception):
                 raise intercept_reply

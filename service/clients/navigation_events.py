@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from service import errors, redirects
 from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, wire_headers
-from service.clients.navigation_record import Track
+from service.clients.navigation_record import SETTLE_CHANNEL, Track, page_facts
 from service.deadline import Deadline
 from service.headers import header_value
 from service.model import GotoRequest, Redirect
@@ -25,6 +25,7 @@ from service.model import GotoRequest, Redirect
 if TYPE_CHECKING:
     from service.clients.bidi import Bidi
     from service.clients.browser_blocking import Blocking
+    from service.clients.navigation_reply import Body
     from service.policy import Policy
 
 STOP_BOUND = 2.0  # seconds for a command that stops or cleans up (about:blank, intercept removal)
@@ -59,6 +60,8 @@ class NavigationEvents:
         self.blocked: Exception | None = None  # a hop refused (policy, max_redirects)
         self.intercept: str | None = None
         self.removal: int | None = None  # the removeIntercept command, once sent
+        self.last_loaded: Track | None = None  # the document a settle signal now comes from
+        self.body: Body | None = None  # the goto's data collector, once it is in place
 
     # ----- reading events -------------------------------------------------------------------
     def take(self, done, deadline: Deadline) -> bool:
@@ -109,6 +112,11 @@ class NavigationEvents:
             inner = params.get("params") or {}
             text = inner.get("headersText")
             self.extra.setdefault(inner.get("requestId", ""), []).append(text if text is not None else "")
+            return
+        if method == "script.message":
+            source = params.get("source") or {}
+            if params.get("channel") == SETTLE_CHANNEL and source.get("context") == self.context and self.last_loaded:
+                self.last_loaded.facts = page_facts(params.get("data"))  # it follows its load event
             return
         self.blocking.observe(method, params)  # Chrome: what its block extension failed, frames too
         if params.get("context") not in (None, self.context):
@@ -161,6 +169,7 @@ class NavigationEvents:
                 self.main = track
         elif track is not None and method == "browsingContext.load":
             track.loaded = True
+            self.last_loaded = track
         elif track is not None and method == "browsingContext.navigationFailed":
             track.failed = True
 
@@ -181,8 +190,16 @@ class NavigationEvents:
         challenged = response.get("status") in (401, 407) and self.kind == "firefox"
         if final and track is not None and track is self.main and method == "network.responseStarted" and not challenged:
             self.remove_intercept()  # Firefox keeps it for a challenge: its authRequired is answered
+        if final and track is not None and track is self.main and method == "network.responseCompleted":
+            self._ask_body(track)
         if params.get("isBlocked"):
             self.bidi.send("network.continueResponse", {"request": request.get("request")})
+
+    def _ask_body(self, track: Track) -> None:
+        """The body is complete once its response is: ask for it now, not after load (a client
+        redirect later makes this answer unused; ``Body`` then forgets it)."""
+        if self.body is not None and track.request and self.request.method.upper() != "HEAD":
+            self.body.ask(track.request)
 
     # ----- answering paused requests --------------------------------------------------------
     def _continue_request(self, params: dict, track: Track | None, count: int) -> None:

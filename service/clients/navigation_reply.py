@@ -29,8 +29,8 @@ EMPTY_STATUSES = frozenset({204, 205, 304})
 
 class Body:
     """The final response's body, from the goto's data collector. ``ask`` sends the
-    ``network.getData`` ahead (with the settle probe, one round trip for both); ``read`` takes
-    its answer, or asks again when the final response turned out to be another one."""
+    ``network.getData`` ahead (when the response completed, or with the settle probe); ``read``
+    takes its answer, or asks again when the final response turned out to be another one."""
 
     def __init__(self, bidi: Bidi, collector: str, max_bytes: int):
         self.bidi = bidi
@@ -39,6 +39,10 @@ class Body:
         self.early: tuple[str, int] | None = None  # (request id, getData command) sent ahead
 
     def ask(self, request_id: str) -> None:
+        if self.early is not None:
+            if self.early[0] == request_id:
+                return  # asked already, when its response completed
+            self.bidi.forget(self.early[1])
         ident = self.bidi.send(
             "network.getData", {"dataType": "response", "collector": self.collector, "request": request_id}
         )

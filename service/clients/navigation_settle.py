@@ -1,7 +1,8 @@
 """After a goto's navigate answered: client-side redirects (a meta refresh, a script changing the
 location during load) seen within a settle window are followed, without intercepts, and reported
-as ``side: client`` hops. One in-page probe (a few ms) first says whether the page can still
-redirect itself at all: only then is the window (``client_redirect_settle``) waited out.
+as ``side: client`` hops. The page's settle signal (an event one task after its load, from a
+preload script; an in-page probe when it is late) first says whether the page can still redirect
+itself at all: only then is the window (``client_redirect_settle``) waited out.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from service import errors, redirects
 from service.clients.navigation_events import STOP_BOUND
+from service.clients.navigation_record import PAGE_FACTS, SETTLE_SANDBOX, page_facts
 from service.clients.navigation_reply import raise_failed
 from service.deadline import Deadline
 
@@ -24,13 +26,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SETTLE_PROBE = """async function() {
-  await new Promise(r => setTimeout(r, 0));
-  const m = document.querySelector('meta[http-equiv="refresh" i]');
-  let delay = -1;
-  if (m) { const x = parseFloat((m.content || "").split(/[;,]/)[0]); delay = isNaN(x) ? 0 : x; }
-  return {meta: delay, scripts: document.scripts.length};
-}"""
+# Asked of the page only when its settle signal is late (see navigation_record.SETTLE_SIGNAL).
+SETTLE_PROBE = "async function() { await new Promise(r => setTimeout(r, 0)); return " + PAGE_FACTS + "; }"
+SIGNAL_LAG = 0.02  # seconds the settle signal may trail the navigate's reply before the page is asked
 
 
 def settle(
@@ -61,7 +59,7 @@ def settle(
         window = (
             deadline.remaining()
             if concurrent
-            else min(settle_window(events, settings, deadline), deadline.remaining())
+            else min(settle_window(events, current, settings, deadline), deadline.remaining())
         )
         events.pump_quietly(functools.partial(events.newer, seen), Deadline(window))
         fresh = events.newer(seen)
@@ -88,26 +86,46 @@ def settle(
         current = nxt
 
 
-def settle_window(events: NavigationEvents, settings: BrowserSettings, deadline: Deadline) -> float:
+def settle_window(events: NavigationEvents, track: Track, settings: BrowserSettings, deadline: Deadline) -> float:
     """How long to watch for a client redirect: the settle window when the page can still
-    redirect itself (a meta refresh due within the window, or any script), else nothing.
-    The in-page probe first yields a task so a location change made during load starts."""
+    redirect itself (a meta refresh due within the window, or any script), else nothing."""
     settle_for = settings.client_redirect_settle
-    try:
-        reply = events.bidi.command(
-            "script.callFunction",
-            {
-                "functionDeclaration": SETTLE_PROBE,
-                "target": {"context": events.context},
-                "awaitPromise": True,
-            },
-            min(STOP_BOUND, deadline.remaining()),
-        )
-    except Exception as exc:  # noqa: BLE001 - the page went away: a navigation is under way
-        logger.debug("settle probe failed: %r", exc)
+    facts = page_facts_of(events, track, deadline)
+    if facts is None:  # the page went away or did not answer: a navigation may be under way
         return settle_for
-    fields = {k: v.get("value") for k, v in (reply.get("result") or {}).get("value") or []}
-    meta, scripts = fields.get("meta", -1), fields.get("scripts", 0)
-    if meta is not None and 0 <= meta <= settle_for:
+    meta, scripts = facts
+    if 0 <= meta <= settle_for:
         return meta + settle_for
     return settle_for if scripts else 0.0
+
+
+def page_facts_of(events: NavigationEvents, track: Track, deadline: Deadline) -> tuple[float, int] | None:
+    """The track's settle signal, which follows its load event by one task; when it is late, the
+    same facts asked of the page (whichever comes first; Chrome has no signal: it asks at once).
+    None when neither came in time."""
+    if events.kind == "firefox":
+        events.pump_quietly(lambda: track.facts is not None, Deadline(min(SIGNAL_LAG, deadline.remaining())))
+        if track.facts is not None:
+            return track.facts
+    bidi = events.bidi
+    probe = bidi.send(
+        "script.callFunction",
+        {
+            "functionDeclaration": SETTLE_PROBE,
+            "target": {"context": events.context, "sandbox": SETTLE_SANDBOX},  # out of the page's reach
+            "awaitPromise": True,
+        },
+    )
+    try:
+        events.pump_quietly(
+            lambda: track.facts is not None or bidi.has_reply(probe), Deadline(min(STOP_BOUND, deadline.remaining()))
+        )
+        if track.facts is not None:
+            return track.facts
+        reply = bidi.take_reply(probe)
+    except Exception as exc:  # noqa: BLE001 - the page went away: a navigation is under way
+        logger.debug("settle probe failed: %r", exc)
+        return None
+    finally:
+        bidi.forget(probe)
+    return None if reply is None else page_facts(reply.get("result"))

@@ -186,6 +186,19 @@ def test_client_side_redirect_during_load(page, site, path):
 
 
 @pytest.mark.clients(*BROWSERS)
+def test_a_page_that_hides_from_in_page_checks_still_has_its_client_redirect_reported(page, site):
+    """The settle window's question (can this page still redirect itself?) is asked out of the
+    page's reach: a page whose own world says "no timers, no scripts, no meta refresh" still has
+    the redirect it makes 100 ms after load followed and reported."""
+    start = site.url("/js-disguised?to=/html%3Ftitle%3DUnmasked")
+    reply = goto(page, start)
+    final = site.url("/html?title=Unmasked")
+    assert reply["url"] == final, reply["url"]
+    assert reply["redirects"] == [{"url": start, "location": final, "side": "client", "type": "temporary"}]
+    assert body_of(reply) == html_page("Unmasked")
+
+
+@pytest.mark.clients(*BROWSERS)
 def test_server_then_client_side_hops(page, site):
     meta = site.url("/meta-refresh?to=/html%3Ftitle%3DBoth")
     start = site.url("/redirect/301?to=/meta-refresh%3Fto%3D/html%253Ftitle%253DBoth")

@@ -48,6 +48,9 @@ Endpoints:
                                        default 0, P default ``/html``)
 ``/js-redirect?to=P``                  inline script ``location.href = P`` while loading
 ``/js-replace?to=P``                   ``location.replace(P)`` in a ``setTimeout(0)`` after load
+``/js-disguised?to=P``                 ``location.replace(P)`` 100 ms after load, from a page that
+                                       hides from in-page checks: ``setTimeout`` a no-op,
+                                       ``querySelector`` null, ``document.scripts`` empty
 ``/form``                              the interaction page, see ``FORM_HTML``
 ``/reset``                             closes the connection with a TCP reset, no response
 ``/flaky?key=K&fail=N``                resets the first N requests with key K, then HTML
@@ -345,6 +348,19 @@ def _js_replace(site: Site, req: _Request, seen: int) -> Reply:
     return _html("JS replace", head=script)
 
 
+def _js_disguised(site: Site, req: _Request, seen: int) -> Reply:
+    target = _script_literal(req.arg("to", "/html"))
+    script = (
+        "<script>(function () { const later = window.setTimeout;"
+        " window.setTimeout = function () { return 0; };"
+        " Document.prototype.querySelector = function () { return null; };"
+        " Object.defineProperty(Document.prototype, 'scripts', {get: function () { return []; }});"
+        f" window.addEventListener('load', function () {{ later(function () {{ location.replace({target}); }}, 100); }});"
+        " })();</script>"
+    )
+    return _html("JS disguised", head=script)
+
+
 RESOURCE_PATHS: dict[str, str] = {
     "image": "/asset/pic.png",
     "stylesheet": "/asset/style.css",
@@ -453,6 +469,7 @@ EXACT: dict[str, Callable[[Site, _Request, int], Result]] = {
     "/slow": _slow,
     "/hang": _hang,
     "/meta-refresh": _meta_refresh,
+    "/js-disguised": _js_disguised,
     "/js-redirect": _js_redirect,
     "/js-replace": _js_replace,
     "/form": _fixed(Reply(200, [("Content-Type", "text/html; charset=utf-8")], FORM_HTML)),
