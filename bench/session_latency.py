@@ -14,6 +14,8 @@ Warm starts (issue 10):
     --opens N    open latency p50/p95 over N opens, cold (no pool) against warm (a pool), one at
                  a time and 8 at once (waiting between rounds for the pool to refill: the figure
                  is the open itself)
+    --layers     goto through the service, through our client in this process, and bare, in turn:
+                 what the service adds, and what the goto's BiDi work adds
     --units N    the two candidate units: (a) a whole browser per session, (b) a user context and
                  a window per session in one shared browser: open latency, memory per session
                  (PSS of the browser's processes, N sessions each on a page), CPU per goto with N
@@ -332,6 +334,53 @@ def interleaved(ws_url: str, kind: str, url: str, rounds: int) -> None:
     ))
 
 
+def layers(ws_url: str, kind: str, url: str, rounds: int) -> None:
+    """Where a goto's extra time goes, three ways in turn, call by call: through the service (a
+    WebSocket frame to a session's thread in the worker), our ``BrowserClient.goto`` in this
+    process (the same navigation code, no service), and a bare ``browsingContext.navigate`` on that
+    second browser. Service - in-process is the service's own cost (frames, threads, the worker
+    sharing its interpreter with the egress gateway); in-process - bare is the goto's BiDi work."""
+    from service.clients.browser import BrowserClient  # noqa: PLC0415
+    from service.deadline import Deadline  # noqa: PLC0415
+    from service.egress import Gateway  # noqa: PLC0415
+    from service.model import ClientOptions, GotoRequest  # noqa: PLC0415
+    from service.policy import Policy  # noqa: PLC0415
+
+    policy = Policy(allow_private=True)
+    gateway = Gateway(policy)
+    listener = gateway.open("bench-layers", kind)
+    client = BrowserClient(kind, ClientOptions(policy=policy, egress=listener), browser_settings(Settings.from_env()))
+    client.start(Deadline(60))
+    launched = client._launched  # noqa: SLF001 - the bare navigate needs the same browser
+    session = connect(ws_url, timeout=60)
+    session.open(client=kind, recv_timeout=60)
+    calls = {
+        "service": lambda: session.request({"action": "goto", "url": url}, timeout=30),
+        "in-process": lambda: client.goto(GotoRequest(url), Deadline(30)),
+        "bare": lambda: launched.bidi.command(
+            "browsingContext.navigate", {"context": launched.context, "url": url, "wait": "complete"}, 30
+        ),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    try:
+        for number in range(rounds + 3):
+            for name in names[number % 3:] + names[: number % 3]:
+                took = timed(calls[name])
+                if number >= 3:  # warm-up rounds
+                    samples[name].append(took)
+    finally:
+        session.request({"action": "close"}, timeout=30)
+        session.close()
+        client.close()
+        listener.close()
+        gateway.stop()
+    bare = pct(samples["bare"], 0.5)
+    print(f"{kind:<10}" + "".join(
+        f"{name:>12} {pct(v, 0.5):6.1f} ({pct(v, 0.5) / bare:4.2f})" for name, v in samples.items()
+    ))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20)
@@ -341,6 +390,7 @@ def main() -> None:
     parser.add_argument("--no-actions", action="store_true", help="skip the per-action table")
     parser.add_argument("--warm-only", action="store_true", help="with --opens: skip the cold rows")
     parser.add_argument("--interleave", action="store_true", help="service and bare BiDi, call by call in turn")
+    parser.add_argument("--layers", action="store_true", help="goto: service, in-process client and bare, in turn")
     args = parser.parse_args()
     # Our test client checks every frame it receives against the schemas; it builds those
     # validators on its first frame (a few hundred ms). Built here, before any timing: the first
@@ -360,6 +410,11 @@ def main() -> None:
         with Site() as site, Service(env={"INNDX_POOL_CHROME": "0", "INNDX_POOL_FIREFOX": "0"}) as service:
             for kind in browsers:
                 interleaved(service.ws_url, kind, site.url("/html"), args.rounds)
+    if args.layers:
+        print(f"\ngoto, p50 ms of {args.rounds} rounds (÷ bare): service, our client in-process, bare navigate")
+        with Site() as site, Service(env={"INNDX_POOL_CHROME": "0", "INNDX_POOL_FIREFOX": "0"}) as service:
+            for kind in browsers:
+                layers(service.ws_url, kind, site.url("/html"), args.rounds)
     if args.no_actions:
         return
     remote = os.environ.get("INNDX_SELENIUM_REMOTE_URL")
