@@ -199,6 +199,17 @@ def test_a_page_that_hides_from_in_page_checks_still_has_its_client_redirect_rep
 
 
 @pytest.mark.clients(*BROWSERS)
+@pytest.mark.parametrize("delay", ["Infinity", "-0", "1e999", "NaN"])
+def test_a_meta_refresh_delay_that_is_no_number_is_a_page_not_a_500(page, site, delay):
+    """The settle facts carry the page's own number: BiDi sends Infinity, -0 and NaN as strings,
+    and the goto reads them (it answered 500 when it compared such a string with a number)."""
+    url = site.url(f"/meta-refresh?delay={delay}&to=/html%3Ftitle%3DNever")
+    reply = goto(page, url)
+    assert reply["status_code"] == 200, reply
+    assert reply["url"] in (url, site.url("/html?title=Never"))  # browsers differ on "-0": refresh now, or never
+
+
+@pytest.mark.clients(*BROWSERS)
 def test_server_then_client_side_hops(page, site):
     meta = site.url("/meta-refresh?to=/html%3Ftitle%3DBoth")
     start = site.url("/redirect/301?to=/meta-refresh%3Fto%3D/html%253Ftitle%253DBoth")
