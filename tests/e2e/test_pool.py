@@ -1,5 +1,5 @@
 """The warm pool: a pooled open is a whole working session; a pooled browser is never reused, a
-dead one is never handed out; the pool counts against INNDX_MAX_BROWSERS (and gives way to
+dead one is never handed out, a hung one is found by the sweep; the pool counts against INNDX_MAX_BROWSERS (and gives way to
 sessions); shutdown with a full pool leaves no process.
 
 Each test starts a service of its own with the pool sizes it needs (the suite's services run
@@ -109,6 +109,27 @@ def test_a_pooled_browser_killed_while_idle_is_not_handed_out(client, start_serv
         session.open(client=client, timeout="20s", recv_timeout=scaled(90))  # the replacement may start cold
         exercise(session, site)
     assert pool_event(svc, client, "discarded") == 1
+
+
+def test_a_pooled_browser_that_hangs_while_idle_is_discarded_by_the_sweep(client, start_service):
+    """A browser that runs but answers nothing (stopped with SIGSTOP): the hand-out checks only
+    processes and socket, so the sweep's BiDi question must find it, end it (a stopped process
+    is killed all the same) and free its slot for a replacement."""
+    svc = start_service(**pool_env(client))
+    wait_idle(svc, client, 1)
+    victims = [psutil.Process(pid) for pid in browsers(svc)]
+    main = min(victims, key=lambda proc: proc.create_time())  # the browser's main process
+    main.suspend()
+    try:
+        wait_for(lambda: pool_event(svc, client, "discarded") == 1, scaled(20), what="the sweep to discard the hung browser")
+        wait_for(lambda: not alive({main.pid}), scaled(10), what="the hung browser to be ended")
+    finally:
+        try:
+            main.resume()
+        except psutil.Error:
+            pass
+    wait_idle(svc, client, 1)  # a replacement took its slot
+    assert main.pid not in browsers(svc)
 
 
 def test_shutdown_with_a_full_pool_leaves_no_process(start_service):
