@@ -39,7 +39,7 @@ from service.clients.browser_options import (  # noqa: F401 - re-exported
     proxy_parts,
 )
 from service.clients.browser_process import SessionProcesses
-from service.clients.navigation_record import CHROME_EVENTS, EVENTS, SETTLE_CHANNEL, SETTLE_SANDBOX, SETTLE_SIGNAL
+from service.clients.navigation_record import CHROME_EVENTS, EVENTS, SETTLE_CHANNEL, SETTLE_KINDS, SETTLE_SANDBOX, SETTLE_SIGNAL
 from service.deadline import Deadline
 from service.model import ClientOptions, Viewport
 
@@ -237,7 +237,7 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     launched = launch(kind, options, settings, deadline)
     events = list(EVENTS) + (list(CHROME_EVENTS) if kind == "chrome" else [])
     calls = [("session.subscribe", {"events": events, "contexts": [launched.context]})]
-    if kind == "firefox":
+    if kind in SETTLE_KINDS:
         signal = {
             "functionDeclaration": SETTLE_SIGNAL,
             "arguments": [{"type": "channel", "value": {"channel": SETTLE_CHANNEL}}],

@@ -119,7 +119,7 @@ class Navigation:
                 {"context": self.context, "url": request.url, "wait": "complete"},
             )
             reply_error = events.pump_until(lambda: bidi.has_reply(nav_cmd), deadline, nav_cmd)
-            final = settle(events, body, self.settings, self.egress, reply_error, deadline)
+            final = settle(events, self.settings, self.egress, reply_error, deadline)
             result = goto_result(events, final, body, self.settings, self.egress, deadline)
         except BaseException:
             self._cleanup(collector)

@@ -191,13 +191,14 @@ class NavigationEvents:
         if final and track is not None and track is self.main and method == "network.responseStarted" and not challenged:
             self.remove_intercept()  # Firefox keeps it for a challenge: its authRequired is answered
         if final and track is not None and track is self.main and method == "network.responseCompleted":
-            self._ask_body(track)
+            self.ask_body(track)
         if params.get("isBlocked"):
             self.bidi.send("network.continueResponse", {"request": request.get("request")})
 
-    def _ask_body(self, track: Track) -> None:
-        """The body is complete once its response is: ask for it now, not after load (a client
-        redirect later makes this answer unused; ``Body`` then forgets it)."""
+    def ask_body(self, track: Track) -> None:
+        """Ask for the track's body ahead: when its response completed (it is whole by then), or
+        after load at the latest. A client redirect later makes the answer unused; ``Body`` then
+        forgets it. Asking twice for one request sends one ``getData``."""
         if self.body is not None and track.request and self.request.method.upper() != "HEAD":
             self.body.ask(track.request)
 

@@ -49,6 +49,7 @@ PAGE_FACTS = """(() => {
 # event that follows the load event, instead of asking the page over a round trip
 # (``navigation_settle``). Not in Chrome: its messages from a sandbox never arrive, and from the
 # page's own world they came 9 ms after load, later than the probe's round trip (5 ms).
+SETTLE_KINDS = frozenset({"firefox"})  # the browsers given the signal (and that wait for it)
 SETTLE_CHANNEL = "inndx-settle"
 SETTLE_SANDBOX = "inndx"
 SETTLE_SIGNAL = (

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from service import errors, redirects
 from service.clients.navigation_events import STOP_BOUND
-from service.clients.navigation_record import PAGE_FACTS, SETTLE_SANDBOX, page_facts
+from service.clients.navigation_record import PAGE_FACTS, SETTLE_KINDS, SETTLE_SANDBOX, page_facts
 from service.clients.navigation_reply import raise_failed
 from service.deadline import Deadline
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from service.clients.browser_options import BrowserSettings
     from service.clients.navigation_events import NavigationEvents
     from service.clients.navigation_record import Track
-    from service.clients.navigation_reply import Body
     from service.model import Egress
 
 logger = logging.getLogger(__name__)
@@ -33,14 +32,12 @@ SIGNAL_LAG = 0.02  # seconds the settle signal may trail the navigate's reply be
 
 def settle(
     events: NavigationEvents,
-    body: Body | None,
     settings: BrowserSettings,
     egress: Egress | None,
     reply_error: str | None,
     deadline: Deadline,
 ) -> Track:
-    """Follow client-side redirects seen within the settle window; the final track. ``body`` (when
-    the goto wants one) is asked for with the settle probe, in the same round trip."""
+    """Follow client-side redirects seen within the settle window; the final track."""
     events.raise_blocked()
     current = events.main
     request = events.request
@@ -51,10 +48,7 @@ def settle(
         raise_failed(events, current, reply_error, egress)
         return current  # aborted but answered (204, a download): report what came
     seen = {current.navigation}
-    if current.request and body is not None and request.method != "HEAD":
-        # The document has loaded (navigate waited for "complete"), so its data is complete. A
-        # client redirect makes this one unused; it is then forgotten.
-        body.ask(current.request)
+    events.ask_body(current)  # asked already when its response completed, unless that event was missed
     while True:
         window = (
             deadline.remaining()
@@ -103,7 +97,7 @@ def page_facts_of(events: NavigationEvents, track: Track, deadline: Deadline) ->
     """The track's settle signal, which follows its load event by one task; when it is late, the
     same facts asked of the page (whichever comes first; Chrome has no signal: it asks at once).
     None when neither came in time."""
-    if events.kind == "firefox":
+    if events.kind in SETTLE_KINDS:
         events.pump_quietly(lambda: track.facts is not None, Deadline(min(SIGNAL_LAG, deadline.remaining())))
         if track.facts is not None:
             return track.facts

@@ -1,6 +1,6 @@
 """The warm pool: a pooled open is a whole working session; a pooled browser is never reused, a
-dead one is never handed out, a hung one is found by the sweep; the pool counts against INNDX_MAX_BROWSERS (and gives way to
-sessions); shutdown with a full pool leaves no process.
+dead one is never handed out, a hung one is found by the sweep; the pool counts against
+INNDX_MAX_BROWSERS (and gives way to sessions); shutdown with a full pool leaves no process.
 
 Each test starts a service of its own with the pool sizes it needs (the suite's services run
 without a pool). Pool state is read from the service's /metrics (``inndx_pool_idle``), browser
