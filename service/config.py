@@ -75,6 +75,7 @@ class Settings:
     chromedriver: str = "/usr/bin/chromedriver"  # INNDX_CHROMEDRIVER
     firefox_binary: str = "/usr/bin/firefox-esr"  # INNDX_FIREFOX_BINARY
     geckodriver: str = dataclasses.field(default_factory=_default_geckodriver)  # INNDX_GECKODRIVER
+    browser_user: str = ""  # INNDX_BROWSER_USER: local browsers run as this user (root service: inndx-browser)
     selenium_remote_url: str | None = None  # INNDX_SELENIUM_REMOTE_URL: a Selenium Grid
     new_session_timeout: float = 30.0  # INNDX_NEW_SESSION_TIMEOUT: bound on getting a browser
     client_redirect_settle: float = 0.4  # INNDX_CLIENT_REDIRECT_SETTLE: wait for meta refresh

@@ -29,6 +29,7 @@ from selenium.webdriver.firefox.service import Service as FirefoxService
 
 from service import errors
 from service.clients import bidi as channel
+from service.clients import browser_user
 from service.clients.bidi import Bidi, BidiClosed, BidiError  # noqa: F401 - re-exported
 from service.clients.browser_options import (  # noqa: F401 - re-exported
     CHROME_ARGS,
@@ -122,8 +123,13 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
     """Start a browser (or get a Grid session) within ``settings.new_session_timeout``."""
     if kind not in ("chrome", "firefox"):
         raise errors.BadRequest(f"unknown browser kind {kind!r}")
-    opts = chrome_options(settings, options) if kind == "chrome" else firefox_options(settings, options)
-    if settings.remote_url is not None:
+    remote = settings.remote_url is not None
+    user = None if remote else browser_user.resolve(settings.browser_user)
+    if kind == "chrome":  # a Grid node's user is out of sight: its Chrome gets what a root one needs
+        opts = chrome_options(settings, options, sandboxed=user is not None and not user.is_root)
+    else:
+        opts = firefox_options(settings, options)
+    if remote:
         opts.binary_location = ""  # the Grid node's stereotype names its own binary
     bound = min(settings.new_session_timeout, max(deadline.remaining(), 0.1))
     service = None
@@ -137,7 +143,7 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
         _require_file(binary, f"{kind} binary")
         _require_file(driver_path, f"{kind} driver")
         try:
-            processes = SessionProcesses()
+            processes = SessionProcesses(user=user)
         except OSError as exc:
             raise errors.Unavailable(f"could not make a temp dir for the browser: {exc}") from exc
         service_class = ChromeService if kind == "chrome" else FirefoxService

@@ -27,7 +27,6 @@ DEFAULT_VIEWPORT = Viewport(1280, 720)
 
 CHROME_ARGS = (
     "--headless=new",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
     "--disable-background-networking",
@@ -47,6 +46,10 @@ CHROME_ARGS = (
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--enforce-webrtc-ip-permission-check",
 )
+
+# Given only to a Chrome that runs as root (Chromium refuses to start as root with its sandbox):
+# an operator who names root as INNDX_BROWSER_USER, or a Grid (whose nodes' users we cannot see).
+NO_SANDBOX = "--no-sandbox"
 
 # WebRTC may use no UDP of its own: only what goes through the proxy (the command-line switch for
 # this is not honoured by Chromium 156; the profile preferences are).
@@ -95,6 +98,7 @@ class BrowserSettings:
     new_session_timeout: float = 30.0  # bound on starting a browser / getting a Grid session
     client_redirect_settle: float = 0.4  # window after load to catch meta refresh / script redirects
     max_body_bytes: int = 50 * 1024 * 1024
+    browser_user: str = ""  # local browsers run as this user ("": browser_user.DEFAULT_USER when root)
     element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
 
     @classmethod
@@ -109,6 +113,7 @@ class BrowserSettings:
             new_session_timeout=settings.new_session_timeout,
             client_redirect_settle=settings.client_redirect_settle,
             max_body_bytes=settings.max_body_bytes,
+            browser_user=settings.browser_user,
         )
 
 
@@ -123,11 +128,14 @@ def proxy_parts(url: str) -> tuple[str, int, str | None, str | None]:
     return parts.hostname, port, user, password
 
 
-def chrome_options(settings: BrowserSettings, options: ClientOptions) -> webdriver.ChromeOptions:
+def chrome_options(settings: BrowserSettings, options: ClientOptions, sandboxed: bool) -> webdriver.ChromeOptions:
+    """``sandboxed``: the browser does not run as root and keeps Chromium's sandbox."""
     opts = webdriver.ChromeOptions()
     opts.binary_location = settings.chrome_binary
     for arg in CHROME_ARGS:
         opts.add_argument(arg)
+    if not sandboxed:
+        opts.add_argument(NO_SANDBOX)
     viewport = options.viewport or DEFAULT_VIEWPORT
     opts.add_argument(f"--window-size={viewport.width},{viewport.height}")
     if options.egress is not None:

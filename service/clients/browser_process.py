@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 import psutil
 
+from service.clients.browser_user import BrowserUser, clean_environment
+
 logger = logging.getLogger(__name__)
 
 OWNER_ENV = "INNDX_OWNER"
@@ -184,10 +186,17 @@ class Keeper:
 class SessionProcesses:
     """One local browser session's processes and temp dir."""
 
-    def __init__(self, owner: str | None = None, temp_root: str | None = None):
+    def __init__(self, owner: str | None = None, temp_root: str | None = None, user: BrowserUser | None = None):
         self.owner = owner or this_owner()
+        self.user = user
         root = temp_root or tempfile.gettempdir()
         self.temp_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{self.owner}-", dir=root)
+        if user is not None:
+            try:
+                user.give(self.temp_dir)
+            except OSError:
+                shutil.rmtree(self.temp_dir, ignore_errors=True)
+                raise
         self.driver_pid: int | None = None
         self.keeper = Keeper("browser-keeper")
         self._procs: dict[int, psutil.Process] = {}
@@ -196,16 +205,21 @@ class SessionProcesses:
         self._lock = threading.Lock()
 
     def driver_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The driver's environment: ours, with the marker and the session's temp dir."""
-        env = dict(os.environ if base is None else base)
-        env[OWNER_ENV] = self.owner
+        """The driver's whole environment (``browser_user.clean_environment``: nothing of ours
+        but PATH and the locale), with the marker, and the session's temp dir as its temp dir
+        and its home."""
+        extra = {OWNER_ENV: self.owner, "HOME": self.temp_dir}
         for name in ("TMPDIR", "TMP", "TEMP"):
-            env[name] = self.temp_dir
-        return env
+            extra[name] = self.temp_dir
+        return clean_environment(extra, base)
 
     def popen_kw(self) -> dict:
-        """Extra ``subprocess.Popen`` arguments for the driver."""
-        return {"preexec_fn": _die_with_parent(os.getpid())}
+        """Extra ``subprocess.Popen`` arguments for the driver: the browser user (when the
+        service switches users) and the death signal (armed after the switch: the kernel clears
+        it when the user changes)."""
+        kw = self.user.popen_kw() if self.user is not None else {}
+        kw["preexec_fn"] = _die_with_parent(os.getpid())
+        return kw
 
     def attach(self, driver_pid: int) -> None:
         self.driver_pid = driver_pid

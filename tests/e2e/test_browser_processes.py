@@ -59,6 +59,7 @@ def private_tmp() -> Iterator[Path]:
     """The service's own TMPDIR. Short: Chrome's singleton socket lives below it, and a Unix
     socket path has at most 108 bytes (Chrome does not start under a deep pytest tmp_path)."""
     tmp = Path(tempfile.mkdtemp(prefix="svc-"))
+    tmp.chmod(0o711)  # the browser user (the service is root here) must reach its dirs below it
     yield tmp
     shutil.rmtree(tmp, ignore_errors=True)
 

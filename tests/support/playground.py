@@ -21,6 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from service.clients.browser_launch import CHROME_ARGS
+from service.clients.browser_options import NO_SANDBOX
 from service.config import Settings
 from tests.support.ports import scaled
 
@@ -40,6 +41,8 @@ def chromium() -> Iterator[webdriver.Chrome]:
     options.binary_location = settings.chrome_binary
     for arg in CHROME_ARGS:
         options.add_argument(arg)
+    if os.geteuid() == 0:  # the test's own browser, as root
+        options.add_argument(NO_SANDBOX)
     options.add_argument(f"--window-size={WINDOW[0]},{WINDOW[1]}")
     options.add_argument(f"--user-data-dir={os.path.join(scratch, 'profile')}")
     service = ChromeService(executable_path=settings.chromedriver, env={**os.environ, "TMPDIR": scratch})
