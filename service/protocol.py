@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing.jsonschema import DRAFT202012
 
+from service import hosts
 from service.clients.base import Cookie, GotoResult, Viewport
 from service.config import parse_duration
 from service.errors import BadRequest, ServiceError, TooLarge
@@ -132,7 +133,8 @@ def _check_values(frame: Any) -> None:
 
 def check_url(url: str, frame: str) -> None:
     """What the schema's pattern cannot say about an absolute http(s) URL: it parses, its port
-    is a port, it names a host, and it holds no whitespace or control character."""
+    is a port, it names a host that ``hosts.ascii_host`` accepts (labels, lengths, IDNA), and it
+    holds no whitespace or control character."""
     where = f"invalid {frame} frame at $.url"
     if any(ord(char) <= 0x20 or 0x7F <= ord(char) <= 0x9F for char in url):
         raise BadRequest(f"{where}: the URL holds whitespace or a control character")
@@ -143,6 +145,10 @@ def check_url(url: str, frame: str) -> None:
         raise BadRequest(f"{where}: not a valid URL ({exc})") from exc
     if not parts.hostname:
         raise BadRequest(f"{where}: the URL names no host")
+    try:
+        hosts.ascii_host(parts.hostname)
+    except ValueError as exc:
+        raise BadRequest(f"{where}: {exc}") from None
 
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from service import hosts
 from service.clients.base import ClientOptions, FetchClient, GotoRequest, GotoResult
 from service.clients.body_decoding import BodyDecoder, DecodeError, content_encodings
 from service.cookies import cookies_from_headers
@@ -325,11 +326,14 @@ class StandardClient(FetchClient):
 
 def _checked_hop(url: str, status: int, location: str):
     """The redirect a Location gives, or ``BadAnswer`` naming a Location no browser would follow
-    (not http(s), no host, a port out of range, an unparsable address)."""
+    (not http(s), no host, a host the protocol would refuse, a port out of range, an unparsable
+    address)."""
     try:
         hop = server_hop(url, status, location)
         parts = urlsplit(hop.location)
         usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        if usable:
+            hosts.ascii_host(parts.hostname)  # the protocol's host rules (an empty label, say)
         if location.startswith("//") or "://" in location[:16]:  # names a host: it must have one
             usable = usable and bool(urlsplit(location).hostname)
     except ValueError:  # urljoin and .port raise it for "http://[x", "http://a:99999/"

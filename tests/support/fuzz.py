@@ -103,8 +103,18 @@ _TEXT_MUTANTS = st.sampled_from([
     "\ud800", "a\udfffb", "\x00", "b\n", "\r\n", "\x7f", "\u0085", "\u2028", "\ufeff", "é" * 3, "", " ",
     "http://[x", "http://127.0.0.1:99999/", "http://127.0.0.1:-1/", "javascript:alert(1)", "long",
 ]).map(lambda text: "x" * 9000 if text == "long" else text)  # built here: hypothesis prints its arguments
+# URLs whose host breaks a rule of service/hosts.py (an empty label, a label over 63 bytes, a
+# character no host may hold, a bad A-label) beside labels of any text: each must be a 400, and
+# none is ever resolved (the fuzzer reaches nothing but loopback).
+_LABELS = st.lists(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20), max_size=3)
+_BREAKS = st.sampled_from(["", "x" * 64, "é" * 40, "a%b", "a^b", "xn--zz", "a|b"])
+_BAD_HOST_URLS = st.builds(
+    lambda before, bad, after, scheme: f"{scheme}://{'.'.join([*before, bad, *after])}/",
+    _LABELS, _BREAKS, _LABELS, st.sampled_from(["http", "https"]),
+)
 _VALUE_MUTANTS = st.one_of(
     _TEXT_MUTANTS,
+    _BAD_HOST_URLS,
     st.sampled_from([None, True, False, 0, -1, 1.5, 10**30, -(10**30), 2**63, [], {}, [[["x"]]], {"a": {"b": 1}}]),
     st.integers(min_value=3, max_value=900).map(lambda n: _nested(n)),
 )
@@ -181,6 +191,7 @@ def frames(site_url: str, max_frame_bytes: int) -> st.SearchStrategy[Frame]:
         valid.map(lambda frame: Frame(_encode(frame), None, "valid")),
         _mutated(valid).map(lambda frame: Frame(_encode(frame), None, "mutated")),
         _raw(max_frame_bytes),
+        _BAD_HOST_URLS.map(lambda url: Frame(_encode({"action": "goto", "url": url}), None, "bad-host")),
     )
 
 
@@ -249,6 +260,8 @@ class Fuzzer:
         self.codes[code] = self.codes.get(code, 0) + 1
         if reply.get("type") == "fatal" or code == 500:
             self.violations.append(f"{self.client}: {reply} for a {frame.kind} frame: {_brief(frame.data)}")
+        elif frame.kind == "bad-host" and (code != 400 or "$.url" not in reply.get("message", "")):
+            self.violations.append(f"{self.client}: {reply} for a URL with a bad host: {_brief(frame.data)}")
         if frame.expect_id is not None and reply.get("id") != frame.expect_id:
             self.violations.append(f"{self.client}: reply {_brief(json.dumps(reply))} out of turn: expected id "
                                    f"{frame.expect_id} for {_brief(frame.data)}")
