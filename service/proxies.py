@@ -10,11 +10,10 @@ at open, a proxy the tenant may not use a fatal 403. Proxy URLs are never logged
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from service import secret_files
 from service.errors import BadRequest, Forbidden
 from service.model import Proxy
 
@@ -33,7 +32,7 @@ class Proxies:
     def load(cls, path: str | None) -> Proxies:
         if not path:
             return cls({})
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = secret_files.read_json(path, "proxies")
         entries = {}
         for proxy_id, entry in document.get("proxies", {}).items():
             url = entry["url"]

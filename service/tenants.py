@@ -14,11 +14,10 @@ A tenant with ``api_keys`` must send ``Authorization: Bearer <key>``.
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
+from service import secret_files
 from service.errors import BadRequest, Forbidden, Unauthenticated
 
 TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -49,7 +48,7 @@ class Tenants:
     def load(cls, path: str | None, default_max_sessions: int) -> Tenants:
         if not path:
             return cls(None, default_max_sessions)
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = secret_files.read_json(path, "tenants")
         tenants = {}
         for tenant_id, entry in document.get("tenants", {}).items():
             if not TENANT_ID.fullmatch(tenant_id):
