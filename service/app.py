@@ -27,7 +27,6 @@ from service.hub import Hub
 logger = logging.getLogger(__name__)
 
 WS_PATH = "/v1/sessions/ws"
-PING_INTERVAL = 25  # seconds: finds clients that vanished without closing
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # the playground loads nothing from elsewhere, and nothing may frame it
@@ -76,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.extensions["inndx"] = hub
     # our reader thread counts each message in bytes (413 in its turn, the rest dropped unread)
-    app.config["SOCK_SERVER_OPTIONS"] = websocket.server_options(settings.max_frame_bytes, PING_INTERVAL)
+    app.config["SOCK_SERVER_OPTIONS"] = websocket.server_options(settings.max_frame_bytes, settings.ping_interval)
     sock = Sock(app)
 
     @app.before_request

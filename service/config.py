@@ -86,6 +86,7 @@ class Settings:
     egress_advertise_host: str = ""  # INNDX_EGRESS_ADVERTISE_HOST: how browsers reach it (Grid nodes)
     tenant_query: bool = False  # INNDX_TENANT_QUERY=1: accept ?tenant=&api_key= (browsers, the playground)
     write_timeout: float = 30.0  # INNDX_WRITE_TIMEOUT: a client must take each frame within this
+    ping_interval: float = 20.0  # INNDX_PING_INTERVAL: a ping every this; no pong by the next one ends the connection
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +106,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.write_timeout <= 0:
             raise SettingsError("the write timeout must be > 0")
+        if self.ping_interval < 0.1:
+            raise SettingsError("the ping interval must be at least 100ms")
         if not 0 < self.default_timeout <= self.max_timeout:
             raise SettingsError("the default timeout must be > 0 and at most the maximum timeout")
         try:
@@ -150,6 +153,7 @@ _DURATIONS = {
     "client_redirect_settle",
     "shutdown_timeout",
     "write_timeout",
+    "ping_interval",
     "quota_ttl",
 }
 _COUNTS = (

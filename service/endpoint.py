@@ -16,7 +16,7 @@ from typing import Any
 
 from simple_websocket import ConnectionClosed
 
-from service import protocol
+from service import protocol, websocket
 from service.errors import InternalError, OpenTimeout, ServiceError
 from service.hub import Hub, Ticket
 from service.session import Session
@@ -81,7 +81,7 @@ def _read_frames(ws: Any, hub: Hub, session: Session, outbox: Outbox) -> None:
             data = None
         if data is None:
             if not ws.connected:
-                session.abort(outbox.failure or "the client went away")
+                session.abort(outbox.failure or websocket.why_gone(ws))
                 return
             continue
         try:
@@ -94,7 +94,7 @@ def _read_frames(ws: Any, hub: Hub, session: Session, outbox: Outbox) -> None:
         session.submit(item)
         while not session.wait_for_room(POLL):  # a flood of refused frames: stop reading a while
             if not ws.connected:
-                session.abort(outbox.failure or "the client went away")
+                session.abort(outbox.failure or websocket.why_gone(ws))
                 return
 
 

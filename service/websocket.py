@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simple_websocket import ConnectionClosed
+from wsproto.connection import CloseReason
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.utilities import LocalProtocolError
 
@@ -53,6 +54,15 @@ def server_options(max_frame_bytes: int, ping_interval: float) -> dict[str, Any]
         return ReaderThread(target, max_frame_bytes)
 
     return {"ping_interval": ping_interval, "max_message_size": None, "thread_class": thread_class}
+
+
+def why_gone(ws: Any) -> str:
+    """Why simple-websocket's reader ended a connection, for the log: a client that sent no pong
+    to the last ping (its reader closes it at the next ping: 1008 'Ping/Pong timeout'), or one
+    that went away. A connection lost while a ping awaited its pong reads as a ping timeout too."""
+    if ws.ping_interval and not ws.pong_received and ws.close_reason == CloseReason.NO_STATUS_RCVD:
+        return f"ping timeout: the client answered no ping within {ws.ping_interval:g}s"
+    return "the client went away"
 
 
 # ------------------------------------------------------------------------------------ reading

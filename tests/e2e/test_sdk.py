@@ -211,3 +211,46 @@ def test_cli(client, service: Service, site: Site, tmp_path: Path):
     assert json.loads(done.stdout)["url"] == site.url("/form")
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert any(r["path"] == "/echo" and "name=from-cli" in r["query"] for r in site.requests)
+
+
+# ------------------------------------------------------------------------- idle sessions
+
+IDLE_PINGS = 1.0  # the service's ping interval here: 5 s of idleness is 5 pings the client must answer
+
+
+@pytest.fixture(scope="module")
+def pinging(grid, logs) -> Iterator[Service]:
+    from tests.e2e.conftest import service_env
+
+    with Service(env=service_env(grid, INNDX_PING_INTERVAL=f"{IDLE_PINGS:g}s"), log_dir=logs) as running:
+        yield running
+
+
+@pytest.mark.clients("standard", "chrome")
+def test_an_idle_sdk_session_answers_pings_and_stays_open(pinging: Service, site: Site, client: str):
+    """The client's reader thread answers the service's pings while the program does something
+    else: idle for five ping intervals (a script pausing between two gotos), the session is
+    still there. Control: a raw socket that reads nothing for as long is cut by the service,
+    and its log says why (the ping timeout)."""
+    import threading
+
+    import websocket
+
+    with inndx.connect(pinging.ws_url, TENANT, client=client, timeout="20s", connect_timeout=scaled(40),
+                       reply_timeout=scaled(60)) as session:
+        assert session.goto(site.url("/html")).status_code == 200
+        threading.Event().wait(5 * IDLE_PINGS)  # the program is busy elsewhere (not reading)
+        assert session.goto(site.url("/html")).status_code == 200
+        assert session.closed is None
+    raw = websocket.create_connection(pinging.ws_url, header=[f"X-Tenant-Id: {TENANT}"], timeout=scaled(10))
+    try:
+        raw.send(json.dumps({}))
+        assert "session_id" in json.loads(raw.recv())
+        threading.Event().wait(5 * IDLE_PINGS)  # reads nothing: its pings go unanswered
+        wait_for(lambda: "ping timeout: the client answered no ping within 1s" in pinging.log_text(), scaled(10),
+                 what="the log to name the ping timeout")
+        with pytest.raises((websocket.WebSocketConnectionClosedException, OSError)):
+            for _ in range(10):  # the pings that queued up, then the close (answered), then nothing
+                raw.recv()
+    finally:
+        raw.shutdown()  # close() leaves the socket open once the server has cut it

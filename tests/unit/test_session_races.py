@@ -156,6 +156,7 @@ class FakeWs:
         self.sock = None
         self.thread = None
         self.connected = True
+        self.ping_interval, self.pong_received, self.close_reason = 20.0, True, 1001  # as simple-websocket's
         self.sent: list[str] = []
         self._frames = ['{"client": "standard"}']
 

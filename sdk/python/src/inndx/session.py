@@ -4,12 +4,17 @@
 open frame and returns a ``Session``. Each method sends one action frame with a fresh integer
 ``id`` and returns its reply, typed. ``Session.pipeline()`` sends several frames before reading
 any reply; replies are matched by ``id`` (the service answers strictly in order).
+
+A reader thread of the session's own reads every frame as it arrives, so the service's pings are
+answered while the program does something else between two actions (a session left idle for
+minutes stays open); the replies wait in an inbox until a call takes them.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import queue
 import struct
 import threading
 from collections.abc import Iterable, Mapping
@@ -50,6 +55,9 @@ class Session:
         self._order: list[int] = []  # ids sent and not yet answered, oldest first
         self._lock = threading.RLock()
         self.closed: Error | None = None  # why the session is over, once it is
+        self._inbox: queue.Queue = queue.Queue()  # (opcode, data) or an Error, in arrival order
+        self._reader = threading.Thread(target=self._read_forever, name=f"inndx-reader-{session_id[:8]}", daemon=True)
+        self._reader.start()
 
     # -- context manager ------------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -146,8 +154,28 @@ class Session:
             raise error_for(reply.get("code"), reply.get("message", ""), fatal=reply["type"] == "fatal", id=reply.get("id"))
         return reply
 
+    def _read_forever(self) -> None:
+        """The reader thread: every frame into the inbox (websocket-client answers a ping while
+        it reads), until the socket closes or breaks."""
+        while True:
+            try:
+                item = _next_frame(self._ws, None)
+            except Error as exc:
+                self._inbox.put(exc)
+                return
+            self._inbox.put(item)
+            if item[0] is None:
+                return
+
     def _read_one(self) -> None:
-        opcode, data = _next_frame(self._ws, self.reply_timeout)
+        try:
+            item = self._inbox.get(timeout=self.reply_timeout)
+        except queue.Empty:
+            raise Error(f"no reply within {self.reply_timeout} s", None) from None
+        if isinstance(item, Error):
+            self._shutdown(item)
+            raise item
+        opcode, data = item
         if opcode is None:
             code, reason = data
             self._shutdown(ConnectionClosed(f"the server closed the session ({reason or 'no reason given'})", code, fatal=True))
@@ -171,12 +199,13 @@ class Session:
     def _shutdown(self, reason: Error) -> None:
         if self.closed is None:
             self.closed = reason
-        try:
-            self._ws.close(timeout=2)
-        except (websocket.WebSocketException, OSError):
-            pass
-        finally:
-            self._ws.shutdown()  # close() leaves the socket open when the link was already gone
+        if self._reader.is_alive() and self._reader is not threading.current_thread():
+            try:  # our close; the reader sees the server's answer (or the broken link) and ends
+                self._ws.send_close()
+            except (websocket.WebSocketException, OSError):
+                pass
+            self._reader.join(2)
+        self._ws.shutdown()
 
 
 def _parse(data: str) -> dict[str, Any]:
