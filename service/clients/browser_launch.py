@@ -146,6 +146,11 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
             processes = SessionProcesses(user=user)
         except OSError as exc:
             raise errors.Unavailable(f"could not make a temp dir for the browser: {exc}") from exc
+        try:
+            opts.binary_location = processes.wrap_binary(binary)
+        except OSError as exc:
+            processes.end()
+            raise errors.Unavailable(f"could not write the browser's launcher: {exc}") from exc
         service_class = ChromeService if kind == "chrome" else FirefoxService
         service = service_class(
             executable_path=driver_path, env=processes.driver_env(), popen_kw=processes.popen_kw()

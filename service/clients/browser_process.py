@@ -12,7 +12,9 @@ Every local browser session gets:
 - **PR_SET_PDEATHSIG** (SIGKILL) on the driver, set in the child before it executes: when the
   thread that started the driver ends (the whole worker, killed or not), the kernel kills the
   driver. The kernel counts the *thread* that forked as the parent, so the launch thread stays
-  alive for as long as the driver (``Keeper``).
+  alive for as long as the driver (``Keeper``). The browser gets the same signal, tied to its
+  driver, from a launcher in the temp dir (``wrap_binary``: ``setpriv --pdeathsig KILL``), so a
+  worker killed with its master leaves no browser behind.
 
 A driver killed that way leaves its browsers orphaned: ``reap_orphans()``, called once when a
 worker starts, kills every process whose marker names an owner that no longer runs, and removes
@@ -30,6 +32,7 @@ import ctypes.util
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import tempfile
@@ -212,6 +215,23 @@ class SessionProcesses:
         for name in ("TMPDIR", "TMP", "TEMP"):
             extra[name] = self.temp_dir
         return clean_environment(extra, base)
+
+    def wrap_binary(self, binary: str) -> str:
+        """A launcher for ``binary`` in the session's temp dir that arms the death signal in the
+        browser too (``setpriv --pdeathsig KILL``, util-linux), so the browser dies with its
+        driver, and so with the worker, however it ends; the browser's own children (renderers,
+        content processes) end when it does. ``binary`` itself when there is no ``setpriv``."""
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            logger.warning("no setpriv on PATH: a browser outlives its driver until the reaper finds it")
+            return binary
+        path = os.path.join(self.temp_dir, "browser")
+        with open(path, "w", encoding="utf-8") as script:
+            script.write(f'#!/bin/sh\nexec {shlex.quote(setpriv)} --pdeathsig KILL -- {shlex.quote(binary)} "$@"\n')
+        if self.user is not None and self.user.switches:
+            os.chown(path, self.user.uid, self.user.gid)
+        os.chmod(path, 0o500)
+        return path
 
     def popen_kw(self) -> dict:
         """Extra ``subprocess.Popen`` arguments for the driver: the browser user (when the

@@ -157,3 +157,32 @@ def test_a_killed_worker_leaves_no_browser_and_no_profile(svc: Service, site: Si
         for session in sessions:
             session.close()
     assert "reaped" in svc.log_text()
+
+
+WHOLE_BOUND = 3.0  # seconds from the SIGKILL of master and worker until none of their processes runs
+
+
+def test_an_instance_killed_whole_leaves_no_process(logs: Path, site: Site, private_tmp: Path, grid):
+    """Master and worker SIGKILLed together (no new worker will ever reap): the drivers die with
+    the worker's thread, the browsers with their drivers (their launcher arms the same death
+    signal), and the browsers' children with them, within WHOLE_BOUND seconds. Before the
+    launcher, browsers outlived this by 2-9 s here (and by more than 30 s in a soak)."""
+    env = service_env(grid, TMPDIR=str(private_tmp), INNDX_NEW_SESSION_TIMEOUT="20s")
+    svc = Service(env=env, log_dir=logs).start()
+    sessions = []
+    try:
+        sessions = [open_browser(svc, site, kind) for kind in ("chrome", "firefox")]
+        tree = psutil.Process(svc.pid).children(recursive=True)
+        [worker] = svc.worker_pids()
+        assert len(tree) >= 8, tree  # the worker, drivers, browsers and their children
+        os.kill(svc.pid, signal.SIGKILL)
+        os.kill(worker, signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_for(lambda: not alive({p.pid for p in tree}), WHOLE_BOUND, interval=0.05,
+                 what="every process of the instance to end")
+        print(f"the whole instance was gone {time.monotonic() - killed_at:.2f}s after the SIGKILL")
+    finally:
+        for session in sessions:
+            with contextlib.suppress(Exception):
+                session.close()
+        svc.stop()
