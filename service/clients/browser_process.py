@@ -50,6 +50,7 @@ TEMP_PREFIX = "inndx-b-"
 _PR_SET_PDEATHSIG = 1
 _TEMP_NAME = re.compile(rf"^{re.escape(TEMP_PREFIX)}(\d+\.[0-9a-z]+)-")
 _OWNER = re.compile(r"^(\d+)\.([0-9a-z]+)$")
+LEGACY_SLACK = 5.0  # seconds: how far an older marker's wall-clock start may be off
 
 
 def _load_prctl() -> Callable[..., int] | None:
@@ -73,12 +74,22 @@ _prctl = _load_prctl()
 
 
 def owner_of(pid: int) -> str | None:
-    """The marker naming process ``pid`` as an owner: ``<pid>.<start time in ms, base 36>``
-    (short: it is part of the temp dir's name, and Chrome's singleton socket path below it must
-    stay under the 108 bytes of a Unix socket address)."""
+    """The marker naming process ``pid`` as an owner: ``<pid>.t<start time, base 36>`` (short: it
+    is part of the temp dir's name, and Chrome's singleton socket path below it must stay under
+    the 108 bytes of a Unix socket address). The start time is the kernel's own, in clock ticks
+    since boot (``/proc/<pid>/stat``), never a wall-clock time: a clock stepped while workers
+    run changes nothing, so no worker takes a live one's browsers for orphans."""
+    ticks = _start_ticks(pid)
+    return None if ticks is None else f"{pid}.t{_base36(ticks)}"
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat``: when the process started, in ticks since boot."""
     try:
-        return f"{pid}.{_base36(int(psutil.Process(pid).create_time() * 1000))}"
-    except psutil.Error:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+        return int(data[data.rindex(b")") + 2 :].split()[19])  # fields from the 3rd (after comm)
+    except (OSError, ValueError, IndexError):
         return None
 
 
@@ -104,7 +115,20 @@ def owner_alive(owner: str) -> bool:
     if match is None:
         return False
     pid = int(match.group(1))
+    if not match.group(2).startswith("t"):  # a marker of an older release: ms since the epoch
+        return _legacy_alive(pid, int(match.group(2), 36))
     return owner_of(pid) == owner and running_pid(pid)
+
+
+def _legacy_alive(pid: int, started_ms: int) -> bool:
+    """An older release's marker (its wall-clock start in ms): alive when that pid runs and
+    started within LEGACY_SLACK of it, so an instance of the previous release on the same
+    machine keeps its browsers while the new one starts (a deploy)."""
+    try:
+        created = psutil.Process(pid).create_time() * 1000
+    except psutil.Error:
+        return False
+    return abs(created - started_ms) <= LEGACY_SLACK * 1000 and running_pid(pid)
 
 
 # ------------------------------------------------------------------------------------ liveness

@@ -133,3 +133,28 @@ def test_selenium_passes_our_environment_and_preexec_to_the_driver(tmp_path):
     starter.join(5)
     assert service.process.wait(5) == -9
     procs.end()
+
+
+def test_owner_markers_ignore_the_wall_clock(monkeypatch):
+    """A clock stepped while workers run must not make a live owner look dead: the marker is
+    the kernel's start time in ticks since boot, read from /proc, never a wall-clock time."""
+    before = bp.this_owner()
+    assert before.split(".")[1].startswith("t")
+    real_boot = psutil.boot_time()
+    monkeypatch.setattr(psutil, "boot_time", lambda: real_boot + 3600.0)  # the clock jumped an hour
+
+    def no_wall_clock(self):
+        raise AssertionError("the owner check read a wall-clock time")
+
+    monkeypatch.setattr(psutil.Process, "create_time", no_wall_clock)
+    assert bp.this_owner() == before
+    assert bp.owner_alive(before)
+
+
+def test_an_older_releases_marker_of_a_live_process_is_alive():
+    """A marker in the previous format (wall-clock ms, base 36) of a running process is kept
+    alive (a deploy beside a running older instance), a wrong start time is not."""
+    started = int(psutil.Process(os.getpid()).create_time() * 1000)
+    assert bp.owner_alive(f"{os.getpid()}.{bp._base36(started)}")
+    assert not bp.owner_alive(f"{os.getpid()}.{bp._base36(started - 60_000)}")
+    assert not bp.owner_alive(_dead_owner())
