@@ -19,7 +19,7 @@ from flask import Flask, Response, abort, g, jsonify, request, send_from_directo
 from flask_sock import Sock
 
 from service import __version__, endpoint, websocket
-from service.clients import browser_process
+from service.clients import browser_reaper
 from service.config import Settings
 from service.errors import BadRequest, ServiceError
 from service.hub import Hub
@@ -69,7 +69,7 @@ def _credentials(settings: Settings) -> tuple[str | None, str | None]:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     # Browsers and temp dirs of a worker that died (SIGKILL, out of memory) go first.
-    browser_process.reap_orphans()
+    browser_reaper.reap_orphans()
     hub = Hub(settings)
     hub.pool.start()  # the warm pool fills in the background
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")

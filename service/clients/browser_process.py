@@ -6,7 +6,7 @@ Every local browser session gets:
   ``TMPDIR``. Browsers inherit it, so Chrome's ``org.chromium.Chromium.*`` singleton dir, the
   profile chromedriver makes (``.org.chromium.Chromium.*``) and geckodriver's
   ``rust_mozprofile*`` all land inside it, and removing it removes them all.
-- **a marker**, ``INNDX_OWNER=<owner>`` in the driver's environment, which every browser process
+- **a marker**, ``INNDX_BROWSER_OWNER=<owner>`` in the driver's environment, which every browser process
   inherits. ``<owner>`` names the worker process that started it (``<pid>.<start time>``),
   so a later worker can tell whether the owner is gone. Processes are never matched by name.
 - **PR_SET_PDEATHSIG** (SIGKILL) on the driver, set in the child before it executes: when the
@@ -16,9 +16,13 @@ Every local browser session gets:
   driver, from a launcher in the temp dir (``wrap_binary``: ``setpriv --pdeathsig KILL``), so a
   worker killed with its master leaves no browser behind.
 
-A driver killed that way leaves its browsers orphaned: ``reap_orphans()``, called once when a
-worker starts, kills every process whose marker names an owner that no longer runs, and removes
-temp dirs of owners that no longer run.
+- **a session id of its own**: the driver starts a new session (``setsid``); its browsers and
+  their children stay in it, so ``owned`` finds the whole tree, Chrome's renderers and helpers
+  included (they start with a cleared environment, without the marker).
+
+A browser that still outlives its worker is found by ``browser_reaper.reap_orphans()``, called
+once when a worker starts: it kills every process an owner that no longer runs owns, and
+removes the temp dirs of such owners.
 
 ``SessionProcesses`` is one session's: the driver pid, the process tree seen so far (browsers
 re-parent when their driver dies, so it is recorded again before the end), liveness, and
@@ -45,10 +49,14 @@ from service.clients.browser_user import BrowserUser, clean_environment
 
 logger = logging.getLogger(__name__)
 
-OWNER_ENV = "INNDX_OWNER"
-TEMP_PREFIX = "inndx-b-"
+OWNER_ENV = "INNDX_BROWSER_OWNER"
+TEMP_PREFIX = "inndx-s-"
+# The marker and temp dirs of releases before the owner became the kernel's start time: a new
+# worker still reaps their orphans (by their own rule); their reapers cannot see ours.
+LEGACY_OWNER_ENV = "INNDX_OWNER"
+LEGACY_TEMP_PREFIX = "inndx-b-"
 _PR_SET_PDEATHSIG = 1
-_TEMP_NAME = re.compile(rf"^{re.escape(TEMP_PREFIX)}(\d+\.[0-9a-z]+)-")
+TEMP_NAME = re.compile(rf"^(?:{re.escape(TEMP_PREFIX)}|{re.escape(LEGACY_TEMP_PREFIX)})(\d+\.[0-9a-z]+)-")
 _OWNER = re.compile(r"^(\d+)\.([0-9a-z]+)$")
 LEGACY_SLACK = 5.0  # seconds: how far an older marker's wall-clock start may be off
 
@@ -241,17 +249,20 @@ class SessionProcesses:
         return clean_environment(extra, base)
 
     def wrap_binary(self, binary: str) -> str:
-        """A launcher for ``binary`` in the session's temp dir that arms the death signal in the
-        browser too (``setpriv --pdeathsig KILL``, util-linux), so the browser dies with its
-        driver, and so with the worker, however it ends; the browser's own children (renderers,
-        content processes) end when it does. ``binary`` itself when there is no ``setpriv``."""
+        """A launcher for ``binary``, in the session's temp dir, that arms the kernel's death
+        signal in the browser too (``setpriv --pdeathsig KILL``, util-linux): the browser dies
+        with its driver, and so with the worker, however it ends, and its own children
+        (renderers, content processes) end when it does. Both drivers start browsers from a
+        thread that lives as long as they do (the signal follows the forking thread). ``binary``
+        itself when there is no ``setpriv``: the reaper then finds what outlives a worker."""
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             logger.warning("no setpriv on PATH: a browser outlives its driver until the reaper finds it")
             return binary
+        text = f'#!/bin/sh\nexec {shlex.quote(setpriv)} --pdeathsig KILL -- {shlex.quote(binary)} "$@"\n'
         path = os.path.join(self.temp_dir, "browser")
         with open(path, "w", encoding="utf-8") as script:
-            script.write(f'#!/bin/sh\nexec {shlex.quote(setpriv)} --pdeathsig KILL -- {shlex.quote(binary)} "$@"\n')
+            script.write(text)
         if self.user is not None and self.user.switches:
             os.chown(path, self.user.uid, self.user.gid)
         os.chmod(path, 0o500)
@@ -259,10 +270,11 @@ class SessionProcesses:
 
     def popen_kw(self) -> dict:
         """Extra ``subprocess.Popen`` arguments for the driver: the browser user (when the
-        service switches users) and the death signal (armed after the switch: the kernel clears
-        it when the user changes)."""
+        service switches users), a session id of its own, and the death signal (armed after the
+        switch: the kernel clears it when the user changes)."""
         kw = self.user.popen_kw() if self.user is not None else {}
         kw["preexec_fn"] = _die_with_parent(os.getpid())
+        kw["start_new_session"] = True  # the whole tree shares a session id of its own (``owned``)
         return kw
 
     def attach(self, driver_pid: int) -> None:
@@ -312,20 +324,44 @@ class SessionProcesses:
         self.record_tree()
         with self._lock:
             procs = list(self._procs.values())
-        procs += _marked(self.owner, self.temp_dir)  # anything that left the tree
+        procs += owned(self.owner, self.temp_dir)  # anything that left the tree
         kill_processes(procs, grace=grace)
         self.keeper.release()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-def _marked(owner: str, temp_dir: str) -> list[psutil.Process]:
-    """Processes carrying this session's marker and temp dir in their environment."""
-    found = []
+def owned(owner: str, temp_dir: str | None = None) -> list[psutil.Process]:
+    """Every process of ``owner`` (of one session of it, by its temp dir, when given): those that
+    carry the marker, and every process in the same session id as one of them. Chrome starts its
+    renderers and helpers with a cleared environment (no marker), but they stay in the session
+    their driver was started in (``start_new_session``), which is the session's alone."""
+    return owned_by(lambda env: env.get(OWNER_ENV) == owner and (temp_dir is None or env.get("TMPDIR") == temp_dir))
+
+
+def owned_by(is_ours: Callable[[dict[str, str]], bool]) -> list[psutil.Process]:
+    """The processes whose environment ``is_ours`` accepts, and every process sharing a session
+    id with one of them (never the caller's own session)."""
+    marked: dict[int, psutil.Process] = {}
+    by_session: dict[int, list[psutil.Process]] = {}
     for proc in psutil.process_iter():
-        env = _environ(proc)
-        if env.get(OWNER_ENV) == owner and env.get("TMPDIR") == temp_dir:
-            found.append(proc)
-    return found
+        sid = _session_of(proc.pid)
+        if sid is not None:
+            by_session.setdefault(sid, []).append(proc)
+        if is_ours(_environ(proc)):
+            marked[proc.pid] = proc
+    sessions = {_session_of(pid) for pid in marked} - {None, 0, 1, os.getsid(0)}
+    found = dict(marked)
+    for sid in sessions:
+        for proc in by_session.get(sid, []):
+            found.setdefault(proc.pid, proc)
+    return list(found.values())
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
 
 
 def _environ(proc: psutil.Process) -> dict[str, str]:
@@ -333,46 +369,3 @@ def _environ(proc: psutil.Process) -> dict[str, str]:
         return proc.environ()
     except (psutil.Error, OSError):
         return {}
-
-
-# ------------------------------------------------------------------------------------ reaper
-
-
-def reap_orphans(temp_root: str | None = None, grace: float = 0.5) -> tuple[int, int]:
-    """Kill every process whose marker names an owner that no longer runs, and remove the temp
-    dirs of such owners. Returns (processes killed, dirs removed). Safe to call at any time: an
-    owner that runs keeps its processes and dirs."""
-    me = os.getpid()
-    verdicts: dict[str, bool] = {}
-
-    def orphaned(owner: str) -> bool:
-        if owner not in verdicts:
-            verdicts[owner] = not owner_alive(owner)
-        return verdicts[owner]
-
-    victims = []
-    for proc in psutil.process_iter():
-        if proc.pid == me:
-            continue
-        owner = _environ(proc).get(OWNER_ENV)
-        if owner and orphaned(owner):
-            victims.append(proc)
-    kill_processes(victims, grace=grace)
-    removed = 0
-    root = temp_root or tempfile.gettempdir()
-    try:
-        names = os.listdir(root)
-    except OSError:
-        names = []
-    for name in names:
-        match = _TEMP_NAME.match(name)
-        if match and orphaned(match.group(1)):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-            removed += 1
-    if victims or removed:
-        logger.warning(
-            "reaped %d browser processes and %d temp dirs left by workers that died",
-            len(victims),
-            removed,
-        )
-    return len(victims), removed

@@ -5,10 +5,10 @@
   killed browser process, the temp dir holds exactly the entries it held before.
 - **Worker killed:** 3 live browser sessions, then SIGKILL of the gunicorn worker. Drivers die
   at once (``PR_SET_PDEATHSIG``); browsers and temp dirs go when the master's next worker starts
-  (``browser_process.reap_orphans``). Bound: ``REAP_BOUND`` seconds after the SIGKILL, no
+  (``browser_reaper.reap_orphans``). Bound: ``REAP_BOUND`` seconds after the SIGKILL, no
   process of theirs runs and their temp dirs (profiles inside) are gone.
 
-Processes are found by the marker the service sets (``INNDX_OWNER`` in their environment),
+Processes are found by the marker the service sets (``INNDX_BROWSER_OWNER`` in their environment),
 never by name.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from service.clients.browser_process import OWNER_ENV, TEMP_PREFIX
+from service.clients.browser_process import OWNER_ENV, TEMP_PREFIX, owned
 from tests.e2e.conftest import alive, service_env
 from tests.support.ports import wait_for
 from tests.support.service import Service
@@ -186,3 +186,31 @@ def test_an_instance_killed_whole_leaves_no_process(logs: Path, site: Site, priv
             with contextlib.suppress(Exception):
                 session.close()
         svc.stop()
+
+
+def test_ownership_covers_every_process_of_a_session(svc: Service, site: Site, private_tmp: Path):
+    """Every process below a session's driver (Chrome's renderers, zygotes and helpers, which
+    start with a cleared environment, and Firefox's content processes) is owned by the worker:
+    ``browser_process.owned`` finds exactly the tree. Control: by the marker alone, Chrome's
+    count falls short (its helpers carry none)."""
+    [worker] = svc.worker_pids()
+    sessions = [open_browser(svc, site, kind) for kind in ("chrome", "firefox")]
+    try:
+        drivers = [p for p in psutil.Process(worker).children() if p.name() in ("chromedriver", "geckodriver")]
+        assert len(drivers) == 2, drivers
+        tree = {p.pid for d in drivers for p in [d, *d.children(recursive=True)]}
+        owner = _env(drivers[0]).get(OWNER_ENV)
+        assert owner and owner.startswith(f"{worker}.")
+        found = {p.pid: p for p in owned(owner)}
+        assert tree <= set(found), tree - set(found)
+        # beyond the tree: only processes that left it (the crash handlers double-fork into a
+        # session of their own, re-parented to init), each with our marker or in a driver's session
+        extra = {pid: (found[pid].name(), os.getsid(pid), _env(found[pid]).get(OWNER_ENV)) for pid in set(found) - tree}
+        assert all(sid in {d.pid for d in drivers} or mark == owner for _, sid, mark in extra.values()), extra
+        print("owned beyond the tree:", extra)
+        chrome = next(d for d in drivers if d.name() == "chromedriver")
+        chrome_tree = [chrome, *chrome.children(recursive=True)]
+        assert len([p for p in chrome_tree if OWNER_ENV in _env(p)]) < len(chrome_tree)  # the gap it closes
+    finally:
+        for session in sessions:
+            session.close()

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from service.clients import browser_process as bp
+from service.clients import browser_reaper
 from tests.support.ports import wait_for
 
 
@@ -58,7 +59,7 @@ def test_reaper_kills_orphans_and_spares_live_owners(tmp_path, sleepers):
     other = tmp_path / "org.chromium.Chromium.x"  # not ours: never touched
     for path in (dead_dir, live_dir, other):
         path.mkdir()
-    killed, removed = bp.reap_orphans(str(tmp_path))
+    killed, removed = browser_reaper.reap_orphans(str(tmp_path))
     assert killed >= 1 and removed == 1
     assert orphan.wait(5) is not None
     assert kept.poll() is None
@@ -119,7 +120,7 @@ def test_selenium_passes_our_environment_and_preexec_to_the_driver(tmp_path):
 
     procs = bp.SessionProcesses(temp_root=str(tmp_path))
     script = tmp_path / "driver.sh"  # a "driver" that reports what it was given, then exits
-    script.write_text(f'#!/bin/sh\necho "$TMPDIR $INNDX_OWNER" > {tmp_path}/seen\nexit 0\n')
+    script.write_text(f'#!/bin/sh\necho "$TMPDIR ${bp.OWNER_ENV}" > {tmp_path}/seen\nexit 0\n')
     script.chmod(0o755)
     service = ChromeService(executable_path=str(script), env=procs.driver_env(), popen_kw=procs.popen_kw())
     service._start_process(str(script))  # the one private call: Popen without the port wait
@@ -158,3 +159,56 @@ def test_an_older_releases_marker_of_a_live_process_is_alive():
     assert bp.owner_alive(f"{os.getpid()}.{bp._base36(started)}")
     assert not bp.owner_alive(f"{os.getpid()}.{bp._base36(started - 60_000)}")
     assert not bp.owner_alive(_dead_owner())
+
+
+def test_ownership_covers_unmarked_children_in_the_drivers_session(tmp_path):
+    """A "driver" started as the service starts one (its own session id) with a child whose
+    environment is cleared (as Chrome starts its renderers): ``owned`` finds both, the marker
+    alone finds one, and the reaper kills both once their owner is dead."""
+    dead = _dead_owner()
+    env = dict(os.environ, **{bp.OWNER_ENV: dead, "TMPDIR": str(tmp_path)})
+    driver = subprocess.Popen(["sh", "-c", "env -i sleep 60 & exec sleep 61"], env=env, start_new_session=True)
+    try:
+        wait_for(lambda: psutil.Process(driver.pid).children(), 5, what="the unmarked child")
+        [child] = psutil.Process(driver.pid).children()
+        assert bp.OWNER_ENV not in bp._environ(child)  # control: the marker alone misses it
+        assert {p.pid for p in bp.owned(dead)} == {driver.pid, child.pid}
+        killed, _ = browser_reaper.reap_orphans(str(tmp_path))
+        assert killed == 2
+        assert driver.wait(5) is not None
+        wait_for(lambda: not bp.running(child), 5, what="the unmarked child to be reaped")
+    finally:
+        driver.kill()
+        driver.wait(5)
+
+
+def test_ownership_never_reaches_the_callers_own_session(tmp_path):
+    """A marked process left in the caller's session (no new session) takes only itself: the
+    caller's session holds the service, its tests, everything else."""
+    owner = _dead_owner()
+    proc = _marked_sleeper(owner, str(tmp_path))
+    try:
+        wait_for(lambda: bp._environ(psutil.Process(proc.pid)).get(bp.OWNER_ENV), 5, what="the marker")
+        assert [p.pid for p in bp.owned(owner)] == [proc.pid]
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_the_reaper_still_ends_an_older_releases_orphans(tmp_path):
+    """Orphans of a release before this marker (``INNDX_OWNER``, wall-clock ms, ``inndx-b-``
+    dirs) are still found: by their own rule, their owner is dead."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = int(psutil.Process(proc.pid).create_time() * 1000)
+    proc.wait()
+    legacy = f"{proc.pid}.{bp._base36(started)}"
+    orphan = subprocess.Popen(["sleep", "60"], env=dict(os.environ, **{bp.LEGACY_OWNER_ENV: legacy}))
+    old_dir = tmp_path / f"{bp.LEGACY_TEMP_PREFIX}{legacy}-abc"
+    old_dir.mkdir()
+    try:
+        wait_for(lambda: bp._environ(psutil.Process(orphan.pid)).get(bp.LEGACY_OWNER_ENV), 5, what="the marker")
+        killed, removed = browser_reaper.reap_orphans(str(tmp_path))
+        assert (killed, removed) == (1, 1) and orphan.wait(5) is not None and not old_dir.exists()
+    finally:
+        orphan.kill()
+        orphan.wait(5)
