@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,11 @@ class SecretFile:
     def url(self) -> str:
         return self.path.as_uri()
 
+    @property
+    def jar_url(self) -> str:
+        """The same page inside a zip file next to it, as Firefox's ``jar:`` names it."""
+        return f"jar:{self.path.with_suffix('.zip').as_uri()}!/page.html"
+
 
 @pytest.fixture(scope="module")
 def secret_file() -> Iterator[SecretFile]:
@@ -77,6 +83,9 @@ def secret_file() -> Iterator[SecretFile]:
     path = folder / f"host-file-{secrets.token_hex(6)}.html"
     path.write_text(f"<!doctype html><title>host file</title><p>{token}</p>\n")
     path.chmod(0o644)
+    with zipfile.ZipFile(path.with_suffix(".zip"), "w") as archive:
+        archive.writestr("page.html", path.read_text())
+    path.with_suffix(".zip").chmod(0o644)
     yield SecretFile(path, token)
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -130,7 +139,7 @@ def run(page: Session, script: str) -> dict:
 def test_goto_a_file_url_is_400_in_every_spelling(page: Session, secret_file: SecretFile, site: Site):
     path = secret_file.path.as_posix()
     for url in (secret_file.url, f"file://localhost{path}", f"file:{path}", f"FILE://{path}", f" file://{path}",
-                f"view-source:{secret_file.url}", f"view-source:{site.url('/html')}"):
+                f"view-source:{secret_file.url}", f"view-source:{site.url('/html')}", secret_file.jar_url):
         reply = goto(page, url)
         assert reply.get("type") == "error" and reply["code"] == 400, (url, reply)
         assert secret_file.token not in decoded(reply)
@@ -170,7 +179,8 @@ def test_a_server_redirect_to_a_file_url_never_loads_it(page: Session, site: Sit
 
 
 TARGETS = ["{file}", "view-source:{file}", "view-source:{site}", "chrome://version/", "about:support", "about:config"]
-FIREFOX_TARGETS = ["resource://gre/greprefs.js", "chrome://browser/content/browser.xhtml"]  # Chrome: no such scheme
+# Firefox's own schemes (Chrome has none of them); jar: reads an entry of a zip file on disk
+FIREFOX_TARGETS = ["resource://gre/greprefs.js", "chrome://browser/content/browser.xhtml", "{jar}"]
 
 
 @pytest.mark.parametrize("endpoint", ["/meta-refresh", "/js-redirect", "/js-replace"])
@@ -180,7 +190,7 @@ def test_a_page_cannot_navigate_to_a_file_view_source_or_a_browser_page(page, si
     control = goto(page, site.url(f"{endpoint}?to={quote('/html?title=' + token)}"))
     assert token in visible(page, control), control  # the mechanism is live
     for target in TARGETS + (FIREFOX_TARGETS if client == "firefox" else []):
-        url = target.format(file=secret_file.url, site=site.url("/html"))
+        url = target.format(file=secret_file.url, jar=secret_file.jar_url, site=site.url("/html"))
         reply = goto(page, site.url(f"{endpoint}?to={quote(url)}"))
         assert secret_file.token not in visible(page, reply), (url, reply)
         where = run(page, "return location.href")["result"]
@@ -191,8 +201,10 @@ def test_a_page_cannot_navigate_to_a_file_view_source_or_a_browser_page(page, si
 
 
 def test_frames_popups_fetches_of_a_file_url_read_nothing(page, site, secret_file):
+    """From an http page, by the page's own means and by ``evaluate``, ``file:`` and ``jar:file:``."""
     token = control_token()
-    for target, expect in ((site.url(f"/html?title={token}"), token), (secret_file.url, None)):
+    for target, expect in ((site.url(f"/html?title={token}"), token), (secret_file.url, None),
+                           (secret_file.jar_url, None)):
         on_site_page(page, site)
         script = f"""
           return (async () => {{
