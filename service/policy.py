@@ -12,8 +12,8 @@ browser makes. A target is ``(host, port)`` plus the addresses ``host`` resolves
    link-local, CGNAT (100.64/10), multicast, reserved, unspecified and every other non-global
    range are refused, for IPv4 and IPv6, including ranges Python 3.11's tables still call global
    (``EXTRA_NON_GLOBAL``: deprecated site-local ``fec0::/10``, documentation ``3fff::/20``).
-   ``allow_private`` (``INNDX_ALLOW_PRIVATE_NETWORKS=1``) lifts this default; the
-   deny list still holds.
+   ``allow_private`` (``INNDX_ALLOW_PRIVATE_NETWORKS=1``) lifts this default; the deny list
+   still holds.
 
 IPv6 forms that embed an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible
 ``::a.b.c.d``, 6to4 ``2002::/16``, NAT64 ``64:ff9b::/96``) get the default verdict of the address
@@ -234,7 +234,7 @@ class Policy:
             reason = self.verdict(host, port, address)
             if reason is not None:
                 literal = _is_address(host)
-                shown = f"[{host}]" if literal and ":" in host else host
+                shown = f"[{host}]" if literal and ":" in host and not host.startswith("[") else host
                 why = f" ({reason.replace('_', ' ')})" if literal else ""
                 raise Refused(f"{shown[:200]}:{port} is blocked by the network policy{why}", reason)
         return checked
