@@ -4,15 +4,21 @@ address a host name resolved to.
 
 The service here allows exactly the test site (``127.0.0.1:<site port>``) and a closed port on
 ``localhost`` (a host-name rule, so every address of ``localhost`` is allowed there). Each test
-has its control: the allowed IPv4 address itself is reached, the allowed name is dialled.
+has its control: the allowed IPv4 address itself is reached, the allowed name is dialled. The
+gateway's own 403 page is asked of a Chrome session's listener directly (local only: its port is
+read from the browser's command line).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
+import psutil
 import pytest
 
 from tests.e2e.conftest import service_env
@@ -129,3 +135,37 @@ def test_a_page_navigation_refused_names_no_address(session: Session, site: Site
     content = session.request({"action": "content"}, timeout=60)
     if content.get("action") == "content":
         assert_no_address(base64.b64decode(content["content"]).decode("utf-8", "replace"))
+
+
+def gateway_listener(service: Service) -> tuple[str, int]:
+    """The egress listener of the service's one Chrome (its ``--proxy-server``)."""
+    for proc in psutil.Process(service.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            for arg in proc.cmdline():
+                if arg.startswith("--proxy-server="):
+                    parts = urlsplit(arg.partition("=")[2])
+                    return parts.hostname or "", parts.port or 80
+    raise AssertionError("no browser with a --proxy-server")
+
+
+def ask(listener: tuple[str, int], target: str) -> bytes:
+    with socket.create_connection(listener, timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+@pytest.mark.clients("chrome")
+@pytest.mark.local_only
+def test_the_gateways_403_page_names_the_host_only(session: Session, allowing: Service, site: Site, refused_port):
+    """What a page is shown when the gateway refuses it, asked of the session's own listener."""
+    listener = gateway_listener(allowing)
+    control = ask(listener, site.url("/html?title=through"))
+    assert control.startswith(b"HTTP/1.1 200") and b"through" in control, control[:200]
+    answer = ask(listener, f"http://localhost:{refused_port}/")
+    assert answer.startswith(b"HTTP/1.1 403"), answer
+    text = answer.decode("latin-1")
+    assert f"localhost:{refused_port} is blocked by the network policy" in text, text
+    assert_no_address(text.split("\r\n\r\n", 1)[1])
