@@ -3,7 +3,7 @@
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.config import Settings, SettingsError
@@ -136,6 +136,7 @@ def ipv6_forms(v4: ipaddress.IPv4Address) -> dict[str, ipaddress.IPv6Address]:
     return {name: ipaddress.IPv6Address(form) for name, form in forms.items()}
 
 
+@settings(deadline=None)  # a loaded machine: the bound is the example count
 @given(st.one_of(in_network("fec0::/10"), in_network("3fff::/20")))
 def test_site_local_and_documentation_ranges_are_refused_by_default(address):
     assert not is_public(str(address))
@@ -144,6 +145,7 @@ def test_site_local_and_documentation_ranges_are_refused_by_default(address):
     assert Policy(allow=parse_rules(f"[{address}]")).verdict("h", 80, str(address)) is None
 
 
+@settings(deadline=None)  # a loaded machine: the bound is the example count
 @given(V6)
 def test_every_ipv6_address_outside_the_global_unicast_space_is_refused(address):
     """Only 2000::/3 (global unicast) can be public; everything else is refused."""
@@ -151,6 +153,7 @@ def test_every_ipv6_address_outside_the_global_unicast_space_is_refused(address)
         assert not is_public(str(address))
 
 
+@settings(deadline=None)  # a loaded machine: the bound is the example count
 @given(V4, st.integers(min_value=0, max_value=32))
 def test_an_ipv4_allow_rule_admits_the_ipv4_address_and_none_of_its_ipv6_forms(v4, prefix):
     network = ipaddress.ip_network(f"{v4}/{prefix}", strict=False)
@@ -161,6 +164,7 @@ def test_an_ipv4_allow_rule_admits_the_ipv4_address_and_none_of_its_ipv6_forms(v
         assert allowing.verdict("h", 80, str(form)) == Policy().verdict("h", 80, str(form)), name
 
 
+@settings(deadline=None)  # a loaded machine: the bound is the example count
 @given(st.one_of(st.sampled_from(["10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10"])
                  .map(ipaddress.ip_network).flatmap(lambda n: st.integers(int(n.network_address),
                                                                           int(n.broadcast_address))),
@@ -172,6 +176,7 @@ def test_an_allowed_internal_ipv4_address_stays_refused_in_every_ipv6_spelling(v
         assert allowing.verdict("h", 80, str(form)) is not None, name
 
 
+@settings(deadline=None)  # a loaded machine: the bound is the example count
 @given(V4)
 def test_an_ipv4_deny_rule_denies_every_ipv6_form_that_may_reach_it(v4):
     denying = Policy(allow_private=True, deny=parse_rules(str(v4)))
@@ -180,6 +185,7 @@ def test_an_ipv4_deny_rule_denies_every_ipv6_form_that_may_reach_it(v4):
         assert denying.verdict("h", 80, str(form)) == "deny_list", name
 
 
+@settings(deadline=None)  # a loaded machine: the bound is the example count
 @given(st.one_of(V4, V6), st.sampled_from(["internal.test", "db.corp.test", "localhost"]))
 def test_a_refusal_never_names_the_address_a_host_name_resolves_to(address, host):
     try:
