@@ -8,6 +8,8 @@ HTTP error with a JSON body ``{"type": "fatal", "message", "code"}``.
 document, ``/schemas/<file>`` the frame schemas it refers to. A browser cannot set headers on a
 WebSocket, so with ``INNDX_TENANT_QUERY=1`` the tenant may come as ``?tenant=ID&api_key=KEY``
 instead (the same tenants file rules apply); without it such a query is refused with 400.
+Nothing else is served: a name under ``/static/`` or ``/schemas/`` that leads out of its folder
+(``..``, an absolute path, a symlink pointing elsewhere) is a 404.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from flask import Flask, Response, abort, g, jsonify, request, send_from_directory
 from flask_sock import Sock
+from werkzeug.security import safe_join
 
 from service import __version__, endpoint, websocket
 from service.clients import browser_reaper
@@ -66,13 +69,33 @@ def _credentials(settings: Settings) -> tuple[str | None, str | None]:
     return request.args["tenant"], (f"Bearer {key}" if key is not None else None)
 
 
+def send_inside(directory: Path, name: str, **options) -> Response:
+    """``send_from_directory``, for a regular file that is really inside ``directory``. Werkzeug's
+    ``safe_join`` refuses ``..`` and absolute names but follows a symlink wherever it points; the
+    file is served by its resolved path, so one that leads out of ``directory`` is a 404 (a
+    symlink that stays inside is served)."""
+    folder = directory.resolve()
+    joined = safe_join(str(folder), name)
+    if joined is None:
+        abort(404)
+    real = Path(joined).resolve()
+    if not real.is_relative_to(folder) or not real.is_file():
+        abort(404)
+    return send_from_directory(folder, real.relative_to(folder).as_posix(), **options)
+
+
+class _App(Flask):
+    def send_static_file(self, filename: str) -> Response:
+        return send_inside(STATIC_DIR, filename, max_age=self.get_send_file_max_age(filename))
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     # Browsers and temp dirs of a worker that died (SIGKILL, out of memory) go first.
     browser_reaper.reap_orphans()
     hub = Hub(settings)
     hub.pool.start()  # the warm pool fills in the background
-    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app = _App(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.extensions["inndx"] = hub
     # our reader thread counts each message in bytes (413 in its turn, the rest dropped unread)
     app.config["SOCK_SERVER_OPTIONS"] = websocket.server_options(settings.max_frame_bytes, settings.ping_interval)
@@ -112,18 +135,18 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/")
     def playground():
-        return send_from_directory(STATIC_DIR, "index.html", max_age=0)
+        return send_inside(STATIC_DIR, "index.html", max_age=0)
 
     @app.get("/asyncapi.yaml")
     def asyncapi():
-        return send_from_directory(SCHEMA_DIR, "asyncapi.yaml", mimetype="application/yaml", max_age=0)
+        return send_inside(SCHEMA_DIR, "asyncapi.yaml", mimetype="application/yaml", max_age=0)
 
     @app.get("/schemas/<path:name>")
     def schema(name: str):
         if not (name.endswith(".json") or name == "asyncapi.yaml"):
             abort(404)
         mimetype = "application/schema+json" if name.endswith(".json") else "application/yaml"
-        return send_from_directory(SCHEMA_DIR, name, mimetype=mimetype, max_age=0)
+        return send_inside(SCHEMA_DIR, name, mimetype=mimetype, max_age=0)
 
     @app.after_request
     def page_headers(response: Response) -> Response:

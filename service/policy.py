@@ -10,12 +10,25 @@ browser makes. A target is ``(host, port)`` plus the addresses ``host`` resolves
    a host name matching one) is allowed.
 3. **Default:** only globally routable unicast addresses. Loopback, private (RFC 1918, ULA),
    link-local, CGNAT (100.64/10), multicast, reserved, unspecified and every other non-global
-   range are refused, for IPv4 and IPv6. ``allow_private`` (``INNDX_ALLOW_PRIVATE_NETWORKS=1``)
-   lifts this default; the deny list still holds.
+   range are refused, for IPv4 and IPv6, including ranges Python 3.11's tables still call global
+   (``EXTRA_NON_GLOBAL``: deprecated site-local ``fec0::/10``, documentation ``3fff::/20``).
+   ``allow_private`` (``INNDX_ALLOW_PRIVATE_NETWORKS=1``) lifts this default; the deny list
+   still holds.
 
 IPv6 forms that embed an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible
-``::a.b.c.d``, 6to4 ``2002::/16`` and NAT64 ``64:ff9b::/96``) count as the address they embed.
+``::a.b.c.d``, 6to4 ``2002::/16``, NAT64 ``64:ff9b::/96``) get the default verdict of the address
+they embed; a deny rule for an IPv4 address also denies every IPv6 form that may reach it (those,
+plus local-use NAT64 ``64:ff9b:1::/48`` and both IPv4 addresses of a Teredo ``2001::/32``). An
+**allow** rule admits only what it names, in the family it names: an IPv4 rule admits that IPv4
+address and none of its IPv6 spellings, which are dialled as IPv6 and may reach something else
+(a NAT64 gateway, a 6to4 relay). The IPv4-mapped form is no exception, though most stacks dial it
+as IPv4: whether they do is a setting of the host (``IPV6_V6ONLY``), and one spelling per target
+keeps the rule readable; an operator who wants it names it (``::ffff:10.0.0.0/104``).
 A host with several addresses is refused when any one of them is refused.
+
+A refusal names only what the client gave (the host and port), never an address the host
+resolved to, and states the reason only for an address literal: the message must not be an
+oracle on the service's internal DNS. The reason still labels the metrics.
 
 Rules (comma- or space-separated in the settings): a CIDR or address (``10.0.0.0/8``, ``::1``), a
 host name (``example.com``; ``*.example.com`` for its subdomains), each optionally with a port
@@ -37,7 +50,13 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: the operator picks where the IPv4 sits
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# Non-global ranges that Python 3.11's ipaddress still reports as global (newer tables list some).
+EXTRA_NON_GLOBAL: dict[IPNetwork, str] = {
+    ipaddress.ip_network("fec0::/10"): "private",  # RFC 3879: deprecated site-local, ULA's predecessor
+    ipaddress.ip_network("3fff::/20"): "private",  # RFC 9637: documentation (as 2001:db8::/32 is)
+}
 
 # The reasons a target is refused: a fixed vocabulary (they label metrics).
 REASONS = (
@@ -66,6 +85,19 @@ def embedded(ip: IPAddress) -> IPAddress:
     return ip
 
 
+def reachable(ip: IPAddress) -> set[IPAddress]:
+    """Every address a packet to ``ip`` may end up at: ``ip`` itself, the IPv4 address its
+    well-known embedding names, and the IPv4 addresses that local-use NAT64 (last 32 bits, the
+    /96 layout) and Teredo (server and client) carry. Deny rules look at all of them."""
+    found = {ip, embedded(ip)}
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL:
+            found.add(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.teredo is not None:
+            found.update(ip.teredo)
+    return found
+
+
 def default_reason(ip: IPAddress) -> str | None:
     """Why the default policy refuses ``ip`` (already resolved to what it embeds), or None."""
     if ip.is_unspecified:
@@ -84,11 +116,22 @@ def default_reason(ip: IPAddress) -> str | None:
         return "private"
     if not ip.is_global:
         return "not_global"
+    for network, reason in EXTRA_NON_GLOBAL.items():
+        if ip.version == network.version and ip in network:
+            return reason
     return None
 
 
 def parse_address(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("%", 1)[0])
+
+
+def _is_address(host: str) -> bool:
+    try:
+        parse_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def is_public(address: str) -> bool:
@@ -173,26 +216,27 @@ class Policy:
     def verdict(self, host: str, port: int, address: str) -> str | None:
         """None when ``host:port`` at ``address`` may be reached, else the reason it may not."""
         raw = parse_address(address)
-        real = embedded(raw)
-        for ip in {raw, real}:
+        for ip in reachable(raw):
             if any(rule.matches(host, port, ip) for rule in self.deny):
                 return "deny_list"
-        if any(rule.matches(host, port, real) or rule.matches(host, port, raw) for rule in self.allow):
+        if any(rule.matches(host, port, raw) for rule in self.allow):  # the address as dialled, only
             return None
         if self.allow_private:
             return None
-        return default_reason(real)
+        return default_reason(embedded(raw))
 
     def check(self, host: str, port: int, addresses: Iterable[str]) -> list[str]:
-        """``addresses`` when every one may be reached, else ``Refused`` naming the first that may not."""
+        """``addresses`` when every one may be reached, else ``Refused``. Its message names the
+        target as the client gave it, never a resolved address, and the reason only for an
+        address literal (what a name resolves to is none of the client's business)."""
         checked = list(addresses)
         for address in checked:
             reason = self.verdict(host, port, address)
             if reason is not None:
-                shown = host if host == address else f"{host} ({address})"
-                raise Refused(
-                    f"{shown[:200]}:{port} is blocked by the network policy ({reason.replace('_', ' ')})", reason
-                )
+                literal = _is_address(host)
+                shown = f"[{host}]" if literal and ":" in host and not host.startswith("[") else host
+                why = f" ({reason.replace('_', ' ')})" if literal else ""
+                raise Refused(f"{shown[:200]}:{port} is blocked by the network policy{why}", reason)
         return checked
 
     def allowed_addresses(self, host: str, port: int) -> list[str]:

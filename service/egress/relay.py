@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection to a target or the upstream proxy
 HEAD_TIMEOUT = 30.0  # seconds a client or an upstream proxy may take to send a head
 CHUNK = 64 * 1024
+
 
 class _Cut(Exception):
     """The connection is cut where it stands (a response past the body limit)."""
@@ -155,7 +157,7 @@ class Connection:
             self.listener._forget(self.key)
             return opened
         shown = http.authority(host, port)
-        raise _Answered(502, f"inndx egress gateway: cannot connect to {shown[:200]}: {error or 'no address'}")
+        raise _Answered(502, f"inndx egress gateway: cannot connect to {shown[:200]}: {_why(error)}")
 
     async def _open_upstream(self, upstream: Proxy) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         parts = urlsplit(upstream.url)
@@ -331,3 +333,16 @@ async def splice(
             exc = task.exception()
             if not isinstance(exc, (ConnectionError, OSError)):
                 raise exc  # type: ignore[misc]
+
+
+def _why(error: BaseException | None) -> str:
+    """Why a connection failed, without the address it went to: asyncio's message names it
+    ("Connect call failed ('10.1.2.3', 80)"), and the host may be a name the client should not
+    learn the address of (the page sees this text)."""
+    if error is None:
+        return "no address"
+    if isinstance(error, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT:g}s"
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno)
+    return type(error).__name__

@@ -194,6 +194,8 @@ def test_denied_targets_get_403_and_are_counted(listener, gateway, target):
     before = listener.refusals
     answer = exchange(listener, f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 403 Forbidden") and b"blocked by the network policy" in answer
+    if target.startswith("localhost"):  # the page body names the host, never what it resolved to
+        assert b"127.0.0.1" not in answer and b"::1" not in answer and b"loopback" not in answer, answer
     plain = exchange(listener, f"GET http://{target}/x HTTP/1.1\r\n\r\n".encode())
     assert plain.startswith(b"HTTP/1.1 403 Forbidden")
     assert listener.refusals == before + 2
@@ -221,6 +223,10 @@ def test_unresolvable_and_unreachable_targets_get_502(listener):
         port = closed.getsockname()[1]
         closed.close()
         assert exchange(listener, f"GET http://127.0.0.1:{port}/ HTTP/1.1\r\n\r\n".encode()).startswith(b"HTTP/1.1 502")
+        # a name's 502 names the name and why, never the address it resolved to
+        answer = exchange(listener, f"GET http://localhost:{port}/ HTTP/1.1\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 502") and f"localhost:{port}: Connection refused".encode() in answer
+        assert b"127.0.0.1" not in answer and b"::1" not in answer, answer
     finally:
         listener.gateway.policy = strict
 
