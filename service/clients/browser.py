@@ -29,8 +29,8 @@ import time
 from typing import Any
 
 import urllib3
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.command import Command
+from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors
 from service.clients import browser_page as page
@@ -174,10 +174,10 @@ class BrowserClient(FetchClient):
 
     @_boundary
     def click(self, selector: str, deadline: Deadline) -> None:
-        page.find(self._bidi, self._context, selector, self.settings.element_wait, deadline, "click")
+        found = page.find(self._bidi, self._context, selector, self.settings.element_wait, deadline, "click")
         launched = self._launched
         assert launched is not None
-        element = self._classic(deadline, lambda: launched.driver.find_element(By.CSS_SELECTOR, selector))
+        element = WebElement(launched.driver, found["el"])  # the element our sandbox checked
         bidi = self._bidi
         with bidi.cond:
             bidi.events.clear()

@@ -60,8 +60,9 @@ def call(
 
 
 def find(bidi: Bidi, context: str, selector: str, wait: float, deadline: Deadline, action: str) -> dict:
-    """Wait in our sandbox (up to ``wait`` s, within the deadline) for ``selector``; its state, or
-    the error saying why ``action`` cannot be done on it."""
+    """Wait in our sandbox (up to ``wait`` s, within the deadline) for ``selector``; its state
+    (``el``: the element's shared id, also its WebDriver reference), or the error saying why
+    ``action`` cannot be done on it."""
     return _judged(_locate(bidi, context, FIND, [selector], wait, deadline), selector, action)
 
 

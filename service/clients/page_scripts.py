@@ -42,10 +42,9 @@ _LOCATE = """async (selector, waitMs) => {
   return {state: "ok", tag, el, editable: el.isContentEditable};
 }"""
 
-# click: the element's state (the click itself is WebDriver's).
-FIND = "async function(selector, waitMs) {\n  const found = await (" + _LOCATE + """)(selector, waitMs);
-  delete found.el;
-  return found;
+# click: the element's state, and on "ok" the element (``el``), which WebDriver then clicks: the
+# very element checked here, not one the page's world would resolve.
+FIND = "async function(selector, waitMs) {\n  return await (" + _LOCATE + """)(selector, waitMs);
 }"""
 
 # fill, up to the typing: a select picks the option ("selected", or "no option"); a field

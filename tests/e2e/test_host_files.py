@@ -168,6 +168,9 @@ def test_a_page_that_lies_about_its_inputs_in_its_own_world_is_still_refused(cli
     refused_as_upload(page, {"action": "fill", "selector": "#f", "value": str(path)})
     refused_as_upload(page, {"action": "click", "selector": "#f"})
     assert evaluate(page, "return document.getElementById('decoy').value") == ""
+    # and a click goes to the element our sandbox resolved, not to the one the page's world names
+    assert page.request({"action": "click", "selector": "#b"}, timeout=25) == {"action": "clicked"}
+    assert evaluate(page, "return document.title") == "b clicked"
     assert_no_file(page, token, inputs=1)
 
 

@@ -20,7 +20,8 @@ shadow roots included): ``[{where, type, files: [names], text: first file's text
 ``race-keydown``          ``#r``, a text input that becomes a file input on its first keydown
 ``race-blur``             ``#r``, a text input holding ``prefilled`` that becomes a file input
                           when it loses focus (as WebDriver's Element Clear of a value makes it)
-``liar``                  ``#f`` a file input in a page that lies in its own world: the
+``liar``                  ``#f`` a file input and ``#b`` a button (a click on it, or on
+                          ``#decoy``, sets the title) in a page that lies in its own world: the
                           ``type`` getter of every input says ``text``, ``querySelector``
                           answers ``#decoy`` (a text input) for any selector, ``getAttribute``
                           says ``text``, and ``focus``/``dispatchEvent`` are no-ops
@@ -101,7 +102,10 @@ _RACE = """
 """
 
 _LIAR = """
-<main><input id="decoy" type="text"><input id="f" type="file"></main>
+<main>
+  <input id="decoy" type="text" onclick="document.title = 'decoy clicked'"><input id="f" type="file">
+  <button id="b" type="button" onclick="document.title = 'b clicked'">b</button>
+</main>
 <script>
   const decoy = document.getElementById("decoy");
   Object.defineProperty(HTMLInputElement.prototype, "type", {get() { return "text"; }, set(v) {}, configurable: true});
@@ -111,7 +115,6 @@ _LIAR = """
   HTMLElement.prototype.focus = function() {};
   EventTarget.prototype.dispatchEvent = function() { return true; };
   Element.prototype.closest = function() { return null; };
-  window.getComputedStyle = function() { return {visibility: "visible", display: "block"}; };
 </script>
 """
 
