@@ -3,9 +3,10 @@
 ``BrowserClient(kind, options, settings)``; ``start`` launches (``browser_launch``), ``goto`` runs
 a ``navigation.Navigation``, the actions use BiDi ``script.callFunction`` in a sandbox of ours to
 find and check elements (fast, and in-page waits instead of sleeps), classic WebDriver to click
-and BiDi key actions to type; the page questions live in ``browser_page``. Third-party exceptions are translated in one
-place, ``_boundary`` (the table: ``browser_errors``); a browser or driver that died surfaces from
-any call as ``Unavailable`` (503, fatal). Only the session thread calls in.
+the element found there, and BiDi key actions to type; the page questions live in
+``browser_page``. Third-party exceptions are translated in one place, ``_boundary`` (the table:
+``browser_errors``); a browser or driver that died surfaces from any call as ``Unavailable``
+(503, fatal). Only the session thread calls in.
 
 Decisions where the protocol is silent:
 - click/fill wait for the element to appear up to ``settings.element_wait`` (bounded by the action
@@ -177,6 +178,8 @@ class BrowserClient(FetchClient):
         found = page.find(self._bidi, self._context, selector, self.settings.element_wait, deadline, "click")
         launched = self._launched
         assert launched is not None
+        if not isinstance(found.get("el"), str):
+            raise errors.InternalError(f"the browser gave no reference to the element {selector!r} found")
         element = WebElement(launched.driver, found["el"])  # the element our sandbox checked
         bidi = self._bidi
         with bidi.cond:
