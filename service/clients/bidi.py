@@ -294,10 +294,13 @@ def local_value(value: Any) -> dict:
 
 
 def from_remote(value: dict) -> Any:
-    """A BiDi RemoteValue of the shapes our helpers return -> Python."""
+    """A BiDi RemoteValue of the shapes our helpers return -> Python (a DOM node: its shared id,
+    which WebDriver classic also takes as the element's reference)."""
     kind = value.get("type")
     if kind in ("string", "number", "boolean"):
         return value.get("value")
+    if kind == "node":
+        return value.get("sharedId")
     if kind == "object":
         return {k: from_remote(v) for k, v in value.get("value") or []}
     if kind == "array":

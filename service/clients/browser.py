@@ -1,17 +1,20 @@
 """The browser fetch client: Chrome or Firefox through Selenium with WebDriver BiDi.
 
 ``BrowserClient(kind, options, settings)``; ``start`` launches (``browser_launch``), ``goto`` runs
-a ``navigation.Navigation``, the actions use BiDi ``script.callFunction`` to find and check
-elements (fast, and in-page waits instead of sleeps) and classic WebDriver for real input (click,
-typing); the page questions live in ``browser_page``. Third-party exceptions are translated in one
-place, ``_boundary`` (the table: ``browser_errors``); a browser or driver that died surfaces from
-any call as ``Unavailable`` (503, fatal). Only the session thread calls in.
+a ``navigation.Navigation``, the actions use BiDi ``script.callFunction`` in a sandbox of ours to
+find and check elements (fast, and in-page waits instead of sleeps), classic WebDriver to click
+the element found there, and BiDi key actions to type; the page questions live in
+``browser_page``. Third-party exceptions are translated in one place, ``_boundary`` (the table:
+``browser_errors``); a browser or driver that died surfaces from any call as ``Unavailable``
+(503, fatal). Only the session thread calls in.
 
 Decisions where the protocol is silent:
 - click/fill wait for the element to appear up to ``settings.element_wait`` (bounded by the action
   deadline), then 404.
 - a click that starts a navigation (within ``client_redirect_settle``) waits for its load (504).
 - fill on a select without an option of that value: 404, naming the select and the value.
+- click or fill on a file input: 400, naming the upload action (no action attaches a host file);
+  fill on a field that will not take focus: 409.
 - evaluate: the result goes through ``JSON.stringify`` in the page (``undefined`` -> null); a DOM
   node, a cycle or a BigInt is a 422 naming the problem, not a conversion.
 """
@@ -27,8 +30,8 @@ import time
 from typing import Any
 
 import urllib3
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.command import Command
+from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors
 from service.clients import browser_page as page
@@ -44,7 +47,7 @@ from service.clients.browser_launch import Launched, prepare
 from service.clients.browser_options import BrowserSettings
 from service.clients.navigation import Navigation
 from service.clients.navigation_record import cookie_params
-from service.clients.page_scripts import CONTENT, EVALUATE, SELECT
+from service.clients.page_scripts import CONTENT, EVALUATE
 from service.deadline import Deadline
 
 logger = logging.getLogger(__name__)
@@ -172,10 +175,12 @@ class BrowserClient(FetchClient):
 
     @_boundary
     def click(self, selector: str, deadline: Deadline) -> None:
-        page.find(self._bidi, self._context, selector, self.settings.element_wait, deadline, "click")
+        found = page.find(self._bidi, self._context, selector, self.settings.element_wait, deadline, "click")
         launched = self._launched
         assert launched is not None
-        element = self._classic(deadline, lambda: launched.driver.find_element(By.CSS_SELECTOR, selector))
+        if not isinstance(found.get("el"), str):
+            raise errors.InternalError(f"the browser gave no reference to the element {selector!r} found")
+        element = WebElement(launched.driver, found["el"])  # the element our sandbox checked
         bidi = self._bidi
         with bidi.cond:
             bidi.events.clear()
@@ -190,19 +195,9 @@ class BrowserClient(FetchClient):
 
     @_boundary
     def fill(self, selector: str, value: str, deadline: Deadline) -> None:
-        found = page.find(self._bidi, self._context, selector, self.settings.element_wait, deadline, "fill")
-        if found.get("tag") == "select":
-            if not page.call(self._bidi, self._context, SELECT, [selector, value], deadline):
-                raise errors.NotFound(f"select {selector!r} has no option with value {value!r}")
-            return
-        if found.get("tag") not in ("input", "textarea") and not found.get("editable"):
-            raise errors.Conflict(f"{selector!r} matches a <{found.get('tag')}>, which cannot be filled")
-        launched = self._launched
-        assert launched is not None
-        element = self._classic(deadline, lambda: launched.driver.find_element(By.CSS_SELECTOR, selector))
-        self._classic(deadline, element.clear)
-        if value:
-            self._classic(deadline, lambda: element.send_keys(value))
+        bidi, context = self._bidi, self._context
+        if page.fill(bidi, context, selector, value, self.settings.element_wait, deadline) and value:
+            page.type_text(bidi, context, value, deadline)
 
     @_boundary
     def evaluate(self, script: str, deadline: Deadline) -> Any:

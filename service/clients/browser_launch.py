@@ -26,6 +26,7 @@ from typing import Any
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.firefox.service import Service as FirefoxService
+from selenium.webdriver.remote.file_detector import UselessFileDetector
 
 from service import errors
 from service.clients import bidi as channel
@@ -119,6 +120,25 @@ def _require_file(path: str, what: str) -> None:
         raise errors.Unavailable(f"{what} not found or not executable at {path}")
 
 
+def new_driver(kind: str, opts: Any, service: Any, remote_url: str | None, bound: float) -> Any:
+    """A WebDriver session: local through ``service``, or on the Grid at ``remote_url``. Never
+    with Selenium's default file detector, the local one, which makes ``WebElement.send_keys``
+    upload a file of this host to the Grid node when the keys name one: ``UselessFileDetector``
+    reads no file (given to the Grid's driver before its first command; we never send keys to an
+    element anyway, see ``browser_page``)."""
+    if service is None:
+        from selenium.webdriver.remote.client_config import ClientConfig
+
+        config = ClientConfig(remote_server_addr=remote_url, timeout=bound, websocket_interval=channel.WEBSOCKET_INTERVAL)
+        return webdriver.Remote(
+            command_executor=remote_url, options=opts, client_config=config, file_detector=UselessFileDetector()
+        )
+    local = webdriver.Chrome if kind == "chrome" else webdriver.Firefox
+    driver = local(options=opts, service=service)
+    driver.file_detector = UselessFileDetector()
+    return driver
+
+
 def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadline: Deadline) -> Launched:
     """Start a browser (or get a Grid session) within ``settings.new_session_timeout``."""
     if kind not in ("chrome", "firefox"):
@@ -160,23 +180,7 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
 
     def create() -> None:
         try:
-            if service is None:
-                from selenium.webdriver.remote.client_config import ClientConfig
-
-                config = ClientConfig(
-                    remote_server_addr=settings.remote_url,
-                    timeout=bound,
-                    websocket_interval=channel.WEBSOCKET_INTERVAL,
-                )
-                box["driver"] = webdriver.Remote(
-                    command_executor=settings.remote_url,
-                    options=opts,
-                    client_config=config,
-                )
-            elif kind == "chrome":
-                box["driver"] = webdriver.Chrome(options=opts, service=service)
-            else:
-                box["driver"] = webdriver.Firefox(options=opts, service=service)
+            box["driver"] = new_driver(kind, opts, service, settings.remote_url, bound)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             box["error"] = exc
 

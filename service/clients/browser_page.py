@@ -1,6 +1,13 @@
 """Questions put to the page over BiDi for the actions: run one of our helpers (``page_scripts``)
 or the user's script (``call``), find an element and say whether it can be acted on (``find``),
-and after a click, wait for the navigation it started, if any (``wait_for_navigation``).
+get a field ready for typing (``fill``) and type into it (``type_text``), and after a click, wait
+for the navigation it started, if any (``wait_for_navigation``).
+
+No frame can attach a host file to a page: ``find`` and ``fill`` run in our sandbox, so the page
+cannot lie about what an element is, and refuse a file input (400: the ``upload`` action sends
+the client's bytes); the value is typed with key actions (``input.performActions``), never with
+WebDriver's Element Send Keys, which takes a file input's value as paths of host files to attach.
+Key events give no element a file, even one the page turns into a file input as the keys arrive.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from service import errors
 from service.clients.bidi import from_remote, local_value
-from service.clients.page_scripts import FIND
+from service.clients.page_scripts import FILL, FIND, SANDBOX
 from service.deadline import Deadline
 
 if TYPE_CHECKING:
@@ -24,14 +31,17 @@ def call(
     deadline: Deadline,
     user_error: bool = False,
     activation: bool = True,
+    sandbox: str | None = None,
 ) -> Any:
-    """``script.callFunction`` in the page; returns the primitive result. An exception thrown
-    by the script is a ScriptError (user code) or an InternalError (our helpers). Reading the
-    DOM needs no user gesture (``activation=False``: the browser then simulates none)."""
+    """``script.callFunction`` in the page (in the page's world, or in our ``sandbox`` realm);
+    returns the primitive result. An exception thrown by the script is a ScriptError (user code)
+    or an InternalError (our helpers). Reading the DOM needs no user gesture
+    (``activation=False``: the browser then simulates none)."""
+    target = {"context": context} if sandbox is None else {"context": context, "sandbox": sandbox}
     params = {
         "functionDeclaration": function,
         "arguments": [local_value(a) for a in args],
-        "target": {"context": context},
+        "target": target,
         "awaitPromise": True,
         "userActivation": activation,
         "resultOwnership": "none",
@@ -50,11 +60,63 @@ def call(
 
 
 def find(bidi: Bidi, context: str, selector: str, wait: float, deadline: Deadline, action: str) -> dict:
-    """Wait in the page (up to ``wait`` s, within the deadline) for ``selector``; its state, or
-    the error saying why ``action`` cannot be done on it."""
+    """Wait in our sandbox (up to ``wait`` s, within the deadline) for ``selector``; its state
+    (``el``: the element's shared id, also its WebDriver reference), or the error saying why
+    ``action`` cannot be done on it."""
+    return _judged(_locate(bidi, context, FIND, [selector], wait, deadline), selector, action)
+
+
+def fill(bidi: Bidi, context: str, selector: str, value: str, wait: float, deadline: Deadline) -> bool:
+    """Wait for ``selector`` in our sandbox; pick a select's option (False: done), or clear and
+    focus the field (True: type ``value`` now). Raises the error saying why it cannot be filled."""
+    found = _judged(_locate(bidi, context, FILL, [selector, value], wait, deadline), selector, "fill")
+    state, tag = found.get("state"), found.get("tag")
+    if state == "selected":
+        return False
+    if state == "no option":
+        raise errors.NotFound(f"select {selector!r} has no option with value {value!r}")
+    if state == "unfocused":
+        raise errors.Conflict(f"cannot fill {selector!r}: the <{tag}> does not take focus")
+    if state != "focused":
+        raise errors.Conflict(f"{selector!r} matches a <{tag}>, which cannot be filled")
+    return True
+
+
+ENTER = "\ue007"  # WebDriver's Enter key
+
+
+def key_actions(value: str) -> list[dict]:
+    """``value`` as key presses, one code point each (a line break, ``\\n``, ``\\r\\n`` or ``\\r``, is
+    Enter, as Element Send Keys typed it)."""
+    actions = []
+    for char in value.replace("\r\n", "\n").replace("\r", "\n"):
+        key = ENTER if char == "\n" else char
+        actions += ({"type": "keyDown", "value": key}, {"type": "keyUp", "value": key})
+    return actions
+
+
+def type_text(bidi: Bidi, context: str, value: str, deadline: Deadline) -> None:
+    """Type ``value`` into whatever has focus, as key presses: one ``input.performActions`` for
+    the whole value, then ``input.releaseActions``, in one round trip."""
+    perform = {"context": context, "actions": [{"type": "key", "id": "inndx-keys", "actions": key_actions(value)}]}
+    for reply in bidi.pipeline([("input.performActions", perform), ("input.releaseActions", {"context": context})], deadline):
+        if isinstance(reply, Exception):
+            raise reply
+
+
+def _locate(bidi: Bidi, context: str, helper: str, args: list, wait: float, deadline: Deadline) -> dict:
     wait_ms = int(1000 * min(wait, max(0.0, deadline.remaining() - 0.2)))
-    found = call(bidi, context, FIND, [selector, wait_ms], deadline) or {}
+    args = [args[0], wait_ms, *args[1:]]
+    return call(bidi, context, helper, args, deadline, activation=False, sandbox=SANDBOX) or {}
+
+
+def _judged(found: dict, selector: str, action: str) -> dict:
     state = found.get("state")
+    if state == "file":
+        raise errors.BadRequest(
+            f"cannot {action} {selector!r}: it is a file input, and no action gives a page a file of the"
+            " service's host; send the file's bytes with the upload action"
+        )
     if state == "invalid":
         raise errors.BadRequest(f"invalid CSS selector {selector!r}: {found.get('why')}")
     if state == "missing":

@@ -231,6 +231,13 @@ def test_fill_textarea(client, page, site: Site):
     assert evaluate(page, "return document.getElementById('bio').value") == "two\nlines"
 
 
+def test_fill_types_emoji_combining_marks_and_line_breaks(client, page, site: Site):
+    goto(page, site, "/form")
+    # typed as key presses, one code point each; a line break (here CRLF) is one Enter
+    act(page, {"action": "fill", "selector": "#bio", "value": "👍🏽 e\u0301 日本\r\nz"})
+    assert evaluate(page, "return document.getElementById('bio').value") == "👍🏽 e\u0301 日本\nz"
+
+
 def test_fill_contenteditable(client, page, site: Site):
     goto(page, site, "/form")
     act(page, {"action": "fill", "selector": "#editable", "value": "old text"})

@@ -52,6 +52,7 @@ Endpoints:
                                        hides from in-page checks: ``setTimeout`` a no-op,
                                        ``querySelector`` null, ``document.scripts`` empty
 ``/form``                              the interaction page, see ``FORM_HTML``
+``/files/<name>``                      pages with file inputs: ``tests/support/file_pages.py``
 ``/reset``                             closes the connection with a TCP reset, no response
 ``/flaky?key=K&fail=N``                resets the first N requests with key K, then HTML
 ``/counter?key=K``                     JSON ``{"key": K, "count": requests with key K so far}``
@@ -447,6 +448,13 @@ def _status(site: Site, req: _Request, rest: str) -> Reply:
     return _text(f"status {rest}\n", int(rest))
 
 
+def _file_page(site: Site, req: _Request, rest: str) -> Reply:
+    from tests.support.file_pages import PAGES  # it builds its pages with html_page, from here
+
+    page = PAGES.get(rest)
+    return Reply(200, [("Content-Type", "text/html; charset=utf-8")], page) if page else _text("not found\n", 404)
+
+
 def _fixed(reply: Reply) -> Callable[[Site, _Request, int], Reply]:
     return lambda site, req, seen: Reply(reply.status, list(reply.headers), reply.body)
 
@@ -487,6 +495,7 @@ PREFIXED: list[tuple[str, Callable[[Site, _Request, str], Result]]] = [
     ("/status/", _status),
     ("/asset/", _asset),
     ("/free/", _asset),
+    ("/files/", _file_page),
 ]
 
 
