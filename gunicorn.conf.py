@@ -15,6 +15,10 @@ machine on those wake-ups (`bench/load.py`, N=1000: about 1 goto/s and nearly ev
 out, in two runs; 266 gotos/s with 50 ms). Our threads give the lock up on every socket
 operation long before the interval, so only a thread that computes for that long is affected.
 
+Health: the master answers /healthz and /readyz on INNDX_HEALTH_PORT (default PORT + 1) from
+the workers' heartbeats and the status each worker writes twice a second (``service.health``), so
+a probe is answered at once however busy the workers are.
+
 Shutdown: on SIGTERM each worker first tells its sessions (fatal 503, close 1001) and quits
 their browsers, then lets gunicorn stop; ``worker_exit`` repeats that as a backstop.
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the gunicorn script's path lacks the repo
 from service.config import Settings  # noqa: E402
+from service.health import HealthServer, StatusWriter  # noqa: E402
 
 bind = f"{os.environ.get('INNDX_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8022')}"
 worker_class = "gthread"
@@ -69,6 +74,36 @@ logconfig_dict = {
 }
 
 
+_health: HealthServer | None = None  # the master's probe server (service.health)
+
+
+def when_ready(server):
+    """In the master: answer /healthz and /readyz on the health port from the workers' heartbeats
+    and status files. A port that cannot be had is logged, never fatal."""
+    global _health
+
+    def heartbeats():
+        return {pid: worker.tmp.last_update() for pid, worker in list(server.WORKERS.items())}
+
+    host, port = _settings.health_address
+    try:
+        _health = HealthServer(host, port, heartbeats, _settings.liveness_timeout, _settings.max_sessions).start()
+    except OSError as exc:
+        server.log.error("no health probes: cannot listen on %s:%s (%s); set INNDX_HEALTH_PORT", host, port, exc)
+    else:
+        server.log.info("health probes on http://%s:%s (/healthz, /readyz)", host, _health.port)
+
+
+def post_fork(server, worker):
+    if _health is not None:
+        _health.close_in_child()
+
+
+def on_exit(server):
+    if _health is not None:
+        _health.stop()
+
+
 def _hub(worker):
     app = getattr(worker, "wsgi", None)
     return getattr(app, "extensions", {}).get("inndx")
@@ -77,6 +112,9 @@ def _hub(worker):
 def post_worker_init(worker):
     """Chain our session shutdown in front of gunicorn's own SIGTERM handling."""
     sys.setswitchinterval(SWITCH_INTERVAL)
+    hub = _hub(worker)
+    if _health is not None and hub is not None:
+        StatusWriter(_health.directory, hub.status).start()
     gunicorn_handler = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame):

@@ -86,6 +86,8 @@ class Settings:
     egress_advertise_host: str = ""  # INNDX_EGRESS_ADVERTISE_HOST: how browsers reach it (Grid nodes)
     tenant_query: bool = False  # INNDX_TENANT_QUERY=1: accept ?tenant=&api_key= (browsers, the playground)
     write_timeout: float = 30.0  # INNDX_WRITE_TIMEOUT: a client must take each frame within this
+    health_port: int = 0  # INNDX_HEALTH_PORT: the master's /healthz and /readyz (0: PORT + 1)
+    liveness_timeout: float = 30.0  # INNDX_LIVENESS_TIMEOUT: a worker without a heartbeat this long: not alive
     ping_interval: float = 20.0  # INNDX_PING_INTERVAL: a ping every this; no pong by the next one ends the connection
 
     @classmethod
@@ -138,6 +140,11 @@ class Settings:
         return -(-self.max_sessions // self.workers)
 
     @property
+    def health_address(self) -> tuple[str, int]:
+        """Where the gunicorn master answers /healthz and /readyz (``service.health``)."""
+        return self.host, self.health_port or self.port + 1
+
+    @property
     def egress_address(self) -> str:
         """The host browsers use to reach the egress gateway."""
         return self.egress_advertise_host or self.egress_host
@@ -154,6 +161,7 @@ _DURATIONS = {
     "shutdown_timeout",
     "write_timeout",
     "ping_interval",
+    "liveness_timeout",
     "quota_ttl",
 }
 _COUNTS = (
@@ -168,7 +176,7 @@ _COUNTS = (
     "max_grid_sessions",
     "retry_after",
 )
-_INTEGERS = {"port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches"}
+_INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches"}
 _BOOLEANS = {"allow_private_networks", "tenant_query"}
 
 

@@ -211,6 +211,11 @@ class Hub:
         with self._lock:
             return len(self._sessions)
 
+    def status(self) -> dict:
+        """What the master's readiness probe reads (``service.health.StatusWriter``)."""
+        capacity = {name: [self.quotas.in_use(name), limit] for name, limit in self.quotas.limits.items()}
+        return {"active_sessions": self.active_sessions(), "shutting_down": self._shutting_down, "capacity": capacity}
+
     # ------------------------------------------------------------------------------ shutdown
 
     def shutdown(self, timeout: float | None = None) -> None:

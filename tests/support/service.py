@@ -56,6 +56,7 @@ class Service:
         command: list[str] | None = None,
     ) -> None:
         self.port = free_port()
+        self.health_port = free_port()  # the master's probes (never PORT + 1: another service may hold it)
         self.host = "127.0.0.1"
         self.app, self.config = app, config
         self.command = command  # instead of the gunicorn command line built from app and config
@@ -64,7 +65,7 @@ class Service:
         self.log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="inndx-service-"))
         self.log_path = self.log_dir / f"service-{self.port}.log"
         self.env = dict(os.environ)
-        self.env.update(PORT=str(self.port), INNDX_HOST=self.host, PYTHONUNBUFFERED="1")
+        self.env.update(PORT=str(self.port), INNDX_HEALTH_PORT=str(self.health_port), INNDX_HOST=self.host, PYTHONUNBUFFERED="1")
         # no warm pool unless the test asks for one in ``env``: a pool holds browsers (or Grid slots)
         # the test did not open, and process checks count every browser of the service
         self.env.update(INNDX_POOL_CHROME="0", INNDX_POOL_FIREFOX="0")
@@ -219,6 +220,16 @@ class Service:
         data = json.loads(body)
         assert isinstance(data, dict), f"/healthz is not a JSON object: {body!r}"
         return data
+
+    def probe(self, path: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+        """(status, JSON) of the master's ``/healthz`` or ``/readyz`` on the health port."""
+        conn = http.client.HTTPConnection(self.host, self.health_port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            conn.close()
 
     def metrics(self, timeout: float = 5.0) -> str:
         """The text of GET /metrics."""
