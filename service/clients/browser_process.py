@@ -257,6 +257,7 @@ class SessionProcesses:
         procs += _marked(self.owner, self.temp_dir)  # anything that left the tree
         kill_processes(procs, grace=grace)
         self.keeper.release()
+        unmount_below(self.temp_dir)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
@@ -275,6 +276,51 @@ def _environ(proc: psutil.Process) -> dict[str, str]:
         return proc.environ()
     except (psutil.Error, OSError):
         return {}
+
+
+# ------------------------------------------------------------------------------------ mounts
+
+
+def unmount_below(path: str) -> int:
+    """Detach every mount at or below ``path`` (a session's downloads tmpfs, mounted by
+    ``browser_downloads`` when the service runs as root), so the dir can be removed. Lazy
+    (MNT_DETACH): a browser still holding a file there frees it when it dies. Returns how many."""
+    if _umount2 is None:
+        return 0
+    prefix = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            points = [_unescape(line.split()[4]) for line in f if len(line.split()) > 4]
+    except OSError:
+        return 0
+    done = 0
+    for point in sorted(points, key=len, reverse=True):  # the deepest first
+        if point == prefix or point.startswith(prefix + "/"):
+            if _umount2(point.encode(), _MNT_DETACH) == 0:
+                done += 1
+    return done
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _load_umount2() -> Callable[..., int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        umount2 = ctypes.CDLL(name, use_errno=True).umount2
+    except (OSError, AttributeError):
+        return None
+    umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    umount2.restype = ctypes.c_int
+    return umount2
+
+
+_umount2 = _load_umount2()
+_MNT_DETACH = 2
 
 
 # ------------------------------------------------------------------------------------ reaper
@@ -309,6 +355,7 @@ def reap_orphans(temp_root: str | None = None, grace: float = 0.5) -> tuple[int,
     for name in names:
         match = _TEMP_NAME.match(name)
         if match and orphaned(match.group(1)):
+            unmount_below(os.path.join(root, name))
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
             removed += 1
     if victims or removed:
