@@ -6,27 +6,36 @@ its profile preferences at launch (Chrome ``download.default_directory``, Firefo
 downloads never reach the service user's ``~/Downloads``. The directory lives inside the session's
 temp dir, so ``SessionProcesses.end()`` and the reaper remove it with everything else.
 
-**The bound** (``INNDX_MAX_DOWNLOAD_BYTES``) is on the bytes the session's downloads hold on disk at
-once, all files together (so it also bounds each file). ``Downloads`` runs one watcher thread that
-wakes on every change of the directory (inotify; a 10 ms poll where inotify is missing) and, as
-soon as the total passes the bound, cuts every download still being written:
+**The bound** (``INNDX_MAX_DOWNLOAD_BYTES``) is on the bytes the session's downloads hold at once,
+all files together (so it also bounds each file). Two layers keep it:
 
-- its partial file (Chrome ``*.crdownload``, Firefox ``*.part``) is truncated to zero at once:
-  the disk is back under the bound whatever the browser does next. A partial file is never
-  *removed*: the browser keeps writing to the open file, and an unlinked file that grows is disk
-  spent where nobody can see it (measured, Firefox ESR 153);
-- Chrome: the download is cancelled (CDP ``Browser.cancelDownload`` through BiDi
-  ``goog:cdp.sendCommand``, its id from ``browsingContext.downloadWillBegin``); Chrome then
-  deletes the file itself. Measured: the write stops within a few ms;
-- Firefox has no way to cancel over BiDi (``setDownloadBehavior`` to ``denied``,
-  ``emulation.setNetworkConditions`` offline: measured, both leave it writing). Its write goes on
-  into the emptied file, which is cut to zero again each time it passes the bound, until the
-  response ends (the egress gateway cuts a plain-HTTP body at ``INNDX_MAX_BODY_BYTES``); the
-  finished file is then removed.
+- **the kernel**, when the service runs as root: a tmpfs of exactly the bound is mounted on the
+  directory (``nosuid,nodev,noexec``, mode 0700, owned like the temp dir), so the byte past it is
+  refused (ENOSPC: both browsers then fail the download; measured). It holds pages in memory, at
+  most the bound per local browser. ``INNDX_DOWNLOADS_TMPFS=0`` turns it off; not root, or a
+  mount refused (a container without CAP_SYS_ADMIN), is the same: the watcher alone, logged.
+- **the watcher**, always: one thread per browser that wakes on every change of the directory
+  (inotify; a 10 ms poll where inotify is missing) and, as soon as the total reaches the bound,
+  cuts every download still being written:
 
-If completed files alone still pass the bound, the newest are removed until it holds. The bound
-can be passed for an instant by what the browser writes between two wakes of the watcher (measured
-here: under 2 MiB for a gzip bomb inflating at ~250 MB/s).
+  - its partial file (Chrome ``*.crdownload``, Firefox ``*.part``) is truncated to zero at once:
+    the disk is back under the bound whatever the browser does next. A partial file is never
+    *removed*: the browser keeps writing to the open file, and an unlinked file that grows is
+    disk spent where nobody can see it (measured, Firefox ESR 153);
+  - Chrome: the download is cancelled (CDP ``Browser.cancelDownload`` through BiDi
+    ``goog:cdp.sendCommand``, its id from ``browsingContext.downloadWillBegin``); Chrome then
+    deletes the file itself. Measured: the write stops within a few ms;
+  - Firefox has no way to cancel over BiDi (``setDownloadBehavior`` to ``denied``,
+    ``emulation.setNetworkConditions`` offline: measured, both leave it writing). Its write goes
+    on into the emptied file, which is cut to zero again each time it reaches the bound, until
+    the response ends (the egress gateway cuts a plain-HTTP body at ``INNDX_MAX_BODY_BYTES``);
+    the finished file is then removed.
+
+  If finished files alone still reach the bound, the newest are removed until it holds. Without
+  the tmpfs, the bound can be passed for an instant by what the browser writes before the
+  watcher's thread runs: under 2 MiB on an idle machine for a gzip bomb inflating at ~250 MB/s,
+  but ~12 MiB once on this 2-core machine at load 13 (a thread of the worker waits for the CPU
+  and the GIL).
 
 On a Selenium Grid the node's disk is not ours: ``DENIED`` is the only behaviour a remote browser
 gets, and it has no ``Downloads``.
@@ -115,12 +124,12 @@ def _mount_tmpfs(path: str, size: int) -> bool:
 class Downloads:
     """One local browser's downloads directory, its bound and its watcher."""
 
-    def __init__(self, temp_dir: str, max_bytes: int):
+    def __init__(self, temp_dir: str, max_bytes: int, tmpfs: bool = True):
         self.dir = os.path.join(temp_dir, DIR_NAME)
         os.mkdir(self.dir, 0o700)
         self.max_bytes = max_bytes
         # root: a tmpfs of exactly the bound (unmounted by SessionProcesses.end and the reaper)
-        self.kernel_bound = _mount_tmpfs(self.dir, max_bytes)
+        self.kernel_bound = tmpfs and _mount_tmpfs(self.dir, max_bytes)
         self.cuts = 0  # downloads cut at the bound so far
         self._cancel: Callable[[str], None] | None = None
         self._lock = threading.Lock()

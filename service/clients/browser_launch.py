@@ -146,7 +146,7 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
         except OSError as exc:
             raise errors.Unavailable(f"could not make a temp dir for the browser: {exc}") from exc
         try:
-            downloads = Downloads(processes.temp_dir, settings.max_download_bytes)
+            downloads = Downloads(processes.temp_dir, settings.max_download_bytes, settings.downloads_tmpfs)
         except OSError as exc:
             processes.end()
             raise errors.Unavailable(f"could not make a downloads dir for the browser: {exc}") from exc

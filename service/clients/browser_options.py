@@ -99,6 +99,7 @@ class BrowserSettings:
     client_redirect_settle: float = 0.4  # window after load to catch meta refresh / script redirects
     max_body_bytes: int = 50 * 1024 * 1024
     max_download_bytes: int = 64 * 1024 * 1024  # a session's downloads on disk (browser_downloads)
+    downloads_tmpfs: bool = True  # as root, a tmpfs of the bound on each downloads dir
     element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
 
     @classmethod
@@ -114,6 +115,7 @@ class BrowserSettings:
             client_redirect_settle=settings.client_redirect_settle,
             max_body_bytes=settings.max_body_bytes,
             max_download_bytes=settings.max_download_bytes,
+            downloads_tmpfs=settings.downloads_tmpfs,
         )
 
 
