@@ -11,6 +11,7 @@ the temp dir a session's browser got is the one that appeared when it opened.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -24,7 +25,7 @@ from tests.e2e.conftest import service_env
 from tests.support.hostile import HostileServer, endless_body, gzip_bomb, response
 from tests.support.ports import scaled, wait_for
 from tests.support.service import Service
-from tests.support.wsclient import Session, connect
+from tests.support.wsclient import Session, connect, http_get
 
 pytestmark = pytest.mark.clients("chrome", "firefox")
 
@@ -52,7 +53,8 @@ def roots() -> Iterator[dict[str, Path]]:
 @pytest.fixture(scope="module")
 def services(grid, logs: Path, roots: dict[str, Path]) -> Iterator[dict[str, Service]]:
     """The module's services by bound layer: ``tmpfs`` (the default) and ``watcher``
-    (INNDX_DOWNLOADS_TMPFS=0), each started when first asked for."""
+    (INNDX_DOWNLOADS_TMPFS=0), and ``pool-<kind>`` (one warm browser), each started when first
+    asked for."""
     started: dict[str, Service] = {}
 
     class Lazy(dict):
@@ -63,8 +65,10 @@ def services(grid, logs: Path, roots: dict[str, Path]) -> Iterator[dict[str, Ser
                 TMPDIR=str(roots["temp"]),
                 INNDX_MAX_DOWNLOAD_BYTES=str(BOUND),
                 INNDX_MAX_BODY_BYTES=str(48 * 1024 * 1024),  # the gateway ends an endless body here
-                INNDX_DOWNLOADS_TMPFS="1" if layer == "tmpfs" else "0",
+                INNDX_DOWNLOADS_TMPFS="0" if layer == "watcher" else "1",
             )
+            if layer.startswith("pool-"):  # one warm browser of that kind
+                env[f"INNDX_POOL_{layer.removeprefix('pool-').upper()}"] = "1"
             started[layer] = self[layer] = Service(env=env, log_dir=logs).start()
             return self[layer]
 
@@ -232,6 +236,38 @@ def test_a_download_link_click_lands_only_in_the_session_dir(
     assert named_anywhere(roots["home"], name) == []
     opened.session.request({"action": "close"}, timeout=30)
     wait_for(lambda: not opened.temp_dir.exists(), scaled(10), what="the session's temp dir removed")
+
+
+def pool_idle(svc: Service, client: str) -> int:
+    status, _, body = http_get(f"{svc.url}/metrics")
+    assert status == 200
+    found = re.search(rf'^inndx_pool_idle\{{client="{client}"\}} (\S+)$', body.decode(), re.M)
+    return int(float(found.group(1))) if found else 0
+
+
+@pytest.mark.local_only
+def test_a_pooled_browser_downloads_into_its_own_dir(services, server: HostileServer, roots: dict[str, Path], client: str):
+    """A warm browser, made before its session, got a downloads dir of its own at its launch."""
+    svc = services[f"pool-{client}"]
+    wait_for(lambda: pool_idle(svc, client) >= 1, scaled(60), what=f"a pooled {client}")
+    made_before = temp_dirs(roots)
+    session = connect(svc.ws_url)
+    try:
+        session.open(client=client, timeout=PAGE_TIMEOUT, max_retries=0)
+        name = f"pooled-{uuid.uuid4().hex[:8]}.bin"
+        body = os.urandom(256 * 1024)
+        goto(session, server.add(attachment(body, name)))
+        found = wait_for(
+            lambda: [d for d in made_before if (d / "downloads" / name).is_file()], scaled(20), what=f"{name} written"
+        )
+        assert len(found) == 1  # the unit's own dir, made when the pool launched it
+        wait_for_file(found[0] / "downloads", name, body)
+        assert [d for d in temp_dirs(roots) - {found[0]} if named_anywhere(d, name)] == []
+        assert named_anywhere(roots["home"], name) == []
+        assert session.request({"action": "close"}, timeout=30) == {"action": "closed"}
+        wait_for(lambda: not found[0].exists(), scaled(10), what="the pooled browser's temp dir removed")
+    finally:
+        session.close()
 
 
 def watch_bound(opened: Opened, server: HostileServer, answer, seconds: float) -> tuple[int, int]:
