@@ -60,6 +60,8 @@ class Settings:
     max_pending_bytes: int = 32 * 1024 * 1024  # INNDX_MAX_PENDING_BYTES: their frames' bytes; beyond -> 429
     max_frame_bytes: int = 16 * 1024 * 1024  # INNDX_MAX_FRAME_BYTES: incoming frame limit -> 413
     max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
+    max_download_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_DOWNLOAD_BYTES: a browser session's downloads on disk
+    downloads_tmpfs: bool = True  # INNDX_DOWNLOADS_TMPFS=0: no tmpfs under the bound (as root), the watcher alone
     default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
     max_sessions: int = 1000  # INNDX_MAX_SESSIONS: live sessions per instance (sets gunicorn's threads)
     workers: int = 1  # INNDX_WORKERS: gunicorn workers; each carries its share of max_sessions
@@ -169,6 +171,7 @@ _COUNTS = (
     "max_pending_bytes",
     "max_frame_bytes",
     "max_body_bytes",
+    "max_download_bytes",
     "default_max_sessions",
     "max_sessions",
     "workers",
@@ -177,7 +180,7 @@ _COUNTS = (
     "retry_after",
 )
 _INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches"}
-_BOOLEANS = {"allow_private_networks", "tenant_query"}
+_BOOLEANS = {"allow_private_networks", "tenant_query", "downloads_tmpfs"}
 
 
 def _convert(name: str, raw: str) -> object:

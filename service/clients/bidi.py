@@ -138,6 +138,9 @@ class Bidi:
         self.events: deque[tuple[str, dict]] = deque(maxlen=50000)
         self.listening = False
         self.liveness: Callable[[], bool] | None = None  # extra check while waiting (processes)
+        # events also handed to a callback, on the socket thread (the download watcher's): a tap
+        # must be quick and must not wait for anything
+        self.taps: dict[str, Callable[[str, dict], None]] = {}
         self._liveness_due = 0.0  # monotonic time of the next liveness check
         self._original = conn._process_message
         conn._process_message = self._on_message
@@ -180,9 +183,15 @@ class Bidi:
                 self._ignored.discard(ident)
                 return
             method = data.get("method")
+            tap = self.taps.get(method) if method else None
             if method and self.listening:
                 self.events.append((method, data.get("params") or {}))
                 self.cond.notify_all()
+        if tap is not None:
+            try:
+                tap(method, data.get("params") or {})
+            except Exception:  # noqa: BLE001 - a tap's failure must not end the socket thread
+                logger.error("BiDi event tap for %s failed", method, exc_info=True)
         if ident is not None or (method and self._conn.callbacks.get(method)):
             self._original(message)
 

@@ -12,6 +12,8 @@
 - ``Launched.shutdown()``: quit with bounded waits, then end the session's processes and temp
   dir (``browser_process.SessionProcesses``: the driver starts with a death signal, a marker and
   a temp dir of its own).
+- Downloads: a local browser writes them only into ``<temp dir>/downloads``, bounded and watched
+  (``browser_downloads``); a Grid browser is told to deny them (``prepare``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from service import errors
 from service.clients import bidi as channel
 from service.clients import browser_user
 from service.clients.bidi import Bidi, BidiClosed, BidiError  # noqa: F401 - re-exported
+from service.clients.browser_downloads import DENIED, Downloads
+from service.clients.browser_downloads import EVENTS as DOWNLOAD_EVENTS
 from service.clients.browser_options import (  # noqa: F401 - re-exported
     CHROME_ARGS,
     DEFAULT_VIEWPORT,
@@ -58,6 +62,7 @@ class Launched:
     context: str
     remote: bool
     processes: SessionProcesses | None = None  # local browsers only
+    downloads: Downloads | None = None  # local browsers only: their own dir, bound and watcher
     viewport: Viewport = DEFAULT_VIEWPORT
     _closed: bool = False
 
@@ -86,6 +91,8 @@ class Launched:
         if self._closed:
             return
         self._closed = True
+        if self.downloads is not None:
+            self.downloads.stop()
         if self.processes is not None:
             self.processes.record_tree()
         self._quit_bounded()
@@ -145,15 +152,10 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
         raise errors.BadRequest(f"unknown browser kind {kind!r}")
     remote = settings.remote_url is not None
     user = None if remote else browser_user.resolve(settings.browser_user)
-    if kind == "chrome":  # a Grid node's user is out of sight: its Chrome gets what a root one needs
-        opts = chrome_options(settings, options, sandboxed=user is not None and not user.is_root)
-    else:
-        opts = firefox_options(settings, options)
-    if remote:
-        opts.binary_location = ""  # the Grid node's stereotype names its own binary
     bound = min(settings.new_session_timeout, max(deadline.remaining(), 0.1))
     service = None
     processes: SessionProcesses | None = None
+    downloads: Downloads | None = None
     if settings.remote_url is None:
         binary, driver_path = (
             (settings.chrome_binary, settings.chromedriver)
@@ -167,10 +169,25 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
         except OSError as exc:
             raise errors.Unavailable(f"could not make a temp dir for the browser: {exc}") from exc
         try:
-            opts.binary_location = processes.wrap_binary(binary)
+            downloads = Downloads(processes.temp_dir, settings.max_download_bytes, settings.downloads_tmpfs, user)
+            launcher = processes.wrap_binary(binary)
         except OSError as exc:
             processes.end()
-            raise errors.Unavailable(f"could not write the browser's launcher: {exc}") from exc
+            raise errors.Unavailable(f"could not prepare the browser's temp dir: {exc}") from exc
+    folder = downloads.dir if downloads is not None else None
+    try:
+        if kind == "chrome":  # a Grid node's user is out of sight: its Chrome gets what a root one needs
+            opts = chrome_options(settings, options, sandboxed=user is not None and not user.is_root, downloads=folder)
+        else:
+            opts = firefox_options(settings, options, folder)
+    except BaseException:
+        if processes is not None:
+            processes.end()
+        raise
+    if remote:
+        opts.binary_location = ""  # the Grid node's stereotype names its own binary
+    if processes is not None:
+        opts.binary_location = launcher
         service_class = ChromeService if kind == "chrome" else FirefoxService
         service = service_class(
             executable_path=driver_path, env=processes.driver_env(), popen_kw=processes.popen_kw()
@@ -219,7 +236,10 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
             ) from exc
         raise errors.Unavailable(f"could not start a browser ({where}): {text}") from exc
     driver = box["driver"]
-    launched = Launched(kind=kind, driver=driver, bidi=None, context="", remote=service is None, processes=processes)  # type: ignore[arg-type]
+    launched = Launched(
+        kind=kind, driver=driver, bidi=None, context="", remote=service is None,  # type: ignore[arg-type]
+        processes=processes, downloads=downloads,
+    )
     if processes is not None and service is not None and service.process is not None:
         processes.attach(service.process.pid)
         processes.watch_browsers()
@@ -252,6 +272,13 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     launched = launch(kind, options, settings, deadline)
     events = list(EVENTS) + (list(CHROME_EVENTS) if kind == "chrome" else [])
     calls = [("session.subscribe", {"events": events, "contexts": [launched.context]})]
+    downloads = launched.downloads
+    calls.append(("browser.setDownloadBehavior", downloads.behavior() if downloads is not None else DENIED))
+    if downloads is not None:  # Chrome cancels a download by the id these events give
+        for method in DOWNLOAD_EVENTS:
+            launched.bidi.taps[method] = downloads.on_event
+    # every context (popups too); a click that starts a download waits for no load (browser_page)
+    calls.append(("session.subscribe", {"events": list(DOWNLOAD_EVENTS)}))
     if kind in SETTLE_KINDS:
         signal = {
             "functionDeclaration": SETTLE_SIGNAL,
@@ -261,13 +288,28 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
         }
         calls.append(("script.addPreloadScript", signal))
     try:
-        for reply in launched.bidi.pipeline(calls, min(10.0, deadline.remaining())):
-            if isinstance(reply, Exception):
+        for (method, _), reply in zip(calls, launched.bidi.pipeline(calls, min(10.0, deadline.remaining())), strict=True):
+            if isinstance(reply, Exception) and method == "browser.setDownloadBehavior" and launched.remote:
+                # a Grid browser without the command: its node's downloads are out of our reach
+                logger.warning("the Grid's %s cannot deny downloads: %s", kind, _first_line(reply))
+            elif isinstance(reply, Exception):
                 raise reply
     except Exception as exc:
         launched.shutdown()
         raise errors.Unavailable(f"browser started but its BiDi subscription failed: {_first_line(exc)}") from exc
+    if downloads is not None:
+        downloads.start(_canceller(launched) if kind == "chrome" else None)
     return launched
+
+
+def _canceller(launched: Launched):
+    """Cancel one Chrome download by its id: CDP through BiDi, no reply awaited. Called from the
+    download watcher's thread, the one sender besides the session's (the socket's send is locked)."""
+
+    def cancel(ident: str) -> None:
+        launched.bidi.post("goog:cdp.sendCommand", {"method": "Browser.cancelDownload", "params": {"guid": ident}})
+
+    return cancel
 
 
 def _abandon_launch(

@@ -2,8 +2,9 @@
 
 - ``BrowserSettings.from_settings(settings)``: the one place browser settings are derived from
   the service's ``Settings``.
-- ``chrome_options`` / ``firefox_options``: flags and prefs, the viewport, and the egress gateway
-  as the only proxy (loopback included; the browser resolves no name of its own).
+- ``chrome_options`` / ``firefox_options``: flags and prefs, the viewport, the egress gateway
+  as the only proxy (loopback included; the browser resolves no name of its own), and (local
+  browsers) the session's own downloads directory.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ FIREFOX_PREFS: dict[str, Any] = {
     "toolkit.telemetry.enabled": False,
     "extensions.update.enabled": False,
     "browser.download.open_pdf_attachments_inline": True,
+    # a download touches nothing in the service user's home (GTK's recently-used.xbel)
+    "browser.download.manager.addToRecentDocs": False,
     # No tab icon: Firefox fetches /favicon.ico after every load, a request of its own to the site
     # (Chrome headless makes none), and it met the next goto's intercept.
     "browser.chrome.site_icons": False,
@@ -99,6 +102,8 @@ class BrowserSettings:
     client_redirect_settle: float = 0.4  # window after load to catch meta refresh / script redirects
     max_body_bytes: int = 50 * 1024 * 1024
     browser_user: str = ""  # local browsers run as this user ("": browser_user.DEFAULT_USER when root)
+    max_download_bytes: int = 64 * 1024 * 1024  # a session's downloads on disk (browser_downloads)
+    downloads_tmpfs: bool = True  # as root, a tmpfs of the bound on each downloads dir
     element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
 
     @classmethod
@@ -114,6 +119,8 @@ class BrowserSettings:
             client_redirect_settle=settings.client_redirect_settle,
             max_body_bytes=settings.max_body_bytes,
             browser_user=settings.browser_user,
+            max_download_bytes=settings.max_download_bytes,
+            downloads_tmpfs=settings.downloads_tmpfs,
         )
 
 
@@ -128,7 +135,30 @@ def proxy_parts(url: str) -> tuple[str, int, str | None, str | None]:
     return parts.hostname, port, user, password
 
 
-def chrome_options(settings: BrowserSettings, options: ClientOptions, sandboxed: bool) -> webdriver.ChromeOptions:
+def download_prefs(kind: str, directory: str) -> dict[str, Any]:
+    """Profile preferences that send every download into ``directory``, without a prompt (BiDi
+    ``browser.setDownloadBehavior`` says the same after the start: see browser_downloads)."""
+    if kind == "chrome":
+        return {
+            "download.default_directory": directory,
+            "download.prompt_for_download": False,
+            "download.directory_upgrade": True,
+            "savefile.default_directory": directory,
+        }
+    return {
+        "browser.download.folderList": 2,  # 2: the directory below, not ~/Downloads
+        "browser.download.dir": directory,
+        "browser.download.useDownloadDir": True,
+        "browser.download.always_ask_before_handling_new_types": False,
+        "browser.download.manager.showWhenStarting": False,
+        "browser.download.start_downloads_in_tmp_dir": False,
+        "browser.download.lastDir.savePerSite": False,
+    }
+
+
+def chrome_options(
+    settings: BrowserSettings, options: ClientOptions, sandboxed: bool, downloads: str | None = None
+) -> webdriver.ChromeOptions:
     """``sandboxed``: the browser does not run as root and keeps Chromium's sandbox."""
     opts = webdriver.ChromeOptions()
     opts.binary_location = settings.chrome_binary
@@ -143,7 +173,10 @@ def chrome_options(settings: BrowserSettings, options: ClientOptions, sandboxed:
         opts.add_argument(f"--proxy-server={options.egress.proxy_url}")
         opts.add_argument("--proxy-bypass-list=<-loopback>")
         opts.add_argument(f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE {host}")
-    opts.add_experimental_option("prefs", CHROME_PREFS)
+    prefs = dict(CHROME_PREFS)
+    if downloads is not None:
+        prefs.update(download_prefs("chrome", downloads))
+    opts.add_experimental_option("prefs", prefs)
     if options.middleware is not None and options.middleware.blocks:
         # the block rules as an extension of this browser alone (see chrome_blocking)
         opts.add_encoded_extension(chrome_blocking.extension(options.middleware.blocks))
@@ -153,14 +186,19 @@ def chrome_options(settings: BrowserSettings, options: ClientOptions, sandboxed:
     return opts
 
 
-def firefox_options(settings: BrowserSettings, options: ClientOptions) -> webdriver.FirefoxOptions:
+def firefox_options(
+    settings: BrowserSettings, options: ClientOptions, downloads: str | None = None
+) -> webdriver.FirefoxOptions:
     opts = webdriver.FirefoxOptions()
     opts.binary_location = settings.firefox_binary
     opts.add_argument("-headless")
     viewport = options.viewport or DEFAULT_VIEWPORT
     opts.add_argument(f"--width={viewport.width}")
     opts.add_argument(f"--height={viewport.height}")
-    for name, value in FIREFOX_PREFS.items():
+    prefs = dict(FIREFOX_PREFS)
+    if downloads is not None:
+        prefs.update(download_prefs("firefox", downloads))
+    for name, value in prefs.items():
         opts.set_preference(name, value)
     if options.egress is not None:
         host, port, _, _ = proxy_parts(options.egress.proxy_url)

@@ -132,7 +132,7 @@ def _judged(found: dict, selector: str, action: str) -> dict:
 
 def wait_for_navigation(bidi: Bidi, context: str, settle: float, deadline: Deadline) -> None:
     """After a click (events being recorded): a navigation starting within ``settle`` seconds is
-    waited for until it loads or fails."""
+    waited for until it loads, fails, or turns out to be a download (no load ever comes)."""
     window = Deadline(min(settle, deadline.remaining()))
     started: dict[str, str] = {}
 
@@ -142,7 +142,7 @@ def wait_for_navigation(bidi: Bidi, context: str, settle: float, deadline: Deadl
                 continue
             if method == "network.beforeRequestSent":
                 started.setdefault(params["navigation"], "started")
-            elif method in ("browsingContext.load", "browsingContext.navigationFailed"):
+            elif method in ("browsingContext.load", "browsingContext.navigationFailed", "browsingContext.downloadWillBegin"):
                 started[params["navigation"]] = "done"
         bidi.events.clear()
 

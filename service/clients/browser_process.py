@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import psutil
 
+from service.clients import mounts
 from service.clients.browser_user import BrowserUser, clean_environment
 
 logger = logging.getLogger(__name__)
@@ -327,6 +328,7 @@ class SessionProcesses:
         procs += owned(self.owner, self.temp_dir)  # anything that left the tree
         kill_processes(procs, grace=grace)
         self.keeper.release()
+        mounts.unmount_below(self.temp_dir)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 

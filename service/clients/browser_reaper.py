@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 
+from service.clients import mounts
 from service.clients.browser_process import (
     LEGACY_OWNER_ENV,
     OWNER_ENV,
@@ -52,6 +53,7 @@ def reap_orphans(temp_root: str | None = None, grace: float = 0.5) -> tuple[int,
     for name in names:
         match = TEMP_NAME.match(name)
         if match and orphaned(match.group(1)):
+            mounts.unmount_below(os.path.join(root, name))
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
             removed += 1
     if victims or removed:
