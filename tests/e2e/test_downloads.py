@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from service.clients.browser_process import TEMP_PREFIX
 from tests.e2e.conftest import service_env
 from tests.support.hostile import HostileServer, endless_body, gzip_bomb, response
 from tests.support.ports import scaled, wait_for
@@ -42,9 +43,10 @@ PAGE_TIMEOUT = "15s"
 def roots() -> Iterator[dict[str, Path]]:
     # short: Chrome's singleton socket, deep below TMPDIR, must fit in a Unix socket address
     base = Path(tempfile.mkdtemp(prefix="dl-"))
+    base.chmod(0o711)  # the browser user (the service is root here) reaches its dirs below it
     home, temp = base / "home", base / "t"
     home.mkdir()
-    temp.mkdir()
+    temp.mkdir(mode=0o711)
     (home / "Downloads").mkdir()  # where a browser left alone puts its downloads
     yield {"home": home, "temp": temp}
     shutil.rmtree(base, ignore_errors=True)
@@ -84,7 +86,7 @@ def server() -> Iterator[HostileServer]:
 
 
 def temp_dirs(roots: dict[str, Path]) -> set[Path]:
-    return {path for path in roots["temp"].iterdir() if path.name.startswith("inndx-b-")}
+    return {path for path in roots["temp"].iterdir() if path.name.startswith(TEMP_PREFIX)}
 
 
 class Opened:
