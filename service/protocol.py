@@ -28,6 +28,7 @@ from referencing.jsonschema import DRAFT202012
 from service.clients.base import Cookie, GotoResult, Viewport
 from service.config import parse_duration
 from service.errors import BadRequest, ServiceError, TooLarge
+from service.model import RawJson
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_BASE = "https://inndx.invalid/schemas/"
@@ -380,7 +381,13 @@ def session_opened(session_id: str) -> dict[str, Any]:
 
 
 def encode(frame: Mapping[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    raw = [(key, value) for key, value in frame.items() if isinstance(value, RawJson)]
+    if not raw:
+        return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    rest = {key: value for key, value in frame.items() if not isinstance(value, RawJson)}
+    head = json.dumps(rest, separators=(",", ":"), ensure_ascii=False)[:-1]
+    spliced = ",".join(json.dumps(key, ensure_ascii=False) + ":" + value.strip() for key, value in raw)
+    return head + ("," if rest else "") + spliced + "}"
 
 
 def frame_size(data: str | bytes) -> int:

@@ -95,6 +95,7 @@ class BrowserSettings:
     new_session_timeout: float = 30.0  # bound on starting a browser / getting a Grid session
     client_redirect_settle: float = 0.4  # window after load to catch meta refresh / script redirects
     max_body_bytes: int = 50 * 1024 * 1024
+    max_reply_bytes: int = 32 * 1024 * 1024  # an evaluate result, content, a screenshot: beyond, 413
     element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
 
     @classmethod
@@ -109,6 +110,7 @@ class BrowserSettings:
             new_session_timeout=settings.new_session_timeout,
             client_redirect_settle=settings.client_redirect_settle,
             max_body_bytes=settings.max_body_bytes,
+            max_reply_bytes=settings.max_reply_bytes,
         )
 
 
