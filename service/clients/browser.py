@@ -13,7 +13,12 @@ Decisions where the protocol is silent:
 - a click that starts a navigation (within ``client_redirect_settle``) waits for its load (504).
 - fill on a select without an option of that value: 404, naming the select and the value.
 - evaluate: the result goes through ``JSON.stringify`` in the page (``undefined`` -> null); a DOM
-  node, a cycle or a BigInt is a 422 naming the problem, not a conversion.
+  node, a cycle or a BigInt is a 422 naming the problem, not a conversion. The script is compiled
+  alone first (a 422 when it is no function body), and the result is checked in the page against
+  ``max_reply_bytes`` and for being JSON text, then passed on unbuilt (``RawJson``).
+- content and the viewport's size are read in our BiDi sandbox realm (``page_scripts.SANDBOX``),
+  where the page's redefinitions do not reach; replies past ``max_reply_bytes`` are 413
+  (``service.reply_bound``).
 """
 
 from __future__ import annotations
@@ -237,7 +242,7 @@ class BrowserClient(FetchClient):
             deadline,
         )
         data = result["data"]
-        reply_bound.check("screenshot", len(data) // 4 * 3, bound)  # the decoded size, within 2 bytes
+        reply_bound.check("screenshot", len(data) // 4 * 3 - data[-2:].count("="), bound)  # its decoded size
         png = base64.b64decode(data)
         reply_bound.check("screenshot", len(png), bound)
         return png

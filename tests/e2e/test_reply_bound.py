@@ -151,8 +151,10 @@ def test_a_result_under_the_default_bound_is_answered_whole(client, open_session
 
 
 def test_a_result_of_many_tiny_values_is_passed_on_without_being_built(client, open_session, service: Service, site: Site):
-    """A million empty objects: 3 MB of JSON text, about 70 MB as Python dicts. The service
-    passes the checked text on as it is, so the worker grows by a few times the text at most."""
+    """A million empty objects: 3 MB of JSON text, 72 MB as Python dicts (measured with
+    tracemalloc). The service passes the checked text on as it is: the worker grows by a few
+    times the text (the socket's buffers, the BiDi message, the reply frame; 6x measured), never
+    by what building it would cost."""
     page = open_session(client, timeout="60s", max_retries=0)
     goto(page, site)
     count = 1_000_000
@@ -161,7 +163,7 @@ def test_a_result_of_many_tiny_values_is_passed_on_without_being_built(client, o
     result = evaluate(page, f"return Array.from({{length: {count}}}, () => ({{}}))")
     grown = worker_rss(service) - before
     assert len(result) == count and result[0] == {} and result[-1] == {}
-    assert grown < 16 * MIB, f"the worker grew by {grown} bytes for a {3 * count}-byte result"
+    assert grown < 32 * MIB, f"the worker grew by {grown} bytes for a {3 * count}-byte result"
 
 
 @pytest.mark.parametrize(
