@@ -26,6 +26,8 @@ from tests.support.service import Service
 from tests.support.site import Site
 from tests.support.wsclient import Session, connect
 
+pytestmark = pytest.mark.clients("chrome", "firefox")  # the standard client's one test is clientless
+
 MIB = 1024 * 1024
 SMALL = 1 * MIB
 DEFAULT = 32 * MIB
@@ -307,6 +309,7 @@ def test_content_reads_the_dom_where_the_page_cannot_redefine_it(client, small: 
     assert "Hello from the test site." in html and len(html) < 10000
 
 
+@pytest.mark.clientless
 def test_standard_content_past_the_bound_is_413(small_service: Service, site: Site):
     session = connect(small_service.ws_url)
     try:
