@@ -369,11 +369,18 @@ def reply(action: Action, value: Any = None) -> dict[str, Any]:
     return _with_id(frame, action.id)
 
 
+MAX_MESSAGE = 4000  # characters of an error message: a page can put its own text in one
+
+
 def error_frame(error: ServiceError, action_id: str | int | None = None, fatal: bool | None = None) -> dict[str, Any]:
-    """The error frame for ``error``; its ``id`` is ``action_id`` or else the error's own."""
+    """The error frame for ``error``; its ``id`` is ``action_id`` or else the error's own. The
+    message is clipped to ``MAX_MESSAGE`` characters (a page's text can reach one: a tag name)."""
     is_fatal = error.fatal if fatal is None else fatal
     action_id = error.action_id if action_id is None and not is_fatal else action_id
-    return _with_id({"type": "fatal" if is_fatal else "error", "message": error.message, "code": error.code}, action_id)
+    message = error.message
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
+    return _with_id({"type": "fatal" if is_fatal else "error", "message": message, "code": error.code}, action_id)
 
 
 def session_opened(session_id: str) -> dict[str, Any]:

@@ -366,3 +366,16 @@ def test_the_syntax_check_works_on_a_page_whose_policy_forbids_eval(client, smal
     act(small, {"action": "goto", "url": csp_url})
     assert evaluate(small, "return document.title + 1") == "csp1"
     assert "not a function body" in refused(small, {"action": "evaluate", "script": "return 1 }); (function() {"}, 422)
+
+
+def test_an_error_message_the_page_writes_is_clipped(client, small: Session, site: Site):
+    """A click's 409 names the element's tag, which the page's world reports: a page can make it
+    40 MB. Every error message is clipped to 4,000 characters (protocol.MAX_MESSAGE)."""
+    goto(small, site)
+    hostile = (
+        "setTimeout(() => { document.querySelector = () => ({disabled: true,"
+        f" tagName: {{toLowerCase: () => 'x'.repeat({4 * SMALL})}}}}); }}, 0); return 1"
+    )
+    evaluate(small, hostile)
+    message = refused(small, {"action": "click", "selector": "#p"}, 409)
+    assert len(message) < 4200 and f"({4 * SMALL + 37} characters)" in message

@@ -17,7 +17,7 @@ from service.clients.page_scripts import _VALIDATE, _WEIGH
 from service.config import Settings, SettingsError
 from service.errors import ScriptError, TooLarge
 from service.model import RawJson
-from service.protocol import encode
+from service.protocol import MAX_MESSAGE, encode, error_frame
 
 MIB = 1024 * 1024
 
@@ -219,3 +219,11 @@ def test_a_raw_json_result_is_spliced_into_its_frame_as_it_is():
     assert json.loads(text) == {"action": "evaluated", "result": [1, {"a": "\u00e9"}], "id": "x"}
     assert '[1, {"a": "\u00e9"}]' in text
     assert encode({"result": RawJson("null")}) == '{"result":null}'
+
+
+def test_an_error_message_is_clipped_whatever_put_it_there():
+    """A page can put its own text in a message (a tag name a click's 409 names): 40 MB once."""
+    frame = error_frame(ScriptError("x" * 10_000_000), "i")
+    assert frame["message"] == "x" * MAX_MESSAGE + "... (10000000 characters)"
+    assert frame["code"] == 422 and frame["id"] == "i"
+    assert error_frame(TooLarge("short"))["message"] == "short"
