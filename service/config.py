@@ -62,6 +62,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
     max_download_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_DOWNLOAD_BYTES: a browser session's downloads on disk
     downloads_tmpfs: bool = True  # INNDX_DOWNLOADS_TMPFS=0: no tmpfs under the bound (as root), the watcher alone
+    max_reply_bytes: int = 32 * 1024 * 1024  # INNDX_MAX_REPLY_BYTES: evaluate result, content, screenshot -> 413
     default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
     max_sessions: int = 1000  # INNDX_MAX_SESSIONS: live sessions per instance (sets gunicorn's threads)
     workers: int = 1  # INNDX_WORKERS: gunicorn workers; each carries its share of max_sessions
@@ -172,6 +173,7 @@ _COUNTS = (
     "max_frame_bytes",
     "max_body_bytes",
     "max_download_bytes",
+    "max_reply_bytes",
     "default_max_sessions",
     "max_sessions",
     "workers",

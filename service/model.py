@@ -112,3 +112,9 @@ class GotoResult:
     redirects: list[Redirect] = field(default_factory=list)
     content_type: str | None = None
     blocked: int = 0  # sub-resource requests the block middleware failed (not on the wire)
+
+
+class RawJson(str):
+    """A JSON text already checked to be one (an evaluate result, checked in the browser), put
+    into a frame as it is: a result is never built into Python objects, which for many tiny
+    values (``[{},{},...]``) would take 20 times the text's bytes."""

@@ -29,6 +29,7 @@ from service import hosts
 from service.clients.base import Cookie, GotoResult, Viewport
 from service.config import parse_duration
 from service.errors import BadRequest, ServiceError, TooLarge
+from service.model import RawJson
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_BASE = "https://inndx.invalid/schemas/"
@@ -374,11 +375,18 @@ def reply(action: Action, value: Any = None) -> dict[str, Any]:
     return _with_id(frame, action.id)
 
 
+MAX_MESSAGE = 4000  # characters of an error message: a page can put its own text in one
+
+
 def error_frame(error: ServiceError, action_id: str | int | None = None, fatal: bool | None = None) -> dict[str, Any]:
-    """The error frame for ``error``; its ``id`` is ``action_id`` or else the error's own."""
+    """The error frame for ``error``; its ``id`` is ``action_id`` or else the error's own. The
+    message is clipped to ``MAX_MESSAGE`` characters (a page's text can reach one: a tag name)."""
     is_fatal = error.fatal if fatal is None else fatal
     action_id = error.action_id if action_id is None and not is_fatal else action_id
-    return _with_id({"type": "fatal" if is_fatal else "error", "message": error.message, "code": error.code}, action_id)
+    message = error.message
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
+    return _with_id({"type": "fatal" if is_fatal else "error", "message": message, "code": error.code}, action_id)
 
 
 def session_opened(session_id: str) -> dict[str, Any]:
@@ -386,7 +394,13 @@ def session_opened(session_id: str) -> dict[str, Any]:
 
 
 def encode(frame: Mapping[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    raw = [(key, value) for key, value in frame.items() if isinstance(value, RawJson)]
+    if not raw:
+        return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    rest = {key: value for key, value in frame.items() if not isinstance(value, RawJson)}
+    head = json.dumps(rest, separators=(",", ":"), ensure_ascii=False)[:-1]
+    spliced = ",".join(json.dumps(key, ensure_ascii=False) + ":" + value.strip() for key, value in raw)
+    return head + ("," if rest else "") + spliced + "}"
 
 
 def frame_size(data: str | bytes) -> int:

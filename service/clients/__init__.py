@@ -14,7 +14,9 @@ def make_client(kind: str, options: ClientOptions, settings: Settings, unit: Any
     if kind == "standard":
         from service.clients.standard import StandardClient
 
-        return StandardClient(options, max_body_bytes=settings.max_body_bytes)
+        return StandardClient(
+            options, max_body_bytes=settings.max_body_bytes, max_reply_bytes=settings.max_reply_bytes
+        )
     from service.clients.browser import BrowserClient
 
     return BrowserClient(kind, options, browser_settings(settings), unit=unit)

@@ -16,14 +16,18 @@ Decisions where the protocol is silent:
 - click or fill on a file input: 400, naming the upload action (no action attaches a host file);
   fill on a field that will not take focus: 409.
 - evaluate: the result goes through ``JSON.stringify`` in the page (``undefined`` -> null); a DOM
-  node, a cycle or a BigInt is a 422 naming the problem, not a conversion.
+  node, a cycle or a BigInt is a 422 naming the problem, not a conversion. The script is compiled
+  alone first (a 422 when it is no function body), and the result is checked in the page against
+  ``max_reply_bytes`` and for being JSON text, then passed on unbuilt (``RawJson``).
+- content and the viewport's size are read in our BiDi sandbox realm (``page_scripts.SANDBOX``),
+  where the page's redefinitions do not reach; replies past ``max_reply_bytes`` are 413
+  (``service.reply_bound``).
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import json
 import logging
 import threading
 import time
@@ -33,7 +37,7 @@ import urllib3
 from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
-from service import errors
+from service import errors, reply_bound
 from service.clients import browser_page as page
 from service.clients.base import (
     ClientOptions,
@@ -47,8 +51,9 @@ from service.clients.browser_launch import Launched, prepare
 from service.clients.browser_options import BrowserSettings
 from service.clients.navigation import Navigation
 from service.clients.navigation_record import cookie_params
-from service.clients.page_scripts import CONTENT, EVALUATE
+from service.clients.page_scripts import CONTENT, EVALUATE, SANDBOX, SYNTAX, VIEWPORT
 from service.deadline import Deadline
+from service.model import RawJson
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +175,12 @@ class BrowserClient(FetchClient):
     # ----- actions --------------------------------------------------------------------------
     @_boundary
     def content(self, deadline: Deadline) -> bytes:
-        text = page.call(self._bidi, self._context, CONTENT, [], deadline, activation=False)
-        return (text or "").encode("utf-8")
+        bound = self.settings.max_reply_bytes
+        answer = page.call(self._bidi, self._context, CONTENT, [bound], deadline, activation=False, sandbox=SANDBOX)
+        try:
+            return reply_bound.unwrap(answer, "content", bound, "T").encode("utf-8")
+        except ValueError as exc:
+            raise errors.InternalError(str(exc)) from exc
 
     @_boundary
     def click(self, selector: str, deadline: Deadline) -> None:
@@ -201,21 +210,37 @@ class BrowserClient(FetchClient):
 
     @_boundary
     def evaluate(self, script: str, deadline: Deadline) -> Any:
-        text = page.call(self._bidi, self._context, EVALUATE % script, [], deadline, user_error=True)
-        if not isinstance(text, str) or not text:
-            raise errors.InternalError("evaluate wrapper returned no text")
-        if text[0] == "N":
-            raise errors.ScriptError(f"the script's result is not JSON: {text[1:]}")
-        return json.loads(text[1:])
+        bound = self.settings.max_reply_bytes
+        syntax = page.call(self._bidi, self._context, SYNTAX, [script], deadline, activation=False, sandbox=SANDBOX)
+        if isinstance(syntax, str) and syntax.startswith("S"):
+            raise errors.ScriptError(f"the script is not a function body: {syntax[1:2000]}")
+        if syntax != "":
+            raise errors.ScriptError(f"the script's syntax could not be checked: {str(syntax)[1:2000]}")
+        answer = page.call(self._bidi, self._context, EVALUATE % script, [bound], deadline, user_error=True)
+        try:
+            text = reply_bound.unwrap(answer, "evaluate result", bound, "J")
+        except ValueError as exc:  # the page can break our wrapper (it runs in the page's world)
+            raise errors.ScriptError(f"the script's result could not be read: {exc}") from exc
+        return RawJson(text)  # checked to be JSON text in the browser: passed on as it is
 
     @_boundary
     def screenshot(self, deadline: Deadline) -> bytes:
+        """The viewport's size, as the browser says it, bounds the PNG before it is taken; what
+        arrives is measured before it is decoded."""
+        bound = self.settings.max_reply_bytes
+        size = page.call(self._bidi, self._context, VIEWPORT, [], deadline, activation=False, sandbox=SANDBOX)
+        width, height = (int(v) for v in size)
+        reply_bound.screenshot_precheck(width, height, bound)
         result = self._bidi.command(
             "browsingContext.captureScreenshot",
             {"context": self._context, "origin": "viewport"},
             deadline,
         )
-        return base64.b64decode(result["data"])
+        data = result["data"]
+        reply_bound.check("screenshot", len(data) // 4 * 3 - data[-2:].count("="), bound)  # its decoded size
+        png = base64.b64decode(data)
+        reply_bound.check("screenshot", len(png), bound)
+        return png
 
     # ----- helpers --------------------------------------------------------------------------
     @property

@@ -33,11 +33,14 @@ def call(
     activation: bool = True,
     sandbox: str | None = None,
 ) -> Any:
-    """``script.callFunction`` in the page (in the page's world, or in our ``sandbox`` realm);
-    returns the primitive result. An exception thrown by the script is a ScriptError (user code)
-    or an InternalError (our helpers). Reading the DOM needs no user gesture
-    (``activation=False``: the browser then simulates none)."""
-    target = {"context": context} if sandbox is None else {"context": context, "sandbox": sandbox}
+    """``script.callFunction`` in the page; returns the primitive result. An exception thrown
+    by the script is a ScriptError (user code) or an InternalError (our helpers). Reading the
+    DOM needs no user gesture (``activation=False``: the browser then simulates none). With
+    ``sandbox``, the function runs in that BiDi sandbox realm: the same DOM, the browser's own
+    globals and prototypes, none of the page's."""
+    target: dict[str, str] = {"context": context}
+    if sandbox is not None:
+        target["sandbox"] = sandbox
     params = {
         "functionDeclaration": function,
         "arguments": [local_value(a) for a in args],

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from service import hosts
+from service import hosts, reply_bound
 from service.clients.base import ClientOptions, FetchClient, GotoRequest, GotoResult
 from service.clients.body_decoding import BodyDecoder, DecodeError, content_encodings
 from service.cookies import cookies_from_headers
@@ -139,9 +139,12 @@ def _tls_context() -> ssl.SSLContext:
 class StandardClient(FetchClient):
     kind = "standard"
 
-    def __init__(self, options: ClientOptions, max_body_bytes: int = 64 * 1024 * 1024):
+    def __init__(
+        self, options: ClientOptions, max_body_bytes: int = 64 * 1024 * 1024, max_reply_bytes: int = 32 * 1024 * 1024
+    ):
         self.options = options
         self.max_body_bytes = max_body_bytes
+        self.max_reply_bytes = max_reply_bytes  # content is the last body: past this, 413
         self._clients: dict[str | None, httpx.Client] = {}
         self._jar = http.cookiejar.CookieJar()  # the session's jar, shared by its httpx clients
         self._proxy_turn = 0
@@ -304,7 +307,9 @@ class StandardClient(FetchClient):
     def content(self, deadline: Deadline) -> bytes:
         if not self._loaded:
             raise Conflict("nothing loaded yet: goto a page first")
-        return self._last_body or b""
+        body = self._last_body or b""
+        reply_bound.check("content", len(body), self.max_reply_bytes)
+        return body
 
     def click(self, selector: str, deadline: Deadline) -> None:
         raise NotSupported("click needs a browser: open the session with client chrome or firefox")
