@@ -61,10 +61,12 @@ def services(grid, logs: Path, roots: dict[str, Path]) -> Iterator[dict[str, Ser
 
     class Lazy(dict):
         def __missing__(self, layer: str) -> Service:
+            own_temp = roots["temp"] / layer  # its own: a pool's refill never shows up in another's
+            own_temp.mkdir(mode=0o711)
             env = service_env(
                 grid,
                 HOME=str(roots["home"]),
-                TMPDIR=str(roots["temp"]),
+                TMPDIR=str(own_temp),
                 INNDX_MAX_DOWNLOAD_BYTES=str(BOUND),
                 INNDX_MAX_BODY_BYTES=str(48 * 1024 * 1024),  # the gateway ends an endless body here
                 INNDX_DOWNLOADS_TMPFS="0" if layer == "watcher" else "1",
@@ -85,8 +87,10 @@ def server() -> Iterator[HostileServer]:
         yield running
 
 
-def temp_dirs(roots: dict[str, Path]) -> set[Path]:
-    return {path for path in roots["temp"].iterdir() if path.name.startswith(TEMP_PREFIX)}
+def temp_dirs(roots: dict[str, Path], layer: str | None = None) -> set[Path]:
+    """The browser temp dirs of one layer's service, or of all of them."""
+    layers = [roots["temp"] / layer] if layer else [p for p in roots["temp"].iterdir() if p.is_dir()]
+    return {path for below in layers for path in below.iterdir() if path.name.startswith(TEMP_PREFIX)}
 
 
 class Opened:
@@ -105,13 +109,13 @@ def open_browser(services: dict[str, Service], roots: dict[str, Path], grid) -> 
     opened: list[Session] = []
 
     def open_(client: str, layer: str = "tmpfs") -> Opened:
-        before = temp_dirs(roots)
-        session = connect(services[layer].ws_url)
+        session = connect(services[layer].ws_url)  # started (and its TMPDIR made) first
+        before = temp_dirs(roots, layer)
         opened.append(session)
         session.open(client=client, timeout=PAGE_TIMEOUT, max_retries=0)
         if grid is not None:
             return Opened(session, None)
-        new = temp_dirs(roots) - before
+        new = temp_dirs(roots, layer) - before
         assert len(new) == 1, f"one new browser temp dir expected, found {new}"
         return Opened(session, new.pop())
 

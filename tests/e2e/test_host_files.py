@@ -24,6 +24,7 @@ WebDriver command at all.
 
 from __future__ import annotations
 
+import json
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -231,14 +232,14 @@ def test_control_element_send_keys_attaches_the_host_file_and_fill_never_uses_it
 
         browser.goto(GotoRequest(site.url("/files/input")), Deadline(30))
         driver.find_element(By.CSS_SELECTOR, "#f").send_keys(str(path))
-        assert token in browser.evaluate(read % "f", Deadline(10))
+        assert token in _value(browser, read % "f", Deadline(10))
 
         browser.goto(GotoRequest(site.url("/files/race-blur")), Deadline(30))
-        assert browser.evaluate("return document.getElementById('r').type", Deadline(10)) == "text"
+        assert _value(browser, "return document.getElementById('r').type", Deadline(10)) == "text"
         element = driver.find_element(By.CSS_SELECTOR, "#r")
         element.clear()  # focuses it, clears it, blurs it: the page makes it a file input
         element.send_keys(str(path))
-        assert token in browser.evaluate(read % "r", Deadline(10))
+        assert token in _value(browser, read % "r", Deadline(10))
 
         commands: list[str] = []
         execute = WebDriver.execute
@@ -252,9 +253,15 @@ def test_control_element_send_keys_attaches_the_host_file_and_fill_never_uses_it
         commands.clear()
         browser.fill("#t", str(path), Deadline(10))
         assert commands == []
-        assert browser.evaluate("return document.getElementById('t').value", Deadline(10)) == str(path)
-        assert browser.evaluate(read % "f", Deadline(10)) is None
+        assert _value(browser, "return document.getElementById('t').value", Deadline(10)) == str(path)
+        assert _value(browser, read % "f", Deadline(10)) is None
     finally:
         browser.close()
         listener.close()
         gateway.stop()
+
+
+def _value(browser: Any, script: str, deadline: Any) -> Any:
+    """``BrowserClient.evaluate`` answers the result's JSON text (checked in the browser, passed on
+    as it is): its value."""
+    return json.loads(browser.evaluate(script, deadline))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -369,13 +370,17 @@ def test_the_syntax_check_works_on_a_page_whose_policy_forbids_eval(client, smal
 
 
 def test_an_error_message_the_page_writes_is_clipped(client, small: Session, site: Site):
-    """A click's 409 names the element's tag, which the page's world reports: a page can make it
-    40 MB. Every error message is clipped to 4,000 characters (protocol.MAX_MESSAGE)."""
+    """A click's 409 names the element that covers the target, by its tag and id, which the page
+    sets: a page can make the id 4 MB. Every error message is clipped to 4,000 characters
+    (protocol.MAX_MESSAGE), and says how long it was."""
     goto(small, site)
     hostile = (
-        "setTimeout(() => { document.querySelector = () => ({disabled: true,"
-        f" tagName: {{toLowerCase: () => 'x'.repeat({4 * SMALL})}}}}); }}, 0); return 1"
+        f"const d = document.createElement('div'); d.id = 'x'.repeat({4 * SMALL});"
+        " d.style = 'position:fixed;inset:0;z-index:99999;background:#fff';"
+        " document.body.append(d); return 1"
     )
     evaluate(small, hostile)
     message = refused(small, {"action": "click", "selector": "#p"}, 409)
-    assert len(message) < 4200 and f"({4 * SMALL + 37} characters)" in message
+    clipped = re.search(r"\.\.\. \((\d+) characters\)$", message)
+    assert len(message) < 4200 and clipped and int(clipped.group(1)) > 4 * SMALL, message[:300]
+    assert "div#xxx" in message

@@ -106,15 +106,18 @@ _TEXT_MUTANTS = st.sampled_from([
 # URLs whose host breaks a rule of service/hosts.py (an empty label, a label over 63 bytes, a
 # character no host may hold, a bad A-label) beside labels of any text: each must be a 400, and
 # none is ever resolved (the fuzzer reaches nothing but loopback).
-_LABELS = st.lists(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20), max_size=3)
-_BREAKS = st.sampled_from(["", "x" * 64, "é" * 40, "a%b", "a^b", "xn--zz", "a|b"])
-_BAD_HOST_URLS = st.builds(
-    lambda before, bad, after, scheme: f"{scheme}://{'.'.join([*before, bad, *after])}/",
+_LABELS = st.lists(  # never a character that ends the host ("/", "?", "#") or marks its parts ("@", ":")
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="/?#@:\\[]"), max_size=20),
+    max_size=3,
+)
+_BREAKS = st.sampled_from(["", "x" * 64, "é" * 60, "a%b", "a^b", "xn--zz", "a|b"])
+BAD_HOST_URLS = st.builds(  # an empty label is bad but as the last one (the root's dot: "a.b.")
+    lambda before, bad, after, scheme: f"{scheme}://{'.'.join([*before, bad, *after, *(['x'] if bad == '' else [])])}/",
     _LABELS, _BREAKS, _LABELS, st.sampled_from(["http", "https"]),
 )
 _VALUE_MUTANTS = st.one_of(
     _TEXT_MUTANTS,
-    _BAD_HOST_URLS,
+    BAD_HOST_URLS,
     st.sampled_from([None, True, False, 0, -1, 1.5, 10**30, -(10**30), 2**63, [], {}, [[["x"]]], {"a": {"b": 1}}]),
     st.integers(min_value=3, max_value=900).map(lambda n: _nested(n)),
 )
@@ -191,7 +194,7 @@ def frames(site_url: str, max_frame_bytes: int) -> st.SearchStrategy[Frame]:
         valid.map(lambda frame: Frame(_encode(frame), None, "valid")),
         _mutated(valid).map(lambda frame: Frame(_encode(frame), None, "mutated")),
         _raw(max_frame_bytes),
-        _BAD_HOST_URLS.map(lambda url: Frame(_encode({"action": "goto", "url": url}), None, "bad-host")),
+        BAD_HOST_URLS.map(lambda url: Frame(_encode({"action": "goto", "url": url}), None, "bad-host")),
     )
 
 

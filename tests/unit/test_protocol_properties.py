@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from service import protocol
 from service.clients.base import GotoResult
 from service.errors import ServiceError
-from tests.support.fuzz import Frame, frames
+from tests.support.fuzz import BAD_HOST_URLS, Frame, frames
 
 PROTOCOL = protocol.Protocol()
 LIMIT = 65536
@@ -35,3 +35,16 @@ def test_receive_answers_every_frame_with_an_action_or_our_error(frame: Frame):
 
 def _result() -> GotoResult:
     return GotoResult(url="http://127.0.0.1:1/", status_code=200)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(BAD_HOST_URLS)
+def test_every_bad_host_url_the_fuzzer_makes_is_refused_at_url(url: str):
+    """The e2e fuzzer expects a 400 at ``$.url`` for each of these: each must be bad indeed (a
+    label of 40 "é" is a 46-byte A-label, a good one)."""
+    try:
+        PROTOCOL.receive(json.dumps({"action": "goto", "url": url}), LIMIT)
+    except ServiceError as error:
+        assert error.code == 400 and "$.url" in error.message, error.message
+    else:
+        raise AssertionError(f"{url!r} was accepted")
