@@ -96,11 +96,16 @@ class Launched:
         self._closed = True
         if self.downloads is not None:
             self.downloads.stop()
-        if self.processes is not None:
-            self.processes.record_tree()
-        self._quit_bounded()
-        if self.processes is not None:
-            self.processes.end()
+        if self.processes is None:
+            self._quit_bounded()
+            return
+        # A local browser keeps nothing worth a graceful quit (its profile is in the session's temp
+        # dir, which goes with it): its whole tree is killed at once, so its slot is free by the
+        # time a client could reconnect (a Firefox quit took 1-3 s, often force-killed anyway).
+        self.processes.record_tree()
+        self.processes.end(grace=0)
+        channel.disconnect(self.driver)  # its socket is dead now: the reader ends at once
+        _forget_local_driver(self.driver)
 
     def _quit_bounded(self) -> None:
         channel.disconnect(self.driver)
@@ -123,6 +128,21 @@ class Launched:
                     service.process.kill()
                 except OSError:
                     pass
+
+
+def _forget_local_driver(driver: Any) -> None:
+    """After its processes were killed: close the driver object's HTTP connections and reap the
+    driver process, so nothing of it lingers in the worker (sockets, a zombie)."""
+    try:
+        driver.command_executor.close()
+    except Exception as exc:  # noqa: BLE001 - best effort on a driver that is gone
+        logger.debug("closing the driver's connections failed: %r", exc)
+    process = getattr(getattr(driver, "service", None), "process", None)
+    if process is not None:
+        try:
+            process.wait(timeout=1.0)
+        except Exception as exc:  # noqa: BLE001 - already reaped, or still dying: the kernel's now
+            logger.debug("reaping the driver failed: %r", exc)
 
 
 def _require_file(path: str, what: str) -> None:

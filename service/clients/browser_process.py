@@ -41,6 +41,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 
 import psutil
@@ -158,8 +159,25 @@ def running_pid(pid: int) -> bool:
         return False
 
 
+KILL_WAIT = 2.0  # seconds kill_processes waits for SIGKILLed processes to be gone
+KILL_POLL = 0.01  # seconds between its looks
+
+
 def kill_processes(procs: Iterable[psutil.Process], grace: float = 0.5) -> None:
-    """SIGTERM, wait up to ``grace`` seconds, SIGKILL what is left, wait again (bounded)."""
+    """SIGTERM, wait up to ``grace`` seconds, SIGKILL what is left, wait again (bounded). With
+    ``grace`` 0: SIGKILL at once, then wait (up to KILL_WAIT) until they are gone."""
+    if grace <= 0:
+        doomed = []
+        for proc in procs:
+            try:
+                proc.kill()
+                doomed.append(proc)
+            except psutil.Error:
+                pass
+        end = time.monotonic() + KILL_WAIT  # a zombie counts as gone: init reaps it when it will
+        while any(running(proc) for proc in doomed) and time.monotonic() < end:
+            time.sleep(KILL_POLL)
+        return
     alive = []
     for proc in procs:
         try:

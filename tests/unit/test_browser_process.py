@@ -212,3 +212,19 @@ def test_the_reaper_still_ends_an_older_releases_orphans(tmp_path):
     finally:
         orphan.kill()
         orphan.wait(5)
+
+
+def test_kill_processes_with_no_grace_kills_at_once_and_returns_when_they_are_gone():
+    """A session's teardown (grace 0): SIGKILL without a SIGTERM first (a process that ignores
+    SIGTERM ends as fast), and it returns only once none of them runs (a zombie counts as gone)."""
+    stubborn = [
+        subprocess.Popen(["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"]) for _ in range(3)
+    ]
+    try:
+        bp.kill_processes([psutil.Process(p.pid) for p in stubborn], grace=0)
+        assert [bp.running_pid(p.pid) for p in stubborn] == [False] * 3
+        assert [p.wait(5) for p in stubborn] == [-9] * 3  # SIGKILL, not a TERM that was ignored
+    finally:
+        for proc in stubborn:
+            proc.kill()
+            proc.wait(5)
