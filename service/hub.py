@@ -4,6 +4,10 @@ live sessions with their quotas. Everything here is thread-safe; nothing here kn
 Capacity is asked of ``service.quotas`` (the tenant's quota, then the instance's): a session
 slot is held from the upgrade until the session's thread has ended (its browser quit), a
 browser slot from the open frame until then too. Both are claims on the session's ``Ticket``.
+A claim refused while a session that holds one is ending (its client closed or dropped, its
+browser being torn down), or starts to within ``DROP_GRACE``, waits for that session's end (at
+most ``ENDING_WAIT``): a client that reconnects at once finds the slot it just gave up, not a
+429 or 503. A refusal that stands is so decided after the grace.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from service.clients import make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
 from service.egress import Gateway, Listener
-from service.errors import Unavailable
+from service.errors import TooManyRequests, Unavailable
 from service.metrics import Metrics
 from service.pool import Pool, unit_maker
 from service.proxies import Proxies
@@ -27,6 +31,10 @@ from service.session import Outbox, Session
 from service.tenants import Tenant, Tenants
 
 logger = logging.getLogger(__name__)
+
+ENDING_WAIT = 10.0  # seconds a refused claim may wait for an ending session to free its own
+DROP_GRACE = 0.5  # seconds it waits for a session to start ending (a dropped socket not yet read)
+ENDING_POLL = 0.02  # seconds between its looks meanwhile (a session starting to end notifies nothing)
 
 
 class Ticket:
@@ -62,6 +70,7 @@ class Hub:
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
         self.quotas = Quotas(settings, self.metrics)
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)  # notified each time a session has ended
         self._sessions: dict[str, Session] = {}
         self._pool_slots: list[Claim] = []  # the pool's browser slots (ready or launching), interchangeable
         self._shutting_down = False
@@ -82,7 +91,7 @@ class Hub:
         tenant = self.tenants.authenticate(tenant_id, authorization)
         if self._shutting_down:
             raise Unavailable("the server is shutting down", retry_after=self.settings.retry_after)
-        return Ticket(tenant, self.quotas.admit_session(tenant))
+        return Ticket(tenant, self._after_endings(lambda: self.quotas.admit_session(tenant), tenant.id))
 
     # ------------------------------------------------------------------------------ sessions
 
@@ -96,7 +105,9 @@ class Hub:
         unit = None  # a warm browser from the pool: its slot and its egress listener come with it
         browser: list[Claim] = []  # the tenant's browser quota, then the instance's slot
         if open_frame.client != "standard":  # the browser's one road out, tied to this session
-            browser.append(self.quotas.claim_tenant_browser(ticket.tenant))  # 429 before any 503
+            browser.append(  # 429 before any 503
+                self._after_endings(lambda: self.quotas.claim_tenant_browser(ticket.tenant), tenant)
+            )
             # Chrome's block rules are an extension given at launch: such a session starts cold
             warm = not (open_frame.client == "chrome" and chain.blocks)
             try:
@@ -174,8 +185,44 @@ class Hub:
             if self.pool.launching() and time.monotonic() < end and not self._shutting_down:
                 self.pool.wait_launches(end - time.monotonic())
                 continue
+            if self._wait_for_an_ending(min(end, time.monotonic() + ENDING_WAIT)):
+                continue
             raise self.quotas.browsers_full()
         return slot
+
+    def _after_endings(self, claim, tenant: str) -> Claim:
+        """``claim()``; refused while a session that may hold what it lacks is ending (one of
+        ``tenant``'s for a 429, any for a 503), again once that one has ended (for at most
+        ENDING_WAIT)."""
+        end = time.monotonic() + ENDING_WAIT
+        while True:
+            try:
+                return claim()
+            except (TooManyRequests, Unavailable) as refused:
+                whose = tenant if isinstance(refused, TooManyRequests) else None
+                if not self._wait_for_an_ending(end, whose):
+                    raise refused from None
+
+    def _wait_for_an_ending(self, end: float, tenant: str | None = None) -> bool:
+        """Wait until one of the sessions (of ``tenant``, or any) that is ending has ended, or
+        ``end`` (monotonic). When none is ending yet, one may be about to: its client dropped the
+        socket just before reconnecting, and the server has not read that yet; so first, for up
+        to DROP_GRACE, wait for one to start ending. False when none ends in time, or at shutdown."""
+        with self._ended:
+            ids = {s.id for s in self._sessions.values() if tenant in (None, s.tenant)}
+
+            def ended() -> bool:
+                return self._shutting_down or any(i not in self._sessions for i in ids)
+
+            def ending() -> bool:
+                return any(self._sessions[i].ending for i in ids if i in self._sessions)
+
+            grace = min(end, time.monotonic() + DROP_GRACE)
+            while ids and not ended() and not ending() and time.monotonic() < grace:
+                self._ended.wait(min(ENDING_POLL, max(0.0, grace - time.monotonic())))
+            if not ids or self._shutting_down or not (ended() or ending()):
+                return False
+            return self._ended.wait_for(ended, max(0.0, end - time.monotonic())) and not self._shutting_down
 
     # The pool's slot accounting: a launch reserves an instance slot (no tenant yet); a unit
     # ended in the pool gives one back; a unit handed out takes one along to its session.
@@ -200,11 +247,13 @@ class Hub:
         its browser slot, its egress listener and its tenant's ticket are freed here and nowhere
         else."""
         with self._lock:
-            self._sessions.pop(session.id, None)
             egress = self._egress.pop(session.id, None)
         if egress is not None:
             egress.close()
         ticket.release()
+        with self._ended:  # its claims are free: a claim waiting for an ending may go on
+            self._sessions.pop(session.id, None)
+            self._ended.notify_all()
         self.metrics.session_closed(session.kind)
 
     def active_sessions(self) -> int:
@@ -227,6 +276,7 @@ class Hub:
             first = not self._shutting_down
             self._shutting_down = True
             sessions = list(self._sessions.values())
+            self._ended.notify_all()  # a claim waiting for an ending gives up now
         if first:
             logger.info("shutting down: %d sessions to end", len(sessions))
         for session in sessions:

@@ -154,6 +154,12 @@ class Session:
     def finished(self) -> bool:
         return self._state in (State.CLOSED, State.FAILED)
 
+    @property
+    def ending(self) -> bool:
+        """On its way out (its client gone, a stop asked for, or its last frame sent): its
+        claims are freed soon, once its browser is gone (``Hub`` waits for that at capacity)."""
+        return self.done.is_set() or self._stop_requested.is_set()
+
     def submit(self, item: protocol.Action | ServiceError) -> None:
         """Queue one frame as the protocol read it: an ``Action``, or the error it earned. An
         action over the pending bound is queued as its 429, so that it keeps its turn."""

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import socket
 import threading
 import time
 
@@ -201,6 +202,33 @@ def test_a_pooled_browser_holds_an_instance_slot_and_its_session_the_tenant_quot
         assert metric(metrics(), "inndx_capacity_in_use", resource=where) == 1
     finally:
         close_all(sessions)
+
+
+@pytest.mark.clients("chrome", "firefox")
+def test_a_client_that_reconnects_at_once_finds_the_slot_it_gave_up(client, start_service, site, tmp_path):
+    """At every limit at once (the tenant's one session and one browser, the instance's one
+    browser): a client that closes, or drops its socket, and reconnects at once is admitted and
+    opens, while its old browser may still be going (the claim waits for its end), every time."""
+    tenants = tmp_path / "tenants.json"
+    tenants.write_text(json.dumps({"tenants": {"one": {"max_sessions": 1, "max_browsers": 1}}}))
+    service = start_service(INNDX_TENANTS_FILE=str(tenants), INNDX_MAX_BROWSERS="1", INNDX_MAX_GRID_SESSIONS="1")
+    for how in ("close", "drop", "close", "drop"):
+        session = connect(service.ws_url, tenant="one")
+        try:
+            session.open(client=client, recv_timeout=60)
+            reply = session.request({"action": "goto", "url": site.url("/html")}, timeout=60)
+            assert reply.get("status_code") == 200, (how, reply)
+            if how == "close":
+                assert session.request({"action": "close"}, timeout=30) == {"action": "closed"}
+            else:
+                session.ws.sock.shutdown(socket.SHUT_RDWR)  # no close frame: the TCP connection just ends
+        finally:
+            session.close()
+    session = connect(service.ws_url, tenant="one")  # the last one is back too
+    try:
+        session.open(client=client, recv_timeout=60)
+    finally:
+        session.close()
 
 
 @pytest.mark.grid_only

@@ -183,14 +183,43 @@ def test_the_endpoint_never_waits_for_a_slow_start_and_the_session_frees_its_slo
     endpoint.serve(FakeWs(), hub, ticket)  # the client left while its browser is still starting
     assert time.monotonic() - started < 3
     assert client.starting.is_set() and not client.closed.is_set()
+    monkeypatch.setattr(hub_module, "ENDING_WAIT", 0.2)  # an admit waits that long for an ending
     with pytest.raises(Exception, match="maximum"):  # the slot is still held: the browser may be alive
         hub.admit("acme", None)
+    monkeypatch.setattr(hub_module, "ENDING_WAIT", WAIT)
+    admitted: list = []
+    waiter = threading.Thread(target=lambda: admitted.append(hub.admit("acme", None)))
+    waiter.start()  # waits for the ending session, as a client that reconnects at once does
     hold.set()
     assert client.closed.wait(WAIT)
-    deadline = time.monotonic() + WAIT
-    while hub.active_sessions() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    hub.admit("acme", None).release()  # freed by the session itself, after its client closed
+    waiter.join(WAIT)
+    assert len(admitted) == 1 and hub.active_sessions() == 0  # freed by the session itself, after its client closed
+    admitted[0].release()
+
+
+def test_a_refusal_with_no_session_ending_waits_for_no_ending(monkeypatch):
+    """At its limit with every session alive, an admit is refused after the drop grace alone,
+    never the whole ENDING_WAIT."""
+    monkeypatch.setattr(hub_module, "make_client", lambda kind, options, settings: FakeClient())
+    monkeypatch.setattr(hub_module, "ENDING_WAIT", 60.0)
+    hub = Hub(Settings(default_max_sessions=1))
+    ticket = hub.admit("acme", None)
+    outbox = FakeOutbox()
+    session = hub.open_session(ticket, protocol.OpenFrame(client="standard"), outbox)
+    refused: list = []
+
+    def admit() -> None:
+        try:
+            hub.admit("acme", None)
+        except Exception as exc:  # noqa: BLE001 - kept for the assertion
+            refused.append(exc)
+
+    waiter = threading.Thread(target=admit)
+    waiter.start()
+    waiter.join(WAIT)  # far below ENDING_WAIT: the alive session is not waited for
+    assert not waiter.is_alive() and "maximum" in str(refused[0])
+    session.abort("the client went away")
+    hub.shutdown(WAIT)
 
 
 @pytest.mark.parametrize("stop", ["close", "abort"])
