@@ -46,7 +46,6 @@ gets, and it has no ``Downloads``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import select
@@ -54,6 +53,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from service.clients import libc
 from service.clients.browser_user import BrowserUser
 
 logger = logging.getLogger(__name__)
@@ -70,21 +70,15 @@ _IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
 
 
-def _load_libc():
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        libc.inotify_init1.argtypes = [ctypes.c_int]
-        libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-        libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    except (OSError, AttributeError):
-        return None
-    return libc
+class _Libc:
+    """The calls the downloads need (None each where libc lacks it)."""
+
+    inotify_init1 = libc.function("inotify_init1", [ctypes.c_int])
+    inotify_add_watch = libc.function("inotify_add_watch", [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32])
+    mount = libc.function("mount", [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p])
 
 
-_libc = _load_libc()
+_libc = _Libc()
 
 
 @dataclass(frozen=True)
@@ -113,7 +107,7 @@ class _Entry:
 def _mount_tmpfs(path: str, size: int) -> bool:
     """Mount a tmpfs of ``size`` bytes on ``path`` (owned like ``path``): the kernel then refuses
     the byte past the bound. Only root can; anyone else gets False and the watcher alone."""
-    if _libc is None or os.geteuid() != 0:
+    if _libc.mount is None or os.geteuid() != 0:
         return False
     st = os.stat(path)
     data = f"size={size},mode=0700,uid={st.st_uid},gid={st.st_gid}".encode()
@@ -218,7 +212,7 @@ class Downloads:
                 os.close(notify)
 
     def _inotify(self) -> int | None:
-        if _libc is None:
+        if _libc.inotify_init1 is None or _libc.inotify_add_watch is None:
             return None
         fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:

@@ -32,7 +32,6 @@ re-parent when their driver dies, so it is recorded again before the end), liven
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import re
@@ -46,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import psutil
 
-from service.clients import mounts
+from service.clients import libc, mounts
 from service.clients.browser_user import BrowserUser, clean_environment
 
 logger = logging.getLogger(__name__)
@@ -63,21 +62,7 @@ _OWNER = re.compile(r"^(\d+)\.([0-9a-z]+)$")
 LEGACY_SLACK = 5.0  # seconds: how far an older marker's wall-clock start may be off
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    """libc's prctl, resolved once in the parent (never looked up in a forked child)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        prctl = ctypes.CDLL(name, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    return prctl
-
-
-_prctl = _load_prctl()
+_prctl = libc.function("prctl", [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong])
 
 
 # ------------------------------------------------------------------------------------ owners

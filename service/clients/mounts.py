@@ -4,10 +4,10 @@ whoever removes the dir (``SessionProcesses.end``, the reaper) detaches it first
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import re
-from collections.abc import Callable
+
+from service.clients import libc
 
 
 def unmount_below(path: str) -> int:
@@ -35,18 +35,5 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def _load_umount2() -> Callable[..., int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        umount2 = ctypes.CDLL(name, use_errno=True).umount2
-    except (OSError, AttributeError):
-        return None
-    umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    umount2.restype = ctypes.c_int
-    return umount2
-
-
-_umount2 = _load_umount2()
+_umount2 = libc.function("umount2", [ctypes.c_char_p, ctypes.c_int])
 _MNT_DETACH = 2
