@@ -144,7 +144,10 @@ class Navigation:
         for, as a late about:blank would interrupt that goto's own navigation (a spurious 502)."""
         bidi = self.bidi
         try:
-            ident = bidi.send("browsingContext.navigate", {"context": self.context, "url": "about:blank", "wait": "complete"})
+            # Firefox: answered once the navigation has started (a "complete" may never come after
+            # some failures); the next goto waits for that answer, so it is never the one cut short
+            wait = "none" if self.launched.kind == "firefox" else "complete"
+            ident = bidi.send("browsingContext.navigate", {"context": self.context, "url": "about:blank", "wait": wait})
             with bidi.cond:
                 done = bidi.wait(lambda: bidi.has_reply(ident), STOP_BOUND)
             if done:
