@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from service import middleware, protocol
-from service.clients import make_client
+from service.clients import grid_status, make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
 from service.egress import Gateway, Listener
@@ -73,6 +74,7 @@ class Hub:
         self._ended = threading.Condition(self._lock)  # notified each time a session has ended
         self._sessions: dict[str, Session] = {}
         self._pool_slots: list[Claim] = []  # the pool's browser slots (ready or launching), interchangeable
+        self._cold_grid_starts = 0  # cold opens on the Grid whose browser has not started yet
         self._shutting_down = False
         self.pool = Pool(
             {"chrome": settings.pool_chrome, "firefox": settings.pool_firefox},
@@ -81,6 +83,7 @@ class Hub:
             self._give_back_browser,
             settings.pool_launches,
             self.metrics,
+            room=self._grid_room if settings.selenium_remote_url else None,
         )  # started by create_app (a Hub built alone, as in unit tests, starts no browser)
 
     # ------------------------------------------------------------------------------ admission
@@ -103,6 +106,7 @@ class Hub:
         session_id = str(uuid.uuid4())
         egress = None
         unit = None  # a warm browser from the pool: its slot and its egress listener come with it
+        cold_started = _once(lambda: None)  # on a Grid, a cold start's end (see _cold_grid_start)
         browser: list[Claim] = []  # the tenant's browser quota, then the instance's slot
         if open_frame.client != "standard":  # the browser's one road out, tied to this session
             browser.append(  # 429 before any 503
@@ -119,8 +123,11 @@ class Hub:
                     egress.bind(session_id, proxies[0] if proxies else None)
                 else:
                     browser.append(self._take_browser())  # a slot for a cold start, or 503
+                    if self.settings.selenium_remote_url:
+                        cold_started = self._cold_grid_start(open_frame.client)
                     egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
             except BaseException:
+                cold_started()
                 if unit is not None:
                     unit.end()
                 for claim in browser:
@@ -150,7 +157,8 @@ class Hub:
             idle_timeout=self.settings.idle_timeout,
             max_lifetime=self.settings.max_lifetime,
             on_action=self.metrics.action,
-            on_end=lambda: self._session_ended(session, ticket),
+            on_end=lambda: (cold_started(), self._session_ended(session, ticket)),
+            on_started=cold_started,
         )
         try:
             with self._lock:  # one check and one registration: shutdown sees it, or it never starts
@@ -160,6 +168,7 @@ class Hub:
                 if egress is not None:
                     self._egress[session_id] = egress
         except BaseException:
+            cold_started()
             if unit is not None:
                 unit.end()
             elif egress is not None:
@@ -223,6 +232,32 @@ class Hub:
             if not ids or self._shutting_down or not (ended() or ending()):
                 return False
             return self._ended.wait_for(ended, max(0.0, end - time.monotonic())) and not self._shutting_down
+
+    # On a Grid, the pool never takes the slots sessions need: it launches only where the Grid
+    # has room beyond the cold opens under way, and a cold open that finds no room ends an idle
+    # pooled unit (of any kind: the Grid's slots are shared) before its browser is asked for.
+
+    def _grid_room(self, kind: str) -> bool:
+        free = grid_status.free_slots(self.settings.selenium_remote_url or "")
+        with self._lock:
+            pending = self._cold_grid_starts
+        return free is not None and free.get(kind, 0) > pending
+
+    def _cold_grid_start(self, kind: str) -> Callable[[], None]:
+        """Count a cold open on the Grid until its browser has started (the returned callable,
+        idempotent, ends the count); make room for it by ending an idle pooled unit if the Grid
+        has none."""
+        with self._lock:
+            self._cold_grid_starts += 1
+        free = grid_status.free_slots(self.settings.selenium_remote_url or "")
+        if free is not None and free.get(kind, 0) < 1 and self.pool.evict():
+            logger.info("the Grid has no room for a %s: an idle pooled browser was ended for it", kind)
+
+        def started() -> None:
+            with self._lock:
+                self._cold_grid_starts -= 1
+
+        return _once(started)
 
     # The pool's slot accounting: a launch reserves an instance slot (no tenant yet); a unit
     # ended in the pool gives one back; a unit handed out takes one along to its session.
@@ -292,3 +327,18 @@ class Hub:
                 session.thread.join(2.0)
         self.gateway.stop()
         self.quotas.close()
+
+
+def _once(call: Callable[[], None]) -> Callable[[], None]:
+    """``call``, run the first time only (thread-safe)."""
+    lock = threading.Lock()
+    done = [False]
+
+    def run() -> None:
+        with lock:
+            if done[0]:
+                return
+            done[0] = True
+        call()
+
+    return run

@@ -87,6 +87,7 @@ class Pool:
         release: Callable[[], None],
         max_launches: int = 1,
         metrics: Any = None,
+        room: Callable[[str], bool] | None = None,
     ):
         self.sizes = {kind: max(0, sizes.get(kind, 0)) for kind in KINDS}
         self._make = make
@@ -103,6 +104,9 @@ class Pool:
         self._last_take = 0.0
         self._filler: threading.Thread | None = None
         self._metrics = metrics
+        # On a Grid: is there room for one more unit of this kind (the Grid's free slots, less
+        # those cold opens are about to take)? Asked by the filler, outside the lock.
+        self._room = room
         if metrics is not None:
             for kind in KINDS:
                 metrics.pool_idle.labels(kind).set_function(lambda kind=kind: self.idle(kind))
@@ -208,10 +212,11 @@ class Pool:
     def _fill(self) -> None:
         next_sweep = time.monotonic() + SWEEP
         while True:
+            allowed = self._kinds_with_room()
             with self._cond:
                 if self._draining:
                     return
-                self._start_launches()
+                self._start_launches(allowed)
                 refill = self._last_take + REFILL_DELAY
                 wake = min(next_sweep, refill) if refill > time.monotonic() else next_sweep
                 self._cond.wait(max(0.05, min(SWEEP, wake - time.monotonic())))
@@ -221,14 +226,31 @@ class Pool:
                 self._sweep()
                 next_sweep = time.monotonic() + SWEEP
 
-    def _start_launches(self) -> None:
-        """Called with the condition held."""
+    def _wanted(self) -> list[str]:
+        """Called with the condition held: the kinds short of their size."""
+        return [kind for kind in KINDS if len(self._ready[kind]) + self._launching[kind] < self.sizes[kind]]
+
+    def _kinds_with_room(self) -> set[str]:
+        """The kinds a launch may start for now: all of them, or on a Grid those it has room for
+        (asked once per wanted kind, outside the lock: an HTTP request)."""
+        if self._room is None:
+            return set(KINDS)
+        with self._cond:
+            wanted = [] if self._draining or any(self._launching.values()) else self._wanted()
+        return {kind for kind in wanted if self._room(kind)}
+
+    def _start_launches(self, allowed: set[str]) -> None:
+        """Called with the condition held. On a Grid, one launch at a time, started only when
+        none is in flight (so the room the Grid reported counted every unit of ours)."""
         now = time.monotonic()
         if now - self._last_take < REFILL_DELAY:
             return
         for kind in KINDS:
+            if kind not in allowed:
+                continue
             while (
-                len(self._ready[kind]) + self._launching[kind] < self.sizes[kind]
+                (self._room is None or not any(self._launching.values()))
+                and len(self._ready[kind]) + self._launching[kind] < self.sizes[kind]
                 and sum(self._launching.values()) < self._max_launches
                 and now >= self._retry_at[kind]
             ):

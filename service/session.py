@@ -106,6 +106,7 @@ class Session:
         max_lifetime: float = 4 * 3600.0,
         on_action: Callable[[str, str, float], None] | None = None,
         on_end: Callable[[], None] | None = None,
+        on_started: Callable[[], None] | None = None,
     ):
         self.id = session_id
         self.tenant = tenant
@@ -124,6 +125,7 @@ class Session:
         self._max_lifetime = max_lifetime
         self._on_action = on_action or (lambda action, outcome, seconds: None)
         self._on_end = on_end or (lambda: None)
+        self._on_started = on_started or (lambda: None)  # the client's start is over, however it went
         self._frames: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0  # queued actions not yet started (bounded by max_pending)
         self._backlog = 0  # everything queued: actions and the errors of refused frames
@@ -284,7 +286,10 @@ class Session:
                 forced = self._forced
             if forced:
                 raise Unavailable("the server is shutting down", close_code=1001)
-            client.start(Deadline(self._start_timeout))
+            try:
+                client.start(Deadline(self._start_timeout))
+            finally:
+                self._on_started()
         except ServiceError as error:
             if self._client_gone:
                 self._move(State.CLOSING)

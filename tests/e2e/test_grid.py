@@ -139,3 +139,31 @@ def test_the_pool_holds_grid_sessions_and_hands_them_out(client, pool_grid, star
     assert grid_sessions(pool_grid) == 1
     assert service.stop() == 0, service.log_tail()
     wait_for(lambda: grid_sessions(pool_grid) == 0, 20, what="the drained pool's Grid session to be deleted")
+
+
+@pytest.mark.clients("chrome")  # one run: it opens both kinds itself
+def test_a_grid_of_two_slots_serves_both_kinds_beside_the_default_pool(client, logs, start_service, site):
+    """The issue's case: a Grid of 2 slots, the default pool (2 Chromes, 1 Firefox). The pool
+    fills the Grid with 2 Chromes and launches no Firefox into its queue; a Firefox open ends an
+    idle pooled Chrome to make room and opens within its timeout; a Chrome then a Firefox again,
+    one after the other, never a 503."""
+    from tests.e2e.test_pool import pool_event, wait_idle
+
+    with Grid.start(mode="distributed", max_sessions=2, log_dir=logs / "two-slots", request_timeout=30) as grid:
+        service = start_service(
+            INNDX_SELENIUM_REMOTE_URL=grid.url, INNDX_POOL_CHROME="2", INNDX_POOL_FIREFOX="1",
+            INNDX_NEW_SESSION_TIMEOUT="30s",
+        )
+        wait_idle(service, "chrome", 2)
+        assert grid_sessions(grid) == 2
+        for kind in ("firefox", "chrome", "firefox"):
+            with connect(service.ws_url) as session:
+                session.open(client=kind, timeout="20s", recv_timeout=90)
+                reply = session.request({"action": "goto", "url": site.url("/html")}, timeout=60)
+                assert reply.get("status_code") == 200, (kind, reply)
+                assert grid_sessions(grid) <= 2
+                assert session.request({"action": "close"}, timeout=30) == {"action": "closed"}
+        assert pool_event(service, "firefox", "handed_out") == 0  # no Firefox was ever pooled: no room
+        assert pool_event(service, "chrome", "handed_out") == 1
+        assert service.stop() == 0, service.log_tail()
+        wait_for(lambda: grid_sessions(grid) == 0, 20, what="every Grid session deleted")

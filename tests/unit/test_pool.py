@@ -41,7 +41,9 @@ class FakeListener:
 
 
 class Harness:
-    def __init__(self, sizes: dict[str, int], slots: int = 10, max_launches: int = 1, gate: bool = False):
+    def __init__(
+        self, sizes: dict[str, int], slots: int = 10, max_launches: int = 1, gate: bool = False, room=None
+    ):
         self.slots = slots
         self.used = 0
         self.lock = threading.Lock()
@@ -51,7 +53,7 @@ class Harness:
             self.gate.set()
         self.concurrent = 0
         self.peak = 0
-        self.pool = Pool(sizes, self.make, self.reserve, self.release, max_launches)
+        self.pool = Pool(sizes, self.make, self.reserve, self.release, max_launches, room=room)
 
     def make(self, kind: str) -> Unit:
         with self.lock:
@@ -184,3 +186,37 @@ def test_a_launch_that_ends_during_drain_is_ended_too(harness):
     h.pool.drain(5)
     assert len(h.made) == 1 and h.made[0].launched.ended
     assert h.used == 0
+
+
+class FakeGrid:
+    """A Grid of ``slots`` sessions shared by every kind: the pool's units that are not ended
+    hold them. Counts how often the pool asked for room, by kind."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.harness: Harness | None = None
+        self.asked: dict[str, int] = {"chrome": 0, "firefox": 0}
+
+    def room(self, kind: str) -> bool:
+        self.asked[kind] += 1
+        if self.harness is None:  # the filler may ask before the test has told us of the harness
+            return False
+        held = sum(1 for unit in self.harness.made if not unit.launched.ended)
+        return held < self.slots
+
+
+def test_on_a_grid_the_pool_launches_only_where_the_grid_has_room(harness):
+    """The issue's case: a Grid of 2 slots and the default pool (2 Chromes, 1 Firefox). The pool
+    fills the Grid and stops there: the Firefox launch it wants is asked for and never started,
+    one launch at a time; an evicted unit's slot is refilled."""
+    grid = FakeGrid(2)
+    h = harness({"chrome": 2, "firefox": 1}, max_launches=2, room=grid.room)
+    grid.harness = h
+    assert h.pool.wait_ready("chrome", 2, 5)
+    asked = grid.asked["firefox"]
+    assert until(lambda: grid.asked["firefox"] >= asked + 2, 10)  # asked again (each sweep, 2 s apart)
+    assert [u.kind for u in h.made] == ["chrome", "chrome"] and h.pool.launching() == 0
+    assert h.peak == 1  # one launch at a time on a Grid, whatever INNDX_POOL_LAUNCHES says
+    assert h.pool.evict()
+    assert until(lambda: len(h.made) == 3)  # the freed slot is the pool's again
+    assert sum(1 for unit in h.made if not unit.launched.ended) == 2
