@@ -64,9 +64,6 @@ class Launched:
     processes: SessionProcesses | None = None  # local browsers only
     downloads: Downloads | None = None  # local browsers only: their own dir, bound and watcher
     viewport: Viewport = DEFAULT_VIEWPORT
-    # The about:blank navigation a failed goto sent and the browser has not finished yet (its
-    # BiDi command id): the next goto waits for it (see navigation.Navigation.run).
-    unfinished_blank: int | None = None
     _closed: bool = False
 
     def fit_viewport(self, wanted: Viewport | None, deadline: Deadline | float) -> None:

@@ -26,8 +26,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from service import errors
-from service.clients.bidi import BidiError
 from service.clients.browser_blocking import Blocking
 from service.clients.navigation_events import STOP_BOUND, NavigationEvents
 from service.clients.navigation_reply import Body, goto_result
@@ -82,7 +80,6 @@ class Navigation:
 
     def run(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
         bidi = self.bidi
-        self._finish_blank(deadline)
         events = self.events = NavigationEvents(
             bidi, self.context, self.launched.kind, request, self.max_redirects, self.policy, self.blocking
         )
@@ -138,44 +135,15 @@ class Navigation:
 
     def _blank(self) -> None:
         """After a failed goto, load about:blank (no intercept is active by now): Chrome otherwise
-        keeps loading its error page, and that load meeting the next goto's intercept wedges it.
-        A browser still busy with the page (Firefox rendering a 200 MB text) may not even start
-        it in time: then it stays the launch's ``unfinished_blank``, for the next goto to wait
-        for, as a late about:blank would interrupt that goto's own navigation (a spurious 502)."""
-        bidi = self.bidi
+        keeps loading its error page, and that load meeting the next goto's intercept wedges it."""
         try:
-            # Firefox: answered once the navigation has started (a "complete" may never come after
-            # some failures); the next goto waits for that answer, so it is never the one cut short
-            wait = "none" if self.launched.kind == "firefox" else "complete"
-            ident = bidi.send("browsingContext.navigate", {"context": self.context, "url": "about:blank", "wait": wait})
-            with bidi.cond:
-                done = bidi.wait(lambda: bidi.has_reply(ident), STOP_BOUND)
-            if done:
-                bidi.take_reply(ident)
-            else:
-                self.launched.unfinished_blank = ident
+            self.bidi.command(
+                "browsingContext.navigate",
+                {"context": self.context, "url": "about:blank", "wait": "complete"},
+                STOP_BOUND,
+            )
         except Exception as exc:  # noqa: BLE001 - best effort; a dead browser surfaces on the next call
             logger.debug("loading about:blank after a failed goto failed: %r", exc)
-
-    def _finish_blank(self, deadline: Deadline) -> None:
-        """Wait (within the goto's deadline) for the about:blank a failed goto left unfinished;
-        a browser that is still busy with it is a 504, and the next goto waits again."""
-        ident = self.launched.unfinished_blank
-        if ident is None:
-            return
-        bidi = self.bidi
-        with bidi.cond:
-            done = bidi.wait(lambda: bidi.has_reply(ident), deadline)
-        if not done:
-            raise errors.GatewayTimeout(
-                "the browser is still busy with the last page: the about:blank loaded after it did"
-                " not finish within the goto's timeout"
-            )
-        self.launched.unfinished_blank = None
-        try:
-            bidi.take_reply(ident)
-        except BidiError as exc:  # interrupted or failed: either way it is over
-            logger.debug("the unfinished about:blank ended with %r", exc)
 
     def _cleanup(self, collector: str) -> None:
         """Remove the intercept and collector; continue whatever is still blocked."""

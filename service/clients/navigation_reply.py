@@ -108,6 +108,9 @@ def goto_result(
         raise_gateway_answer(egress, last.url)
     if status and not 100 <= status <= 999:  # browsers take "HTTP/1.1 099" as 99; no HTTP status is
         raise errors.BadAnswer(f"{last.url} answered an invalid status code {status}")
+    cut = egress.answered(last.url) if egress is not None else None
+    if cut is not None and cut[0] == 413:  # the gateway cut the body short: never a truncated page
+        raise errors.TooLarge(cut[1].removeprefix("inndx egress gateway: "))
     raw = None
     if status not in EMPTY_STATUSES and last.method != "HEAD" and final.request:
         raw = body.read(final.request, deadline)

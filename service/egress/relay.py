@@ -86,6 +86,9 @@ class Connection:
                 return
             except _Cut as exc:
                 self.listener.log.info("egress cut a connection: %s", exc)
+                # a body cut short can look whole to the browser (one framed by the connection's
+                # close): the goto asks, and answers 413 rather than a truncated page
+                self.listener._remember(self.key, 413, f"inndx egress gateway: {exc}")
                 return
             except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
                 return  # a side went away
