@@ -35,7 +35,12 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"{text!r} is not a duration such as '500ms', '30s' or '1m30s'") from exc
 
 
+SHARED_GECKODRIVER = "/usr/local/lib/inndx/geckodriver"  # scripts/setup's copy as root: the browser user reaches it
+
+
 def _default_geckodriver() -> str:
+    if os.access(SHARED_GECKODRIVER, os.X_OK):
+        return SHARED_GECKODRIVER
     beside_python = Path(sys.executable).parent / "geckodriver"
     if beside_python.exists():
         return str(beside_python)

@@ -127,3 +127,20 @@ def test_a_switched_driver_has_the_users_ids_and_no_extra_groups():
     assert (int(uid), int(gid), groups.split(), home, wrote) == (user.uid, user.gid, [str(user.gid)], procs.temp_dir, "wrote")
     procs.end()
     os.rmdir(root)
+
+
+@needs_root
+def test_the_default_drivers_run_as_the_browser_user_wherever_the_checkout_is():
+    """The drivers run as the browser user: each default driver is a file it may run, reached
+    through dirs it may search (a clean clone below a 0700 ``mktemp -d`` is not: setup's root
+    copy of geckodriver is)."""
+    from service.config import Settings
+
+    user = bu.resolve("")
+    settings = Settings()
+    for driver in (settings.geckodriver, settings.chromedriver):
+        probe = subprocess.run(
+            ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "test", "-x", driver],
+            check=False,
+        )
+        assert probe.returncode == 0, f"{user.name} cannot run {driver}"
