@@ -88,6 +88,7 @@ class Settings:
     new_session_timeout: float = 30.0  # INNDX_NEW_SESSION_TIMEOUT: bound on getting a browser
     client_redirect_settle: float = 0.4  # INNDX_CLIENT_REDIRECT_SETTLE: wait for meta refresh
     shutdown_timeout: float = 10.0  # INNDX_SHUTDOWN_TIMEOUT: sessions get this long to end
+    unresponsive_limit: float = 60.0  # INNDX_UNRESPONSIVE_LIMIT: a browser answering nothing this long -> fatal 503
     network_allow: str = ""  # INNDX_NETWORK_ALLOW: rules (CIDR, address, host, with :port) let through
     network_deny: str = ""  # INNDX_NETWORK_DENY: rules refused first, whatever else says
     egress_host: str = "127.0.0.1"  # INNDX_EGRESS_HOST: where the egress gateway listens
@@ -167,6 +168,7 @@ _DURATIONS = {
     "new_session_timeout",
     "client_redirect_settle",
     "shutdown_timeout",
+    "unresponsive_limit",
     "write_timeout",
     "ping_interval",
     "liveness_timeout",

@@ -30,6 +30,13 @@ logger = logging.getLogger(__name__)
 WEBSOCKET_INTERVAL = 0.002  # Selenium polls its BiDi socket this often (default 0.1 s)
 LIVENESS_EVERY = 0.25  # seconds between liveness checks while waiting (each reads /proc, and a
 # wait wakes on every event: a goto's dozen or more events each paid for one)
+# A browser that stops answering (Firefox busy inflating a bomb, a SIGSTOPped process): while a
+# wait lasts, after QUIET seconds with no message from the browser, one cheap command is sent
+# as a probe (answered by the browser process at once when it is well); when PROBE_BOUND more
+# seconds pass with no message at all, the wait raises BrowserUnresponsive (once per silence).
+QUIET = 2.0
+PROBE_BOUND = 6.0
+PROBE = ("browsingContext.getTree", {"maxDepth": 0})
 SELENIUM_PIN = ("4.51",)  # the versions whose private attributes are checked below
 
 # (where, attribute) pairs: an attribute read or written on an instance made in ``__init__`` is
@@ -121,6 +128,14 @@ class BidiClosed(Exception):
     """The BiDi socket is gone (browser or node died)."""
 
 
+class BrowserUnresponsive(TimeoutError):
+    """The browser answered nothing, not even a probe, for ``seconds``: a wedge, not a slow page."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the browser answered nothing for {seconds:.0f}s, not even a probe")
+        self.seconds = seconds
+
+
 class Bidi:
     """Commands and events over Selenium's BiDi websocket, in wire order.
 
@@ -142,6 +157,9 @@ class Bidi:
         # must be quick and must not wait for anything
         self.taps: dict[str, Callable[[str, dict], None]] = {}
         self._liveness_due = 0.0  # monotonic time of the next liveness check
+        self._heard = time.monotonic()  # the last message from the browser
+        self._probe_at: float | None = None  # when the probe of the current silence was sent
+        self._declared: float | None = None  # when this silence was declared unresponsive
         self._original = conn._process_message
         conn._process_message = self._on_message
         # websocket-client validates UTF-8 of every frame in pure Python (seconds for a 10 MB
@@ -167,6 +185,7 @@ class Bidi:
                 pass
 
     def _on_message(self, message: str) -> None:
+        self._heard = time.monotonic()
         self._quickack()
         try:
             data = json.loads(message)
@@ -269,7 +288,28 @@ class Bidi:
                 raise BidiClosed("BiDi socket closed: the browser went away")
             if not predicate() and self.liveness is not None and self._liveness_due_now() and not self.liveness():
                 raise BidiClosed("the browser or driver process died")
+            if not predicate() and self._unresponsive_now():
+                raise BrowserUnresponsive(time.monotonic() - self._heard)
         return True
+
+    def _unresponsive_now(self) -> bool:
+        """Probe a silent browser; True once per silence, when the probe went unanswered too."""
+        now, heard = time.monotonic(), self._heard
+        if now - heard < QUIET:
+            return False
+        if self._probe_at is None or self._probe_at < heard:
+            self._probe_at = now
+            self.post(*PROBE)  # its reply is dropped; its arrival is what counts
+            return False
+        if now - self._probe_at < PROBE_BOUND or (self._declared is not None and self._declared > heard):
+            return False
+        self._declared = now
+        return True
+
+    def unresponsive_for(self) -> float:
+        """Seconds of the current silence, once it was declared unresponsive; else 0."""
+        heard, declared = self._heard, self._declared
+        return time.monotonic() - heard if declared is not None and declared > heard else 0.0
 
     def _liveness_due_now(self) -> bool:
         """At most one liveness check per ``LIVENESS_EVERY``: a wait wakes on every event."""
@@ -289,6 +329,11 @@ class Bidi:
         result = self.take_reply(ident)
         assert result is not None
         return result
+
+    def awaiting(self, ident: int) -> bool:
+        """Whether the command's reply is still wanted and has not come."""
+        with self.cond:
+            return ident in self._pending
 
     def has_reply(self, ident: int) -> bool:
         return ident in self._replies  # read under self.cond by callers

@@ -45,7 +45,7 @@ from service.clients.base import (
     GotoRequest,
     GotoResult,
 )
-from service.clients.bidi import Bidi, BidiClosed, BidiError
+from service.clients.bidi import PROBE, PROBE_BOUND, Bidi, BidiClosed, BidiError, BrowserUnresponsive
 from service.clients.browser_errors import first_line, means_lost, translate
 from service.clients.browser_launch import Launched, prepare
 from service.clients.browser_options import BrowserSettings
@@ -71,6 +71,8 @@ def _boundary(method):
             raise errors.Unavailable(f"{self.kind} browser lost: {self._dead}")
         if self._launched is None and method.__name__ != "start":
             raise errors.Unavailable(f"{self.kind} browser not started")
+        if self._launched is not None and self._launched.bidi.unresponsive_for():
+            self._recover()
         try:
             return method(self, *args, **kwargs)
         except errors.ServiceError as exc:
@@ -133,6 +135,7 @@ class BrowserClient(FetchClient):
     @_boundary
     def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
         bidi, context = self._bidi, self._context
+        self._launched.unsettled.settle(bidi, deadline)  # a failed goto's navigations, first
         wanted = request.user_agent or ""
         if wanted != (self._user_agent or ""):
             bidi.command(
@@ -306,6 +309,29 @@ class BrowserClient(FetchClient):
                 return False
         return True
 
+    def _recover(self) -> None:
+        """A browser that answered nothing, not even a probe: the next action asks it again
+        (bounded). An answer: the session goes on, on the same browser. None: a non-fatal 504,
+        until the silence passes ``unresponsive_limit``; then the session ends (fatal 503: a
+        browser that answers nothing cannot give its cookies and storage to a fresh one)."""
+        bidi = self._bidi
+        try:
+            bidi.command(*PROBE, PROBE_BOUND)
+        except BidiError:
+            pass  # an answer all the same
+        except TimeoutError:
+            silent = bidi.unresponsive_for()
+            limit = self.settings.unresponsive_limit
+            if silent >= limit:
+                raise self._lost(BrowserUnresponsive(silent)) from None
+            raise errors.GatewayTimeout(
+                f"the {self.kind} browser still answers nothing ({silent:.0f}s); the session ends if "
+                f"it has not answered after {limit:g}s"
+            ) from None
+        except Exception as exc:
+            raise self._translate(exc, "probe") from exc
+        logger.info("%s browser answers again", self.kind)
+
     def _lost(self, exc: BaseException | None) -> errors.Unavailable:
         why = first_line(exc) if exc is not None else "process or connection gone"
         self._dead = why
@@ -313,6 +339,10 @@ class BrowserClient(FetchClient):
         return errors.Unavailable(f"{self.kind} browser lost: {why}")
 
     def _translate(self, exc: Exception, action: str) -> errors.ServiceError:
+        launched = self._launched
+        if isinstance(exc, BrowserUnresponsive) and launched is not None and (launched.remote or self._alive_local()):
+            logger.warning("%s browser unresponsive during %s: %s", self.kind, action, exc)
+            return errors.GatewayTimeout(f"{action}: {exc}; the session goes on if it answers again")
         if isinstance(exc, BidiClosed) or not self._alive() or means_lost(exc):
             return self._lost(exc)
         return translate(exc, action, self.kind)

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from selenium import webdriver
@@ -45,6 +45,7 @@ from service.clients.browser_options import (  # noqa: F401 - re-exported
     proxy_parts,
 )
 from service.clients.browser_process import SessionProcesses
+from service.clients.navigation_cleanup import Unsettled
 from service.clients.navigation_record import CHROME_EVENTS, EVENTS, SETTLE_CHANNEL, SETTLE_KINDS, SETTLE_SANDBOX, SETTLE_SIGNAL
 from service.deadline import Deadline
 from service.model import ClientOptions, Viewport
@@ -64,6 +65,7 @@ class Launched:
     processes: SessionProcesses | None = None  # local browsers only
     downloads: Downloads | None = None  # local browsers only: their own dir, bound and watcher
     viewport: Viewport = DEFAULT_VIEWPORT
+    unsettled: Unsettled = field(default_factory=Unsettled)  # a failed goto's navigations in flight
     _closed: bool = False
 
     def fit_viewport(self, wanted: Viewport | None, deadline: Deadline | float) -> None:

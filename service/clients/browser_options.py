@@ -106,6 +106,7 @@ class BrowserSettings:
     downloads_tmpfs: bool = True  # as root, a tmpfs of the bound on each downloads dir
     max_reply_bytes: int = 32 * 1024 * 1024  # an evaluate result, content, a screenshot: beyond, 413
     element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
+    unresponsive_limit: float = 60.0  # a browser answering nothing this long ends its session (503)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BrowserSettings:
@@ -123,6 +124,7 @@ class BrowserSettings:
             max_download_bytes=settings.max_download_bytes,
             downloads_tmpfs=settings.downloads_tmpfs,
             max_reply_bytes=settings.max_reply_bytes,
+            unresponsive_limit=settings.unresponsive_limit,
         )
 
 

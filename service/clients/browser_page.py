@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from service import errors
-from service.clients.bidi import from_remote, local_value
+from service.clients.bidi import BrowserUnresponsive, from_remote, local_value
 from service.clients.page_scripts import FILL, FIND, SANDBOX
 from service.deadline import Deadline
 
@@ -51,6 +51,8 @@ def call(
     }
     try:
         result = bidi.command("script.callFunction", params, deadline)
+    except BrowserUnresponsive:
+        raise
     except TimeoutError as exc:
         raise errors.GatewayTimeout(f"script did not finish within {deadline.seconds:g}s") from exc
     if result.get("type") == "exception":

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+QUICK = 0.2  # seconds a clean-up waits for a browser that already answered nothing (bidi.BrowserUnresponsive)
+
 
 class Navigation:
     """One goto attempt. Built and run by the session thread."""
@@ -83,6 +85,7 @@ class Navigation:
         events = self.events = NavigationEvents(
             bidi, self.context, self.launched.kind, request, self.max_redirects, self.policy, self.blocking
         )
+        events.stale = self.launched.unsettled.stale
         with bidi.cond:
             bidi.events.clear()
             bidi.listening = True
@@ -110,6 +113,7 @@ class Navigation:
             raise collector_reply
         collector = collector_reply["collector"]
         body = self.body = events.body = Body(bidi, collector, self.settings.max_body_bytes)
+        nav_cmd: int | None = None
         try:
             if isinstance(intercept_reply, Exception):
                 raise intercept_reply
@@ -123,7 +127,7 @@ class Navigation:
             result = goto_result(events, final, body, self.settings, self.egress, deadline)
         except BaseException:
             self._cleanup(collector)
-            self._blank()
+            self._blank(nav_cmd)
             raise
         finally:
             with bidi.cond:
@@ -133,15 +137,31 @@ class Navigation:
         result.blocked = self.blocking.count
         return result
 
-    def _blank(self) -> None:
+    def _blank(self, nav_cmd: int | None) -> None:
         """After a failed goto, load about:blank (no intercept is active by now): Chrome otherwise
-        keeps loading its error page, and that load meeting the next goto's intercept wedges it."""
+        keeps loading its error page, and that load meeting the next goto's intercept wedges it.
+        Firefox: the goto's unanswered navigate and the blank are kept until answered, and the
+        next navigation waits for them (``navigation_cleanup``)."""
+        bidi = self.bidi
+        firefox = self.launched.kind == "firefox"
+        if nav_cmd is not None and bidi.awaiting(nav_cmd):
+            if firefox:
+                self.launched.unsettled.keep(nav_cmd)
+            else:
+                bidi.forget(nav_cmd)
         try:
-            self.bidi.command(
-                "browsingContext.navigate",
-                {"context": self.context, "url": "about:blank", "wait": "complete"},
-                STOP_BOUND,
-            )
+            if firefox:
+                unsettled = self.launched.unsettled
+                unsettled.keep(bidi.send(
+                    "browsingContext.navigate", {"context": self.context, "url": "about:blank", "wait": "none"}
+                ), blank=True)
+                unsettled.settle(bidi, Deadline(QUICK if bidi.unresponsive_for() else STOP_BOUND), quiet=True)
+            else:
+                bidi.command(
+                    "browsingContext.navigate",
+                    {"context": self.context, "url": "about:blank", "wait": "complete"},
+                    QUICK if bidi.unresponsive_for() else STOP_BOUND,
+                )
         except Exception as exc:  # noqa: BLE001 - best effort; a dead browser surfaces on the next call
             logger.debug("loading about:blank after a failed goto failed: %r", exc)
 
@@ -162,7 +182,8 @@ class Navigation:
         with bidi.cond:
             bidi.listening = True
         try:
-            events.pump_quietly(lambda: all(bidi.has_reply(c) for c in commands), Deadline(STOP_BOUND))
+            bound = QUICK if bidi.unresponsive_for() else STOP_BOUND  # a silent browser: no more waiting
+            events.pump_quietly(lambda: all(bidi.has_reply(c) for c in commands), Deadline(bound))
             with bidi.cond:
                 bidi.listening = False
                 pending = list(bidi.events)

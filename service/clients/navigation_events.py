@@ -62,6 +62,7 @@ class NavigationEvents:
         self.removal: int | None = None  # the removeIntercept command, once sent
         self.last_loaded: Track | None = None  # the document a settle signal now comes from
         self.body: Body | None = None  # the goto's data collector, once it is in place
+        self.stale: dict[str, None] = {}  # navigations an earlier failed goto left (navigation_cleanup)
 
     # ----- reading events -------------------------------------------------------------------
     def take(self, done, deadline: Deadline) -> bool:
@@ -81,9 +82,7 @@ class NavigationEvents:
         At the deadline the intercept goes (the caller loads about:blank) and it is a 504."""
         bidi = self.bidi
         while True:
-            if not self.take(done, deadline):
-                if nav_cmd is not None:
-                    bidi.forget(nav_cmd)
+            if not self.take(done, deadline):  # the caller keeps or forgets nav_cmd
                 self.remove_intercept()
                 raise errors.GatewayTimeout(
                     f"navigation to {self.request.url} did not finish within {deadline.seconds:g}s"
@@ -124,6 +123,8 @@ class NavigationEvents:
                 self.blocking.foreign(params)  # a frame's request, paused by the block intercept
             return
         nav = params.get("navigation")
+        if nav in self.stale:  # a late event of an earlier goto's clean-up: not this goto's
+            return
         if method.startswith("browsingContext."):
             self._on_context_event(method, nav)
             return

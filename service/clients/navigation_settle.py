@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from service import errors, redirects
+from service.clients.bidi import BrowserUnresponsive
 from service.clients.navigation_events import STOP_BOUND
 from service.clients.navigation_record import PAGE_FACTS, SETTLE_KINDS, SETTLE_SANDBOX, page_facts
 from service.clients.navigation_reply import raise_failed
@@ -117,6 +118,8 @@ def page_facts_of(events: NavigationEvents, track: Track, deadline: Deadline) ->
         if track.facts is not None:
             return track.facts
         reply = bidi.take_reply(probe)
+    except BrowserUnresponsive:
+        raise
     except Exception as exc:  # noqa: BLE001 - the page went away: a navigation is under way
         logger.debug("settle probe failed: %r", exc)
         return None
