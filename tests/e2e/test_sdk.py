@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -290,3 +291,27 @@ def test_an_idle_async_session_answers_pings_and_stays_open(pinging: Service, si
         assert isinstance(session.closed, inndx.ConnectionClosed) and session.closed.code == 1000
 
     asyncio.run(asyncio.wait_for(idle(), scaled(150)))
+
+
+@pytest.mark.clientless
+def test_async_sessions_and_actions_are_in_flight_at_once(service: Service, site: Site):
+    """One asyncio program: three sessions' slow gotos overlap (2 s each, well under the 6 s they
+    would take one after the other), and one session's gathered actions come back matched by id."""
+
+    async def run() -> None:
+        sessions = await asyncio.gather(*(inndx.aio.connect(service.ws_url, TENANT, max_retries=0, reply_timeout=scaled(30))
+                                          for _ in range(3)))
+        try:
+            started = time.monotonic()
+            slow = await asyncio.gather(*(s.goto(site.url("/slow?seconds=2")) for s in sessions))
+            assert [r.status_code for r in slow] == [200, 200, 200] and time.monotonic() - started < 6
+            first, broken, content = await asyncio.gather(
+                sessions[0].goto(site.url("/html?title=one")), sessions[0].goto("javascript:alert(1)"),
+                sessions[0].content(), return_exceptions=True)
+            assert first.url == site.url("/html?title=one") and b"<title>one</title>" in content
+            assert isinstance(broken, inndx.Error) and broken.code == 400 and broken.id == first.id + 1
+        finally:
+            await asyncio.gather(*(s.close() for s in sessions))
+        assert all(s.closed is not None and s.closed.code == 1000 for s in sessions)
+
+    asyncio.run(asyncio.wait_for(run(), scaled(90)))

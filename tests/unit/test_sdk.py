@@ -3,6 +3,7 @@ its behaviour against a hostile WebSocket server (the real service is in tests/e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -262,3 +263,27 @@ def test_headers_lookup_is_the_case_insensitive_filter(pairs, name):
     assert headers.get_all(name) == matching
     assert headers.get(name) == (matching[0] if matching else None)
     assert (name in headers) == bool(matching)
+
+
+# ----------------------------------------------------------------------------- asyncio, natively
+
+
+def test_async_gather_has_every_action_in_flight_at_once():
+    """The server reads all three frames before it answers any: a client that waited for each
+    reply before sending the next would never get one. An error without id answers the oldest."""
+    replies = [("text", json.dumps({"action": "clicked", "id": 1})),
+               ("text", json.dumps({"type": "error", "message": "broken", "code": 400})),
+               ("text", json.dumps({"action": "evaluated", "id": 3, "result": [1, "two"]}))]
+    closed = ("text", json.dumps({"action": "closed", "id": 4}))
+
+    async def run(url: str) -> list:
+        async with inndx.aio.connect(url, "t", reply_timeout=10) as s:
+            return await asyncio.gather(s.click("#a"), s.content(), s.evaluate("return 1"), return_exceptions=True)
+
+    with HostileServer([("recv",), OPENED, ("recv",), ("recv",), ("recv",), *replies, ("recv",), closed,
+                        ("close", 1000)]) as server:
+        results = asyncio.run(asyncio.wait_for(run(server.url), 20))
+    assert results[0] is None and results[2] == [1, "two"]
+    assert type(results[1]) is inndx.Error and results[1].code == 400 and not results[1].fatal
+    assert [json.loads(frame)["id"] for frame in server.received[1:]] == [1, 2, 3, 4]
+    assert server.errors == []
