@@ -122,7 +122,8 @@ class Session(Actions):
             self._state.notify_all()
         if self._reader.is_alive() and self._reader is not threading.current_thread():
             try:  # our close; the reader sees the server's answer (or the broken link) and ends
-                self._ws.send_close()
+                with self._write:
+                    self._ws.send_close()
             except (websocket.WebSocketException, OSError):
                 pass
             self._reader.join(2)
