@@ -1,45 +1,62 @@
-"""The Python client (sdk/python, ``inndx``) and its CLI against the real service, for every kind.
+"""The Python clients (sdk/python, ``inndx``) and the CLI against the real service, for every kind.
 
-One ``inndx`` session per (module, client kind); the few tests that need a session of their own
-(a short timeout, a closed session, a tenants file) open it on the cheap standard client.
+Every test that connects runs for both clients (``api``): the sync one (``inndx.connect``) and the
+asyncio one (``inndx.aio.connect``, driven on an event loop of its own through a blocking view,
+tests/support/aio_blocking.py), with the same assertions. One session per (module, client, kind);
+the few tests that need a session of their own (a short timeout, a closed session, a tenants
+file) open it on the cheap standard client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import inndx
 import pytest
 
+from tests.support.aio_blocking import AioLoop
 from tests.support.ports import scaled, wait_for
 from tests.support.service import Service
 from tests.support.site import COOKIES_SET, PNG_BYTES, Site
 from tests.support.wsclient import validate_frame
 
 TENANT = "sdk"
+SDK_SOURCE = Path(__file__).resolve().parents[2] / "sdk" / "python" / "src"
 
 # the client is the same over a Grid: the grid env's time goes to the browser cases themselves
 pytestmark = pytest.mark.local_only
 
 
+@pytest.fixture(scope="module", params=["sync", "async"])
+def api(request: pytest.FixtureRequest) -> Iterator[Callable[..., inndx.Session]]:
+    """The client under test's ``connect``: the sync one, or the asyncio one seen through a blocking view."""
+    if request.param == "sync":
+        yield inndx.connect
+        return
+    with AioLoop() as loop:
+        yield loop.connect
+
+
 class _Sessions:
     """One open inndx session per client kind; the previous kind's is closed on a switch."""
 
-    def __init__(self, service: Service):
-        self.service, self.sessions = service, {}
+    def __init__(self, service: Service, connect: Callable[..., inndx.Session]):
+        self.service, self.connect, self.sessions = service, connect, {}
 
     def get(self, kind: str) -> inndx.Session:
         for other in [k for k in self.sessions if k != kind]:
             self.sessions.pop(other).close()
         session = self.sessions.get(kind)
         if session is None or session.closed is not None:
-            session = inndx.connect(self.service.ws_url, TENANT, client=kind, timeout="20s", max_retries=0,
+            session = self.connect(self.service.ws_url, TENANT, client=kind, timeout="20s", max_retries=0,
                                     connect_timeout=scaled(40), reply_timeout=scaled(60))
             self.sessions[kind] = session
         return session
@@ -50,8 +67,8 @@ class _Sessions:
 
 
 @pytest.fixture(scope="module")
-def sessions(service: Service) -> Iterator[_Sessions]:
-    opened = _Sessions(service)
+def sessions(service: Service, api) -> Iterator[_Sessions]:
+    opened = _Sessions(service, api)
     yield opened
     opened.close()
 
@@ -141,8 +158,8 @@ def test_pipelining_returns_replies_in_order(client, s: inndx.Session, site: Sit
 
 
 @pytest.mark.clientless
-def test_timeout_close_and_connection_closed(service: Service, site: Site):
-    with inndx.connect(service.url, TENANT, timeout=1, max_retries=0, reply_timeout=scaled(20)) as s:
+def test_timeout_close_and_connection_closed(api, service: Service, site: Site):
+    with api(service.url, TENANT, timeout=1, max_retries=0, reply_timeout=scaled(20)) as s:
         with pytest.raises(inndx.Timeout) as caught:
             s.goto(site.url("/slow?seconds=5"))
         assert caught.value.code == 504
@@ -154,30 +171,30 @@ def test_timeout_close_and_connection_closed(service: Service, site: Site):
 
 
 @pytest.mark.clientless
-def test_refusals_are_typed(start_service, tmp_path: Path):
+def test_refusals_are_typed(api, start_service, tmp_path: Path):
     tenants = tmp_path / "tenants.json"
     tenants.write_text(json.dumps({"tenants": {"one": {"api_keys": ["k1"], "max_sessions": 1}}}))
     strict = start_service(INNDX_TENANTS_FILE=str(tenants))
     with pytest.raises(inndx.PolicyError) as unknown:
-        inndx.connect(strict.ws_url, "stranger")
+        api(strict.ws_url, "stranger")
     assert unknown.value.code == 403 and unknown.value.fatal and "stranger" in unknown.value.message
     with pytest.raises(inndx.PolicyError) as keyless:
-        inndx.connect(strict.ws_url, "one")
+        api(strict.ws_url, "one")
     assert keyless.value.code == 401
-    with inndx.connect(strict.ws_url, "one", "k1") as s:
+    with api(strict.ws_url, "one", "k1") as s:
         with pytest.raises(inndx.CapacityError) as quota:
-            inndx.connect(strict.ws_url, "one", "k1")
+            api(strict.ws_url, "one", "k1")
         assert quota.value.code == 429
         assert s.session_id
     # the quota is freed once the server has closed that socket, a moment after the client saw it close
-    malformed = wait_for(lambda: _refusal(strict, max_redirects=99), scaled(10), what="the quota to be freed")
+    malformed = wait_for(lambda: _refusal(api, strict, max_redirects=99), scaled(10), what="the quota to be freed")
     assert malformed.code == 400 and malformed.fatal and "max_redirects" in malformed.message
 
 
-def _refusal(service: Service, **fields) -> inndx.Error | None:
+def _refusal(api, service: Service, **fields) -> inndx.Error | None:
     """The error an open with these fields gets (None while the tenant's quota is still taken)."""
     try:
-        inndx.connect(service.ws_url, "one", "k1", **fields).close()
+        api(service.ws_url, "one", "k1", **fields).close()
     except inndx.CapacityError:
         return None
     except inndx.Error as exc:
@@ -186,7 +203,9 @@ def _refusal(service: Service, **fields) -> inndx.Error | None:
 
 
 def _cli(service: Service, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "INNDX_URL": service.url, "INNDX_TENANT": TENANT}
+    # this checkout's client, whichever one the environment installed
+    python_path = os.pathsep.join(p for p in (str(SDK_SOURCE), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "INNDX_URL": service.url, "INNDX_TENANT": TENANT, "PYTHONPATH": python_path}
     return subprocess.run([sys.executable, "-m", "inndx", *args], env=env, capture_output=True, text=True,
                           timeout=scaled(90), check=False)
 
@@ -254,3 +273,45 @@ def test_an_idle_sdk_session_answers_pings_and_stays_open(pinging: Service, site
                 raw.recv()
     finally:
         raw.shutdown()  # close() leaves the socket open once the server has cut it
+
+
+@pytest.mark.clients("standard", "chrome")
+def test_an_idle_async_session_answers_pings_and_stays_open(pinging: Service, site: Site, client: str):
+    """The asyncio client's reader task answers the service's pings while the program awaits
+    something else: idle for five ping intervals, the session is still there. (The control, a raw
+    socket that reads nothing and is cut by the service, is the sync test's above.)"""
+
+    async def idle() -> None:
+        async with inndx.aio.connect(pinging.ws_url, TENANT, client=client, timeout="20s", connect_timeout=scaled(40),
+                                     reply_timeout=scaled(60)) as session:
+            assert (await session.goto(site.url("/html"))).status_code == 200
+            await asyncio.sleep(5 * IDLE_PINGS)  # the program awaits something else
+            assert (await session.goto(site.url("/html"))).status_code == 200
+            assert session.closed is None
+        assert isinstance(session.closed, inndx.ConnectionClosed) and session.closed.code == 1000
+
+    asyncio.run(asyncio.wait_for(idle(), scaled(150)))
+
+
+@pytest.mark.clientless
+def test_async_sessions_and_actions_are_in_flight_at_once(service: Service, site: Site):
+    """One asyncio program: three sessions' slow gotos overlap (2 s each, well under the 6 s they
+    would take one after the other), and one session's gathered actions come back matched by id."""
+
+    async def run() -> None:
+        sessions = await asyncio.gather(*(inndx.aio.connect(service.ws_url, TENANT, max_retries=0, reply_timeout=scaled(30))
+                                          for _ in range(3)))
+        try:
+            started = time.monotonic()
+            slow = await asyncio.gather(*(s.goto(site.url("/slow?seconds=2")) for s in sessions))
+            assert [r.status_code for r in slow] == [200, 200, 200] and time.monotonic() - started < 6
+            first, broken, content = await asyncio.gather(
+                sessions[0].goto(site.url("/html?title=one")), sessions[0].goto("javascript:alert(1)"),
+                sessions[0].content(), return_exceptions=True)
+            assert first.url == site.url("/html?title=one") and b"<title>one</title>" in content
+            assert isinstance(broken, inndx.Error) and broken.code == 400 and broken.id == first.id + 1
+        finally:
+            await asyncio.gather(*(s.close() for s in sessions))
+        assert all(s.closed is not None and s.closed.code == 1000 for s in sessions)
+
+    asyncio.run(asyncio.wait_for(run(), scaled(90)))

@@ -3,6 +3,7 @@ its behaviour against a hostile WebSocket server (the real service is in tests/e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis_jsonschema import from_schema
 from inndx import cli, frames
 from inndx.session import ws_url
 
+from tests.support.aio_blocking import AioLoop
 from tests.support.hostile_ws import HostileServer
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -94,22 +96,32 @@ def test_cli_summary():
 
 
 # ----------------------------------------------------------------------------- hostile server
+# Each case for both clients: the sync one, and the asyncio one through a blocking view.
 
 
-def test_the_open_frame_carries_exactly_the_given_fields():
+@pytest.fixture(params=["sync", "async"])
+def connect(request):
+    if request.param == "sync":
+        yield inndx.connect
+        return
+    with AioLoop() as loop:
+        yield loop.connect
+
+
+def test_the_open_frame_carries_exactly_the_given_fields(connect):
     closed = ("text", json.dumps({"action": "closed", "id": 1}))
     with HostileServer([("recv",), OPENED, ("recv",), closed, ("close", 1000)]) as server:
-        with inndx.connect(server.url, "t", client="chrome", viewport=(800, 600), timeout=1.5, middleware=[]) as s:
+        with connect(server.url, "t", client="chrome", viewport=(800, 600), timeout=1.5, middleware=[]) as s:
             assert s.session_id.startswith("3f1c")
     assert json.loads(server.received[0]) == {
         "client": {"kind": "chrome", "viewport": {"width": 800, "height": 600}}, "timeout": "1.5s", "middleware": []}
     assert json.loads(server.received[1]) == {"action": "close", "id": 1}
 
 
-def test_a_refused_upgrade_that_is_not_json_keeps_its_status():
+def test_a_refused_upgrade_that_is_not_json_keeps_its_status(connect):
     with HostileServer([], refuse=(502, b"<html>bad gateway</html>")) as server:
         with pytest.raises(inndx.Error) as caught:
-            inndx.connect(server.url, "t")
+            connect(server.url, "t")
     assert caught.value.code == 502 and caught.value.fatal and "bad gateway" in caught.value.message
 
 
@@ -128,20 +140,20 @@ def test_a_refused_upgrade_that_is_not_json_keeps_its_status():
          lambda e: type(e) is inndx.Error and not e.fatal and e.code == 400),
     ],
 )
-def test_hostile_replies_become_errors(steps, check):
+def test_hostile_replies_become_errors(connect, steps, check):
     with HostileServer([("recv",), OPENED, ("recv",), *steps, ("drop",)]) as server:
-        s = inndx.connect(server.url, "t", reply_timeout=10)
+        s = connect(server.url, "t", reply_timeout=10)
         with pytest.raises(inndx.Error) as caught:
             s.click("#x")
         assert check(caught.value), caught.value
-        s._shutdown(inndx.ConnectionClosed("test over", 1000))
+        s.close()
 
 
-def test_a_fatal_frame_answers_every_waiting_action_and_ends_the_session():
+def test_a_fatal_frame_answers_every_waiting_action_and_ends_the_session(connect):
     fatal = {"type": "fatal", "message": "session expired", "code": 410}
     with HostileServer([("recv",), OPENED, ("recv",), ("recv",), ("text", json.dumps({"action": "clicked", "id": 1})),
                         ("text", json.dumps(fatal)), ("close", 1008)]) as server:
-        s = inndx.connect(server.url, "t", reply_timeout=10)
+        s = connect(server.url, "t", reply_timeout=10)
         with s.pipeline() as p:
             first, second = p.click("#a"), p.click("#b")
         assert first.result() is None
@@ -155,13 +167,13 @@ def test_a_fatal_frame_answers_every_waiting_action_and_ends_the_session():
     assert server.errors == []
 
 
-def test_no_reply_in_time_is_an_error():
+def test_no_reply_in_time_is_an_error(connect):
     with HostileServer([("recv",), OPENED, ("recv",), ("recv",)]) as server:
-        s = inndx.connect(server.url, "t", reply_timeout=0.3)
+        s = connect(server.url, "t", reply_timeout=0.3)
         with pytest.raises(inndx.Error) as caught:
             s.click("#x")
         assert "no reply within" in caught.value.message
-        s._shutdown(inndx.ConnectionClosed("test over", 1000))
+        s.close()
 
 
 # ----------------------------------------------------------------------------- properties
@@ -251,3 +263,27 @@ def test_headers_lookup_is_the_case_insensitive_filter(pairs, name):
     assert headers.get_all(name) == matching
     assert headers.get(name) == (matching[0] if matching else None)
     assert (name in headers) == bool(matching)
+
+
+# ----------------------------------------------------------------------------- asyncio, natively
+
+
+def test_async_gather_has_every_action_in_flight_at_once():
+    """The server reads all three frames before it answers any: a client that waited for each
+    reply before sending the next would never get one. An error without id answers the oldest."""
+    replies = [("text", json.dumps({"action": "clicked", "id": 1})),
+               ("text", json.dumps({"type": "error", "message": "broken", "code": 400})),
+               ("text", json.dumps({"action": "evaluated", "id": 3, "result": [1, "two"]}))]
+    closed = ("text", json.dumps({"action": "closed", "id": 4}))
+
+    async def run(url: str) -> list:
+        async with inndx.aio.connect(url, "t", reply_timeout=10) as s:
+            return await asyncio.gather(s.click("#a"), s.content(), s.evaluate("return 1"), return_exceptions=True)
+
+    with HostileServer([("recv",), OPENED, ("recv",), ("recv",), ("recv",), *replies, ("recv",), closed,
+                        ("close", 1000)]) as server:
+        results = asyncio.run(asyncio.wait_for(run(server.url), 20))
+    assert results[0] is None and results[2] == [1, "two"]
+    assert type(results[1]) is inndx.Error and results[1].code == 400 and not results[1].fatal
+    assert [json.loads(frame)["id"] for frame in server.received[1:]] == [1, 2, 3, 4]
+    assert server.errors == []

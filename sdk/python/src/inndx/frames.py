@@ -32,7 +32,6 @@ def without_none(frame: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in frame.items() if v is not None}
 
 
-
 def goto_frame(url, method, headers, body, cookies, referrer, user_agent) -> dict[str, Any]:
     """The goto frame: ``headers`` a mapping or pairs, ``body`` bytes or str (UTF-8), cookies as given."""
     if isinstance(body, str):
@@ -62,3 +61,7 @@ def screenshot(reply: dict[str, Any]) -> bytes | None:
 
 
 goto = GotoResult.from_wire
+
+
+def raw(reply: dict[str, Any]) -> dict[str, Any]:
+    return reply

@@ -1,15 +1,17 @@
-"""Pipelining: several action frames sent before any reply is read; replies matched by ``id``."""
+"""Pipelining in the sync client: several action frames sent before any reply is read; replies
+matched by ``id``. The actions are ``inndx.actions``; here a call returns a ``Pending``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from inndx import frames
+from inndx.actions import Actions
+from inndx.core import Call
 from inndx.errors import Error
 
 
 class Pending:
-    """A reply not read yet: ``result()`` reads up to it and returns it (or raises its error)."""
+    """A reply not read yet: ``result()`` waits for it and returns it (or raises its error)."""
 
     def __init__(self, session, frame_id: int, convert) -> None:
         self._session, self.id, self._convert = session, frame_id, convert
@@ -28,7 +30,16 @@ class Pending:
         return value
 
 
-class Pipeline:
+def outcomes(pending: list[Any], raise_errors: bool) -> list[Any]:
+    """The settled results of a pipeline in order (an error in place), or its first error raised."""
+    if raise_errors:
+        for item in pending:
+            if isinstance(item, Error):
+                raise item
+    return pending
+
+
+class Pipeline(Actions):
     """Actions sent at once, replies read later in order. Methods return ``Pending`` handles.
 
     Leaving the ``with`` block reads every reply; ``results()`` then lists them in order, with
@@ -47,29 +58,10 @@ class Pipeline:
         if exc[0] is None:
             self.gather()
 
-    def _add(self, frame: dict[str, Any], convert) -> Pending:
-        pending = Pending(self._session, self._session._send(frame), convert)
+    def _run(self, call: Call[Any]) -> Pending:
+        pending = Pending(self._session, self._session._send(call.frame), call.convert)
         self.pending.append(pending)
         return pending
-
-    def goto(self, url: str, **options: Any) -> Pending:
-        keys = ("method", "headers", "body", "cookies", "referrer", "user_agent")
-        return self._add(frames.goto_frame(url, *(options.get(k) for k in keys)), frames.goto)
-
-    def click(self, selector: str) -> Pending:
-        return self._add({"action": "click", "selector": selector}, frames.nothing)
-
-    def fill(self, selector: str, value: str) -> Pending:
-        return self._add({"action": "fill", "selector": selector, "value": value}, frames.nothing)
-
-    def content(self) -> Pending:
-        return self._add({"action": "content"}, frames.content)
-
-    def evaluate(self, script: str) -> Pending:
-        return self._add({"action": "evaluate", "script": script}, frames.evaluated)
-
-    def screenshot(self) -> Pending:
-        return self._add({"action": "screenshot"}, frames.screenshot)
 
     def gather(self) -> list[Any]:
         """Read every reply; results in order, an error in place as its exception object."""
@@ -84,9 +76,4 @@ class Pipeline:
         return self._results
 
     def results(self, raise_errors: bool = False) -> list[Any]:
-        results = self.gather()
-        if raise_errors:
-            for item in results:
-                if isinstance(item, Error):
-                    raise item
-        return results
+        return outcomes(self.gather(), raise_errors)

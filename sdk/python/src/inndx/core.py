@@ -1,0 +1,210 @@
+"""The sans-I/O core of the client: frames out, replies in, matched by ``id``; no socket in sight.
+
+The sync client (``inndx.session``, websocket-client) and the asyncio client (``inndx.aio``,
+websockets) are thin I/O around one ``Connection`` each: they hand it every frame the server
+sends (``receive``, ``receive_binary``, ``receive_close``, ``lost``) and write the text that
+``send`` gives them, in the order it gives it. The rules, in the service's own terms:
+
+Rule 1. Every action frame gets a fresh integer ``id``; its reply, response or error, carries the
+        same ``id``. The service answers strictly in order, so an error that carries no ``id`` (a
+        frame too broken to read one from) answers the oldest action still waiting.
+Rule 2. A ``fatal`` frame, the server's close, a lost link, or a frame the client cannot read
+        (not JSON, not an object, binary, a reply to no waiting action) ends the session: every
+        action still waiting gets that error, and so does every later ``send``. A session that
+        has ended stays ended.
+Rule 3. The reply to ``close`` (``{"action": "closed"}``) ends the session too: the server closes
+        the socket right after it, and any action sent after ``close`` is answered by nothing.
+Rule 4. An action whose caller gave up (its reply timeout, a cancelled task) is ``forget``-ten: its
+        reply is read and dropped when it comes, and it keeps its place in the order (Rule 1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from inndx import frames
+from inndx.errors import ConnectionClosed, Error, error_for
+
+T = TypeVar("T")
+WS_PATH = "/v1/sessions/ws"
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One action: the frame to send (without ``id``) and how its reply frame becomes a value."""
+
+    frame: dict[str, Any]
+    convert: Callable[[dict[str, Any]], T]
+
+
+class Connection:
+    """One session's protocol state: ids given out, replies in, why it ended. Not thread-safe:
+    its owner serialises calls (the sync client under a lock, the asyncio client on its loop)."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._waiting: list[int] = []  # sent, reply not taken yet, oldest first (Rule 1)
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._forgotten: set[int] = set()
+        self.closed: Error | None = None  # why the session is over, once it is (Rule 2)
+
+    # -- out --------------------------------------------------------------------------------
+    def send(self, frame: Mapping[str, Any]) -> tuple[int, str]:
+        """The ``id`` given to ``frame`` and the text to write; raises once the session is over."""
+        if self.closed is not None:
+            raise self.closed
+        frame_id = next(self._ids)
+        self._waiting.append(frame_id)
+        return frame_id, json.dumps({**frame, "id": frame_id})
+
+    # -- in ---------------------------------------------------------------------------------
+    def receive(self, data: str) -> None:
+        """A text frame from the server. A frame that breaks the protocol ends the session (Rule 2)."""
+        if self.closed is not None:
+            return
+        try:
+            reply = parse(data)
+            kind = reply.get("type")
+            target = reply.get("id")
+            if target not in self._waiting or target in self._replies:
+                target = None
+                if kind in ("error", "fatal"):  # an error about a frame too broken to carry our id
+                    target = next((i for i in self._waiting if i not in self._replies), None)
+                elif kind is None:
+                    raise Error(f"the server sent a reply to no waiting action: {data[:200]}", None)
+        except Error as exc:
+            self.lost(exc)
+            return
+        if target is not None:
+            self._store(target, reply)
+        if kind == "fatal":
+            for frame_id in list(self._waiting):
+                self._store(frame_id, reply)
+            self.lost(error_for(reply.get("code"), reply.get("message", ""), fatal=True))
+        elif kind is None and reply.get("action") == "closed":  # Rule 3
+            self.lost(ConnectionClosed("the session was closed", 1000, fatal=True))
+
+    def receive_binary(self) -> None:
+        self.lost(Error("the server sent a binary frame", None))
+
+    def receive_close(self, code: int, reason: str = "") -> None:
+        """The server closed the socket (``code`` 1006: the link broke with no close frame)."""
+        self.lost(ConnectionClosed(f"the server closed the session ({reason or 'no reason given'})", code, fatal=True))
+
+    def lost(self, reason: Error) -> None:
+        """The session is over for ``reason`` (kept if it was over already)."""
+        if self.closed is None:
+            self.closed = reason
+
+    def _store(self, frame_id: int, reply: dict[str, Any]) -> None:
+        if frame_id in self._forgotten:  # Rule 4: read and dropped
+            self._forgotten.discard(frame_id)
+            self._waiting.remove(frame_id)
+        else:
+            self._replies.setdefault(frame_id, reply)
+
+    # -- replies ----------------------------------------------------------------------------
+    def answered(self, frame_id: int) -> bool:
+        """True once ``result(frame_id)`` will not wait: its reply is in, or the session is over."""
+        return frame_id in self._replies or self.closed is not None
+
+    def result(self, frame_id: int) -> dict[str, Any]:
+        """The reply frame to ``frame_id``, taken; an error frame raises as its ``Error``."""
+        if frame_id not in self._replies:
+            if self.closed is None:
+                raise RuntimeError(f"no reply to {frame_id} yet")
+            if frame_id in self._waiting:
+                self._waiting.remove(frame_id)
+            raise self.closed
+        self._waiting.remove(frame_id)
+        reply = self._replies.pop(frame_id)
+        if reply.get("type") in ("error", "fatal"):
+            raise error_for(reply.get("code"), reply.get("message", ""), fatal=reply["type"] == "fatal", id=reply.get("id"))
+        return reply
+
+    def forget(self, frame_id: int) -> None:
+        """The caller of ``frame_id`` gave up (Rule 4)."""
+        if frame_id in self._replies:
+            self._replies.pop(frame_id)
+            self._waiting.remove(frame_id)
+        elif frame_id in self._waiting:
+            self._forgotten.add(frame_id)
+
+    @property
+    def waiting(self) -> list[int]:
+        """The ids sent and not answered yet, oldest first."""
+        return [i for i in self._waiting if i not in self._replies and i not in self._forgotten]
+
+
+# ------------------------------------------------------------------------------- the open
+
+
+def ws_url(url: str) -> str:
+    """The sessions endpoint for ``url``: ``http(s)`` becomes ``ws(s)``, a bare host gets the path."""
+    parts = urlsplit(url if "://" in url else f"ws://{url}")
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path if parts.path not in ("", "/") else WS_PATH
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+def parse(data: str) -> dict[str, Any]:
+    """A server frame as a JSON object, or ``inndx.Error``."""
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise Error(f"the server sent a frame that is not JSON: {data[:200]!r}", None) from None
+    if not isinstance(reply, dict):
+        raise Error(f"the server sent a frame that is not a JSON object: {data[:200]!r}", None)
+    return reply
+
+
+def handshake_headers(tenant: str | None, api_key: str | None) -> list[tuple[str, str]]:
+    """The upgrade's headers: ``X-Tenant-Id`` and ``Authorization: Bearer``, when given."""
+    headers = []
+    if tenant is not None:
+        headers.append(("X-Tenant-Id", tenant))
+    if api_key is not None:
+        headers.append(("Authorization", f"Bearer {api_key}"))
+    return headers
+
+
+def open_frame(
+    client: str | None, viewport: tuple[int, int] | None, timeout: str | float | None, max_redirects: int | None,
+    max_retries: int | None, proxies: list[str] | None, middleware: list[dict[str, Any]] | None, fields: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The open frame: exactly the fields given (``None`` leaves the server's default)."""
+    kind: Any = client
+    if viewport is not None:
+        kind = {"kind": client or "standard", "viewport": {"width": viewport[0], "height": viewport[1]}}
+    frame = frames.without_none({
+        "client": kind, "timeout": frames.duration(timeout), "max_redirects": max_redirects,
+        "max_retries": max_retries, "proxies": proxies, "middleware": middleware,
+    })
+    frame.update(fields)
+    return frame
+
+
+def opened(data: str) -> str:
+    """The session id from the open reply; a refusal raises its ``Error``, ``fatal`` set."""
+    reply = parse(data)
+    if "session_id" not in reply:
+        raise error_for(reply.get("code"), reply.get("message", str(reply)), fatal=True)
+    return reply["session_id"]
+
+
+def refused(status: int, body: bytes | None) -> Error:
+    """The error for an upgrade the service refused with HTTP ``status`` (its JSON body's message)."""
+    body = body or b""
+    try:
+        parsed = json.loads(body)
+        message = parsed.get("message") if isinstance(parsed, dict) else None
+    except ValueError:
+        message = None
+    if not message:
+        message = body.decode("utf-8", "replace").strip() or f"upgrade refused with HTTP {status}"
+    return error_for(status, message, fatal=True)

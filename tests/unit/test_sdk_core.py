@@ -1,0 +1,94 @@
+"""The client's sans-I/O core (``inndx.core``) with plain strings: ids, matching, errors, the end."""
+
+from __future__ import annotations
+
+import json
+
+import inndx
+import pytest
+from inndx.core import Connection
+
+
+def sent(connection: Connection, frame: dict) -> int:
+    frame_id, text = connection.send(frame)
+    assert json.loads(text) == {**frame, "id": frame_id}
+    return frame_id
+
+
+def test_replies_are_matched_by_id_whatever_their_order():
+    c = Connection()
+    first, second = sent(c, {"action": "content"}), sent(c, {"action": "click", "selector": "#a"})
+    assert (first, second) == (1, 2) and not c.answered(first)
+    c.receive(json.dumps({"action": "clicked", "id": second}))
+    assert c.answered(second) and not c.answered(first)
+    assert c.result(second) == {"action": "clicked", "id": 2}
+    c.receive(json.dumps({"action": "content", "id": first, "content": None}))
+    assert c.result(first)["action"] == "content" and c.waiting == [] and c.closed is None
+
+
+def test_an_error_without_id_answers_the_oldest_waiting_action():
+    c = Connection()
+    first, second = sent(c, {"action": "content"}), sent(c, {"action": "content"})
+    c.receive(json.dumps({"type": "error", "message": "frame too large", "code": 413}))
+    with pytest.raises(inndx.Error) as caught:
+        c.result(first)
+    assert (caught.value.code, caught.value.fatal, c.waiting) == (413, False, [second])
+
+
+def test_a_fatal_frame_answers_everything_and_the_session_stays_over():
+    c = Connection()
+    first, second = sent(c, {"action": "content"}), sent(c, {"action": "content"})
+    c.receive(json.dumps({"type": "fatal", "message": "browser lost", "code": 503}))
+    for frame_id in (first, second):
+        with pytest.raises(inndx.CapacityError) as caught:
+            c.result(frame_id)
+        assert caught.value.fatal and caught.value.code == 503
+    c.receive_close(1011, "")
+    with pytest.raises(inndx.CapacityError):
+        c.send({"action": "content"})
+
+
+@pytest.mark.parametrize(
+    "data", ["not json", "[1]", json.dumps({"action": "clicked", "id": 99}), json.dumps({"action": "clicked"})],
+)
+def test_a_frame_the_client_cannot_read_ends_the_session(data):
+    c = Connection()
+    frame_id = sent(c, {"action": "click", "selector": "#a"})
+    c.receive(data)
+    assert c.answered(frame_id) and isinstance(c.closed, inndx.Error)
+    with pytest.raises(inndx.Error) as caught:
+        c.result(frame_id)
+    assert caught.value is c.closed
+
+
+def test_the_closed_reply_ends_the_session_and_a_later_close_keeps_its_reason():
+    c = Connection()
+    frame_id = sent(c, {"action": "close"})
+    c.receive(json.dumps({"action": "closed", "id": frame_id}))
+    assert c.result(frame_id) == {"action": "closed", "id": frame_id}
+    c.receive_close(1000, "")
+    assert isinstance(c.closed, inndx.ConnectionClosed) and c.closed.code == 1000
+    assert c.closed.message == "the session was closed"
+
+
+def test_a_forgotten_action_keeps_its_place_and_its_reply_is_dropped():
+    c = Connection()
+    late, then = sent(c, {"action": "content"}), sent(c, {"action": "content"})
+    c.forget(late)
+    assert c.waiting == [then]
+    c.receive(json.dumps({"action": "content", "id": late}))
+    c.receive(json.dumps({"type": "error", "message": "no id", "code": 400}))  # the oldest still waiting
+    with pytest.raises(inndx.Error) as caught:
+        c.result(then)
+    assert caught.value.code == 400 and c.closed is None and c.waiting == []
+
+
+def test_the_server_close_and_a_lost_link():
+    c = Connection()
+    frame_id = sent(c, {"action": "content"})
+    c.receive_close(1001, "shutting down")
+    with pytest.raises(inndx.ConnectionClosed) as caught:
+        c.result(frame_id)
+    assert caught.value.code == 1001 and "shutting down" in caught.value.message and caught.value.fatal
+    c.lost(inndx.ConnectionClosed("later", 1006))
+    assert c.closed is caught.value
