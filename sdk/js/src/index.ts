@@ -13,8 +13,9 @@ export type { ErrorOptions } from "./errors.js";
 export { WS_PATH, wsUrl } from "./frames.js";
 export type { GotoOptions, HeadersInit, OpenOptions } from "./frames.js";
 export { GotoResult, Headers } from "./results.js";
-export { Session, connect } from "./session.js";
-export type { ConnectOptions } from "./session.js";
+export { connect } from "./connect.js";
+export type { ConnectOptions } from "./connect.js";
+export { Session } from "./session.js";
 export type * from "./generated/frames.js";
 
 export const VERSION = "0.1.0";
