@@ -1,0 +1,89 @@
+/** Frames from TypeScript arguments, and replies to TypeScript values: the thin mapping itself. */
+
+import type { Cookie, Duration, GotoRequest, OpenRequest } from "./generated/frames.js";
+import { decodeBase64 } from "./results.js";
+
+export const WS_PATH = "/v1/sessions/ws";
+
+/** The sessions endpoint for `url`: `http(s)` becomes `ws(s)`, a bare host or `/` gets the path. */
+export function wsUrl(url: string): string {
+  const parsed = new URL(url.includes("://") ? url : `ws://${url}`);
+  const scheme = ({ "http:": "ws:", "https:": "wss:" } as Record<string, string | undefined>)[parsed.protocol];
+  if (scheme !== undefined) parsed.protocol = scheme;
+  if (parsed.pathname === "" || parsed.pathname === "/") parsed.pathname = WS_PATH;
+  parsed.hash = "";
+  return parsed.href;
+}
+
+/** A duration for the wire: a string as given (`"20s"`), a number as milliseconds. */
+export function duration(value: Duration | number): Duration {
+  if (typeof value === "string") return value;
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`not a duration in milliseconds: ${value}`);
+  return `${value}ms`;
+}
+
+export type HeadersInit = Record<string, string> | Iterable<readonly [string, string]>;
+
+/** Options of a goto: the goto frame's own fields (`body` as bytes or a UTF-8 string). */
+export interface GotoOptions {
+  method?: GotoRequest["method"];
+  /** A record, or `[name, value]` pairs (repeats and order kept). */
+  headers?: HeadersInit;
+  body?: Uint8Array | string;
+  cookies?: Cookie[];
+  referrer?: string;
+  /** `inndx` (default), `chrome`, `firefox`, `safari`, `random`, or the exact string to send. */
+  user_agent?: string;
+}
+
+function pairs(headers: HeadersInit): [string, string][] {
+  const items = Symbol.iterator in headers ? headers : Object.entries(headers);
+  return Array.from(items as Iterable<readonly [string, string]>, ([name, value]) => [name, value]);
+}
+
+export function gotoFrame(url: string, options: GotoOptions = {}): GotoRequest {
+  const frame: GotoRequest = { action: "goto", url };
+  if (options.method !== undefined) frame.method = options.method;
+  if (options.headers !== undefined) frame.headers = pairs(options.headers);
+  if (options.body !== undefined) {
+    const bytes = typeof options.body === "string" ? Buffer.from(options.body, "utf8") : Buffer.from(options.body);
+    frame.body = bytes.toString("base64");
+  }
+  if (options.cookies !== undefined) frame.cookies = options.cookies;
+  if (options.referrer !== undefined) frame.referrer = options.referrer;
+  if (options.user_agent !== undefined) frame.user_agent = options.user_agent;
+  return frame;
+}
+
+/** The open frame's fields as `connect()` takes them: the schema's, `timeout` also in milliseconds. */
+export type OpenOptions = Omit<OpenRequest, "timeout"> & {
+  /** Bounds every navigation attempt and every action: `"20s"`, `"1m30s"`, or milliseconds. */
+  timeout?: Duration | number;
+  /** The browser's viewport: sends `client` in its object form. */
+  viewport?: { width: number; height: number };
+};
+
+/** The open frame: exactly the fields given (undefined ones left to the server's defaults). */
+export function openFrame(options: OpenOptions, extra: Record<string, unknown>): Record<string, unknown> {
+  const { viewport, timeout, client, ...rest } = options;
+  const frame: Record<string, unknown> = {};
+  if (viewport !== undefined) {
+    const kind = typeof client === "object" ? client.kind : (client ?? "standard");
+    frame.client = { kind, viewport };
+  } else if (client !== undefined) {
+    frame.client = client;
+  }
+  if (timeout !== undefined) frame.timeout = duration(timeout);
+  for (const [key, value] of Object.entries({ ...rest, ...extra })) {
+    if (value !== undefined) frame[key] = value;
+  }
+  return frame;
+}
+
+export function content(reply: { content?: string }): Buffer {
+  return decodeBase64(reply.content);
+}
+
+export function screenshot(reply: { screenshot?: string | null }): Buffer | null {
+  return reply.screenshot ? decodeBase64(reply.screenshot) : null;
+}
