@@ -9,21 +9,31 @@ from __future__ import annotations
 
 import base64
 
+from service import request_headers
 from service.clients.base import GotoRequest
 
 # Headers the browser owns: never copied from the goto's headers onto the wire request.
-BROWSER_OWNED = frozenset({"content-length", "host", "connection", "transfer-encoding"})
+BROWSER_OWNED = request_headers.NEVER_SENT
+
+
+def latin1(text: str) -> str:
+    """A header the browser gave as text, in the protocol's form: each byte one character
+    (Latin-1), as the standard client reads them. A browser's text is its UTF-8 decoding of the
+    bytes, so it is encoded back first: ``café`` sent as UTF-8 is reported ``cafÃ©`` on every
+    client, and distinct byte strings stay distinct."""
+    return text.encode("utf-8", "surrogatepass").decode("latin-1")
 
 
 def bidi_headers(raw: list[dict]) -> list[tuple[str, str]]:
     """BiDi headers -> [(name, value)], a value the browser joined with newlines (repeated
-    headers) split back into separate headers, as a plain HTTP client reports them."""
+    headers) split back into separate headers, as a plain HTTP client reports them. A string
+    value is the UTF-8 text of the bytes (``latin1`` undoes it); a base64 one, the bytes."""
     out = []
     for header in raw or []:
         value = header.get("value") or {}
-        text = value.get("value", "") if value.get("type") == "string" else _b64text(value.get("value", ""))
+        text = latin1(value.get("value", "")) if value.get("type") == "string" else _b64text(value.get("value", ""))
         for line in text.split("\n"):
-            out.append((header.get("name", ""), line))
+            out.append((latin1(header.get("name", "")), line))
     return out
 
 
@@ -36,7 +46,7 @@ def _b64text(value: str) -> str:
 
 def parse_headers_text(text: str) -> tuple[int | None, list[tuple[str, str]]]:
     """Chrome's raw ``HTTP/1.1 200 OK\\r\\nName: value...`` block -> status, headers in order."""
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = latin1(text).replace("\r\n", "\n").split("\n")
     status = None
     parts = lines[0].split(" ", 2) if lines else []
     if len(parts) >= 2 and parts[1].isdigit():
@@ -51,12 +61,7 @@ def parse_headers_text(text: str) -> tuple[int | None, list[tuple[str, str]]]:
 
 
 def wire_headers(request: GotoRequest) -> list[tuple[str, str]]:
-    """The headers the goto adds to the navigation request (later ones win by name). The
-    middleware's headers are already in ``request.headers``: the session merges them."""
-    merged: dict[str, tuple[str, str]] = {}
-    for name, value in request.headers:
-        if name.lower() not in BROWSER_OWNED:
-            merged[name.lower()] = (name, value)
-    if request.referrer:
-        merged["referer"] = ("Referer", request.referrer)
-    return list(merged.values())
+    """The headers the goto adds to the navigation request (``service.request_headers``' rules:
+    repeats joined, a ``Referer`` header over the ``referrer`` field). The middleware's headers
+    are already in ``request.headers``: the session merges them."""
+    return request_headers.frame_headers(request.headers, request.referrer)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING
 
-from service import errors, redirects
+from service import errors, redirects, request_headers
 from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, wire_headers
 from service.clients.navigation_record import SETTLE_CHANNEL, Track, page_facts
 from service.deadline import Deadline
@@ -52,6 +52,7 @@ class NavigationEvents:
         self.policy = policy
         self.blocking = blocking
         self.add_headers: list[tuple[str, str]] = wire_headers(request)
+        self.left_origin = False  # a hop went to another origin: the frame's headers stay behind
         self.tracks: dict[str, Track] = {}
         self.by_request: dict[str, Track] = {}
         self.main: Track | None = None
@@ -231,19 +232,20 @@ class NavigationEvents:
         send_body = goto.body is not None and (count == 0 or method not in ("GET", "HEAD"))
         if send_body:
             changes["body"] = {"type": "base64", "value": base64.b64encode(goto.body or b"").decode()}
+        if count > 0 and not self.left_origin:
+            self.left_origin = request_headers.cross_origin(goto.url, request.get("url", ""))
         if self.add_headers or send_body:
             # A hop that dropped the body (303, or 301/302 after POST) drops its Content-Type too,
             # as HTTP clients do.
             dropped = {"content-type"} if goto.body is not None and not send_body else set()
-            ours = {name.lower() for name, _ in self.add_headers}
+            ours = {name.lower() for name, _ in self.add_headers}  # the browser may carry them over
+            added = request_headers.on_other_origin(self.add_headers) if self.left_origin else self.add_headers
             headers = [
                 {"name": h["name"], "value": h["value"]}
                 for h in request.get("headers") or []
                 if h["name"].lower() not in ours | BROWSER_OWNED | dropped
             ]
-            headers += [
-                {"name": n, "value": {"type": "string", "value": v}} for n, v in self.add_headers if n.lower() not in dropped
-            ]
+            headers += [{"name": n, "value": {"type": "string", "value": v}} for n, v in added if n.lower() not in dropped]
             changes["headers"] = headers
         return changes
 

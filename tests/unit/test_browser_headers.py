@@ -2,6 +2,7 @@
 
 import base64
 
+from service import request_headers
 from service.clients.base import GotoRequest
 from service.clients.browser_headers import bidi_headers, parse_headers_text, wire_headers
 
@@ -24,9 +25,33 @@ def test_chrome_raw_header_text_keeps_order_and_repeats():
     assert headers == [("X-Multi", "one"), ("X-Multi", "two"), ("Location", "/next"), ("X-Empty", "")]
 
 
-def test_wire_headers_later_win_and_browser_owned_are_dropped():
-    # as the session builds them: the middleware's headers first, then the goto's own
-    headers = (("X-A", "middleware"), ("X-B", "middleware"), ("X-A", "goto"), ("Host", "evil"), ("Content-Length", "9"))
+def test_wire_headers_join_repeats_and_drop_owned_and_hop_by_hop():
+    # the middleware already resolved its own overrides: repeats left are the goto's own
+    headers = (("X-A", "1"), ("X-B", "b"), ("x-a", "2"), ("Host", "evil"), ("Content-Length", "9"),
+               ("Proxy-Authorization", "Basic x"), ("Connection", "close"), ("Cookie", "a=1"), ("Cookie", "b=2"))
     request = GotoRequest(url="http://h/", headers=headers, referrer="http://ref/")
-    added = wire_headers(request)
-    assert added == [("X-A", "goto"), ("X-B", "middleware"), ("Referer", "http://ref/")]
+    assert wire_headers(request) == [("X-A", "1, 2"), ("X-B", "b"), ("Cookie", "a=1; b=2"), ("Referer", "http://ref/")]
+
+
+def test_a_referer_header_wins_over_the_referrer_field():
+    request = GotoRequest(url="http://h/", headers=(("referer", "http://header/"),), referrer="http://field/")
+    assert wire_headers(request) == [("referer", "http://header/")]
+
+
+def test_frame_headers_left_on_another_origin():
+    given = [("Authorization", "Bearer t"), ("User-Agent", "u"), ("Referer", "r"), ("Content-Type", "t/p"),
+             ("Cookie", "a=1"), ("X-Custom", "x"), ("Accept-Language", "de")]
+    assert request_headers.on_other_origin(given) == [("User-Agent", "u"), ("Referer", "r"), ("Content-Type", "t/p")]
+    assert not request_headers.cross_origin("http://a/x#f", "HTTP://A:80/y")
+    assert request_headers.cross_origin("http://a/", "https://a/")
+    assert request_headers.cross_origin("http://a:8000/", "http://a:8001/")
+    assert request_headers.cross_origin("http://a/", "http://b.a/")
+
+
+def test_header_text_from_a_browser_becomes_latin1_bytes():
+    # a browser's text is the UTF-8 decoding of the bytes: every client reports one char per byte
+    status, headers = parse_headers_text("HTTP/1.1 200 OK\r\nX-Utf: caf\u00e9\r\n\r\n")
+    assert headers == [("X-Utf", "caf\u00c3\u00a9")]
+    raw = [{"name": "X-Utf", "value": {"type": "string", "value": "caf\u00e9"}},
+           {"name": "X-Bin", "value": {"type": "base64", "value": base64.b64encode(b"caf\xe9").decode()}}]
+    assert bidi_headers(raw) == [("X-Utf", "caf\u00c3\u00a9"), ("X-Bin", "caf\u00e9")]
