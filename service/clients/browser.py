@@ -132,6 +132,8 @@ class BrowserClient(FetchClient):
     # ----- goto -----------------------------------------------------------------------------
     @_boundary
     def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
+        if self.kind == "chrome" and request.method.upper() == "TRACE":
+            raise errors.NotSupported("Chrome cannot send a TRACE request: use the standard or firefox client")
         bidi, context = self._bidi, self._context
         wanted = request.user_agent or ""
         if wanted != (self._user_agent or ""):

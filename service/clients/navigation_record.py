@@ -6,14 +6,12 @@ subscribed to when it is prepared (``browser_launch.prepare``).
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass, field
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from service import errors, redirects
 from service.clients.browser_headers import parse_headers_text
-from service.cookies import cookies_from_headers
+from service.cookies import cookies_from_headers, parse_expires
 from service.headers import header_value
 from service.model import Cookie, Redirect
 
@@ -163,9 +161,8 @@ def cookie_params(cookie: Cookie, url: str) -> dict:
         params["sameSite"] = cookie.same_site.lower()
     if cookie.expires:
         try:
-            stamp = datetime.strptime(cookie.expires, "%Y-%m-%dT%H:%M:%SZ")
-            params["expiry"] = calendar.timegm(stamp.timetuple())
-        except ValueError as exc:
+            params["expiry"] = int(parse_expires(cookie.expires))
+        except (ValueError, OverflowError) as exc:
             raise errors.BadRequest(
                 f"cookie {cookie.name!r} has an invalid expires {cookie.expires!r}"
             ) from exc
