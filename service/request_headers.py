@@ -69,3 +69,15 @@ def cross_origin(first: str, url: str) -> bool:
 def on_other_origin(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """What is left of the frame's headers once the chain has left the goto's origin."""
     return [(name, value) for name, value in headers if name.lower() in KEPT_ACROSS_ORIGINS]
+
+
+def header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((value for key, value in headers if key.lower() == name), None)
+
+
+def without_pairs(cookie_header: str, frame_cookie: str | None) -> str:
+    """A ``Cookie`` header's pairs less those the frame's own ``Cookie`` header gave."""
+    if not frame_cookie:
+        return cookie_header
+    theirs = {pair.strip() for pair in frame_cookie.split(";")}
+    return "; ".join(pair.strip() for pair in cookie_header.split(";") if pair.strip() and pair.strip() not in theirs)

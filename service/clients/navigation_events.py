@@ -239,15 +239,24 @@ class NavigationEvents:
             # as HTTP clients do.
             dropped = {"content-type"} if goto.body is not None and not send_body else set()
             ours = {name.lower() for name, _ in self.add_headers}  # the browser may carry them over
-            added = request_headers.on_other_origin(self.add_headers) if self.left_origin else self.add_headers
-            headers = [
-                {"name": h["name"], "value": h["value"]}
-                for h in request.get("headers") or []
-                if h["name"].lower() not in ours | BROWSER_OWNED | dropped
-            ]
+            added = self.add_headers
+            if self.left_origin:
+                added = request_headers.on_other_origin(self.add_headers)
+                ours.discard("cookie")  # the jar's own cookies for this origin stay (the frame's go below)
+            kept = (self._without_frame_cookies(h) for h in request.get("headers") or [])
+            headers = [h for h in kept if h is not None and h["name"].lower() not in ours | BROWSER_OWNED | dropped]
             headers += [{"name": n, "value": {"type": "string", "value": v}} for n, v in added if n.lower() not in dropped]
             changes["headers"] = headers
         return changes
+
+    def _without_frame_cookies(self, header: dict) -> dict | None:
+        """A browser's own header as it goes on; its ``Cookie`` without the frame's cookies
+        (Firefox carries a header set on one hop over to the next), None when none is left."""
+        value = header.get("value") or {}
+        if header["name"].lower() != "cookie" or value.get("type") != "string":
+            return {"name": header["name"], "value": value}
+        left = request_headers.without_pairs(value["value"], request_headers.header(self.add_headers, "cookie"))
+        return {"name": header["name"], "value": {"type": "string", "value": left}} if left else None
 
     def check_unblocked(self, url: str) -> None:
         """The network policy for one hop. Page-started navigations are not interceptable in

@@ -55,3 +55,9 @@ def test_header_text_from_a_browser_becomes_latin1_bytes():
     raw = [{"name": "X-Utf", "value": {"type": "string", "value": "caf\u00e9"}},
            {"name": "X-Bin", "value": {"type": "base64", "value": base64.b64encode(b"caf\xe9").decode()}}]
     assert bidi_headers(raw) == [("X-Utf", "caf\u00c3\u00a9"), ("X-Bin", "caf\u00e9")]
+
+
+def test_frame_cookie_pairs_taken_out_of_a_browser_cookie_header():
+    assert request_headers.without_pairs("f=1; jar=2", "f=1") == "jar=2"
+    assert request_headers.without_pairs("f=1", "f=1;") == ""
+    assert request_headers.without_pairs("jar=2", None) == "jar=2"
