@@ -81,7 +81,10 @@ CREDENTIALS = [
 
 def _cross_origin(ctx: Ctx) -> dict:
     end = ctx.add(ctx.b, "cred-end", page())
-    return {"url": ctx.add(ctx.a, "cred", redirect(end)), "headers": CREDENTIALS, "referrer": "http://ref.test/r"}
+    jar = {"name": f"jar{ctx.client}", "value": "j", "domain": "127.0.0.1", "path": ctx.path("cred")}
+    jar_b = {**jar, "name": f"jarb{ctx.client}", "path": ctx.path("cred-end")}
+    return {"url": ctx.add(ctx.a, "cred", redirect(end)), "headers": CREDENTIALS, "referrer": "http://ref.test/r",
+            "cookies": [jar, jar_b]}
 
 
 def _check_cross_origin(ctx: Ctx, reply: dict) -> None:
@@ -89,12 +92,14 @@ def _check_cross_origin(ctx: Ctx, reply: dict) -> None:
     assert reply["status_code"] == 200 and reply["url"] == ctx.b.url(ctx.path("cred-end").lstrip("/"))
     first, hop = only(ctx.sent(ctx.a, "cred")), only(ctx.sent(ctx.b, "cred-end"))
     assert first.values("authorization") == ["Bearer t0ken"]
-    assert "framecookie=secret" in cookie_line(first)
+    assert first.values("cookie") == ["framecookie=secret"]  # a frame's Cookie header stands alone
     assert first.values("x-custom") == ["mine"] and first.values("accept-language") == ["x-frame"]
     assert first.values("proxy-authorization") == []  # never sent (README): the operator's alone
     assert hop.values("authorization") == [] and hop.values("proxy-authorization") == []
     assert hop.values("x-custom") == [] and "x-frame" not in hop.values("accept-language")
     assert "framecookie" not in cookie_line(hop)
+    # the jar's own cookies still go where they belong (the frame's Cookie header replaced them on A)
+    assert f"jarb{ctx.client}=j" in cookie_line(hop) and f"jar{ctx.client}=" not in cookie_line(hop)
     # the user agent and referrer apply to every hop
     assert first.values("user-agent") == hop.values("user-agent") == ["fidelity-agent/1"]
     assert first.values("referer") == hop.values("referer") == ["http://ref.test/r"]
@@ -110,6 +115,22 @@ def _check_same_origin(ctx: Ctx, reply: dict) -> None:
     for wire in (only(ctx.sent(ctx.a, "same")), only(ctx.sent(ctx.a, "same-end"))):
         assert wire.values("authorization") == ["Bearer t0ken"] and wire.values("x-custom") == ["mine"]
         assert "framecookie=secret" in cookie_line(wire)
+
+
+def _there_and_back(ctx: Ctx) -> dict:
+    end = ctx.add(ctx.a, "back-end", page())
+    middle = ctx.add(ctx.b, "back-mid", redirect(end, 307))
+    return {"url": ctx.add(ctx.a, "back", redirect(middle, 307)), "headers": CREDENTIALS}
+
+
+def _check_there_and_back(ctx: Ctx, reply: dict) -> None:
+    ok(reply)
+    assert len(reply["redirects"]) == 2
+    assert only(ctx.sent(ctx.a, "back")).values("authorization") == ["Bearer t0ken"]
+    for wire in (only(ctx.sent(ctx.b, "back-mid")), only(ctx.sent(ctx.a, "back-end"))):
+        # once the chain left the goto's origin, its headers stay behind, back home too
+        assert wire.values("authorization") == [] and wire.values("x-custom") == []
+        assert wire.values("user-agent") == ["fidelity-agent/1"]
 
 
 def _trace(ctx: Ctx) -> dict:
@@ -245,6 +266,13 @@ def _check_brotli(ctx: Ctx, reply: dict) -> None:
     assert body_of(reply) == PAGE
 
 
+def _zstd(ctx: Ctx) -> dict:
+    from backports.zstd import compress
+
+    answer = page(compress(PAGE), ["Content-Type: text/html", "Content-Encoding: zstd"])
+    return {"url": ctx.add(ctx.a, "zstd", answer)}
+
+
 def _header_bytes(ctx: Ctx) -> dict:
     answer = response("HTTP/1.1 200 OK", [b"X-Bin: caf\xe9 \xff", b"X-Next: ok", b"X-Utf: caf\xc3\xa9",
                                           "Content-Type: text/plain", "Content-Length: 2", "Connection: close"], b"ok")
@@ -338,6 +366,7 @@ def _check_gzip(ctx: Ctx, reply: dict) -> None:
 ROWS = [
     Row("credentials_stay_on_their_origin", _cross_origin, _check_cross_origin),
     Row("headers_kept_on_the_same_origin", _same_origin, _check_same_origin),
+    Row("headers_not_restored_back_on_the_origin", _there_and_back, _check_there_and_back),
     Row("trace", _trace, _check_trace),
     Row("cookie_expires_with_offset", _expires_offset, _check_expires_offset),
     Row("fragment_inherited_across_redirect", _fragment, _check_fragment),
@@ -347,6 +376,7 @@ ROWS = [
     Row("goto_cookie_secure", _secure_cookie, _check_secure_cookie),
     Row("undecodable_body_is_one_502_never_retried", _bad_gzip, _check_bad_gzip, {"max_retries": 3}),
     Row("brotli_decoded", _brotli, _check_brotli),
+    Row("zstd_decoded", _zstd, _check_brotli),
     Row("header_bytes_latin1", _header_bytes, _check_header_bytes),
     Row("plain_page", _plain, _check_plain),
     Row("post_307_keeps_method_and_body", _post_307, _check_post_307),
