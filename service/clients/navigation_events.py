@@ -181,12 +181,12 @@ class NavigationEvents:
             hop = track.hop(count, response.get("url") or request.get("url", ""))
             if (response.get("status") or 0) > 0 and (hop.status is None or method == "network.responseStarted"):
                 hop.status = response.get("status")
-                hop.headers = bidi_headers(response.get("headers"))
+                hop.headers = bidi_headers(response.get("headers"), utf8=self.kind != "chrome")
             size = (response.get("content") or {}).get("size")
             if method == "network.responseCompleted" and isinstance(size, int):
                 hop.size = size
         final = response.get("status") not in redirects.REDIRECT_STATUSES or not header_value(
-            bidi_headers(response.get("headers")), "location"
+            bidi_headers(response.get("headers"), utf8=self.kind != "chrome"), "location"
         )
         challenged = response.get("status") in (401, 407) and self.kind == "firefox"
         if final and track is not None and track is self.main and method == "network.responseStarted" and not challenged:

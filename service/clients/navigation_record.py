@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from service import errors, redirects
-from service.clients.browser_headers import parse_headers_text
+from service.clients.browser_headers import parse_headers_text, text_or_event
 from service.cookies import cookies_from_headers, parse_expires
 from service.headers import header_value
 from service.model import Cookie, Redirect
@@ -120,7 +120,7 @@ def chain_and_cookies(
             if number < len(raw) and raw[number]:
                 status, headers = parse_headers_text(raw[number])
                 if status == hop.status or hop.status is None:
-                    hop.status, hop.headers = status, headers
+                    hop.status, hop.headers = status, text_or_event(headers, hop.headers)
             cookies += cookies_from_headers(hop.headers, hop.url)
             location = header_value(hop.headers, "location")
             if number < len(track.hops) - 1 and hop.status is not None and location:
@@ -139,7 +139,8 @@ def location_of(track: Track, extra: dict[str, list[str]]) -> str | None:
     status, headers = last.status, last.headers
     raw = extra.get(track.request or "", [])
     if len(raw) >= len(track.hops) and raw[len(track.hops) - 1]:
-        status, headers = parse_headers_text(raw[len(track.hops) - 1])
+        status, from_text = parse_headers_text(raw[len(track.hops) - 1])
+        headers = text_or_event(from_text, headers) if status == last.status else from_text
     if status not in redirects.REDIRECT_STATUSES:
         return None
     return header_value(headers, "location")

@@ -4,7 +4,7 @@ import base64
 
 from service import request_headers
 from service.clients.base import GotoRequest
-from service.clients.browser_headers import bidi_headers, parse_headers_text, wire_headers
+from service.clients.browser_headers import bidi_headers, parse_headers_text, text_or_event, wire_headers
 
 
 def test_bidi_headers_split_newline_joined_repeats_and_decode_base64():
@@ -61,3 +61,15 @@ def test_frame_cookie_pairs_taken_out_of_a_browser_cookie_header():
     assert request_headers.without_pairs("f=1; jar=2", "f=1") == "jar=2"
     assert request_headers.without_pairs("f=1", "f=1;") == ""
     assert request_headers.without_pairs("jar=2", None) == "jar=2"
+
+
+def test_chrome_event_bytes_win_when_its_text_lost_some():
+    # Chrome's event strings are one character per byte already; its text is a lossy UTF-8 reading
+    event = bidi_headers([{"name": "X-A", "value": {"type": "string", "value": "\u00e9"}},
+                          {"name": "X-B", "value": {"type": "string", "value": "b"}},
+                          {"name": "X-M", "value": {"type": "string", "value": "1\n2"}}], utf8=False)
+    assert event == [("X-A", "\u00e9"), ("X-B", "b"), ("X-M", "1"), ("X-M", "2")]
+    _, text = parse_headers_text("HTTP/1.1 200 OK\r\nX-M: 1\r\nX-A: X-B: b\r\nX-M: 2\r\n\r\n")
+    assert text_or_event(text, event) == [("X-M", "1"), ("X-M", "2"), ("X-A", "\u00e9"), ("X-B", "b")]
+    clean = [("X-M", "1"), ("X-U", "caf\u00c3\u00a9"), ("X-M", "2")]
+    assert text_or_event(clean, sorted(clean)) == clean  # every byte is UTF-8: the text, as sent
