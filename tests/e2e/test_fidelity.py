@@ -47,6 +47,7 @@ class Row:
     build: Callable[[Ctx], dict[str, Any]]  # registers the answers; the goto frame's fields
     check: Callable[[Ctx, dict[str, Any]], None]  # the reply (or error frame) and the wire
     open_fields: dict[str, Any] = field(default_factory=dict)  # a session of its own when given
+    before: Callable[[Ctx], dict[str, Any]] | None = None  # a goto first, on the same session
 
 
 def only(wires: list[Wire]) -> Wire:
@@ -226,6 +227,20 @@ def _check_cookie_attributes(ctx: Ctx, reply: dict) -> None:
     assert "expired=" not in line and "elsewhere=" not in line
 
 
+def _set_then_expire(expires: str):
+    def build(ctx: Ctx) -> dict:
+        cookie = {"name": f"gone{ctx.client}", "value": "1", "domain": "127.0.0.1", "path": ctx.path("expire")}
+        return {"url": ctx.add(ctx.a, "expire", page()), "cookies": [{**cookie, "expires": expires}]}
+
+    return build
+
+
+def _check_expired_removes(ctx: Ctx, reply: dict) -> None:
+    ok(reply)
+    first, second = ctx.sent(ctx.a, "expire")
+    assert f"gone{ctx.client}=1" in cookie_line(first) and f"gone{ctx.client}=" not in cookie_line(second)
+
+
 def _secure_cookie(ctx: Ctx) -> dict:
     return {
         "url": ctx.add(ctx.a, "secure", page()),
@@ -373,6 +388,8 @@ ROWS = [
     Row("repeated_request_headers_joined", _repeated, _check_repeated),
     Row("goto_cookie_expires_and_path", _cookie_attributes, _check_cookie_attributes),
     Row("goto_cookie_secure", _secure_cookie, _check_secure_cookie),
+    Row("goto_cookie_expired_removes_it", _set_then_expire("2001-01-01T00:00:00Z"), _check_expired_removes,
+        before=_set_then_expire("2040-01-01T00:00:00+01:00")),
     Row("undecodable_body_is_one_502_never_retried", _bad_gzip, _check_bad_gzip, {"max_retries": 3}),
     Row("brotli_decoded", _brotli, _check_brotli),
     Row("zstd_decoded", _zstd, _check_brotli),
@@ -398,5 +415,7 @@ def test_fidelity(row: Row, client, page, open_session, wires):
     ctx = Ctx(client, *wires)
     frame = {"action": "goto", **row.build(ctx)}
     session = open_session(client, timeout="20s", **row.open_fields) if row.open_fields else page
+    if row.before is not None:
+        ok(session.request({"action": "goto", **row.before(ctx)}, timeout=90))
     reply = session.request(frame, timeout=90)
     row.check(ctx, reply)
