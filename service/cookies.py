@@ -11,6 +11,7 @@ they store it); ``same_site`` only when the attribute was sent.
 from __future__ import annotations
 
 import http.cookiejar
+import ipaddress
 import re
 import time
 from collections.abc import Iterable
@@ -31,6 +32,15 @@ def iso_utc(epoch_seconds: float) -> str:
     are clamped to it, times before 1970 to the epoch."""
     clamped = min(max(float(epoch_seconds), 0.0), LATEST)
     return datetime.fromtimestamp(clamped, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_expires(text: str) -> float:
+    """A goto cookie's ``expires`` (RFC 3339: ``Z`` or an offset, fractions of a second allowed;
+    a time without an offset is UTC) as epoch seconds; ``ValueError`` when it is none."""
+    stamp = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
 
 
 def default_path(url: str) -> str:
@@ -98,3 +108,44 @@ def parse_set_cookie(line: str, request_url: str, now: float | None = None) -> C
 def cookies_from_headers(headers: Iterable[tuple[str, str]], request_url: str) -> list[Cookie]:
     cookies = (parse_set_cookie(line, request_url) for line in set_cookie_values(headers))
     return [cookie for cookie in cookies if cookie is not None]
+
+
+class BrowserCookiePolicy(http.cookiejar.DefaultCookiePolicy):
+    """The standard client's jar rules, with the browsers' one exception for ``Secure``: a
+    loopback origin (``localhost``, ``127.0.0.0/8``, ``::1``) is potentially trustworthy, so
+    plain HTTP to it gets ``Secure`` cookies too; any other ``http:`` URL never does."""
+
+    def return_ok_secure(self, cookie, request) -> bool:
+        return super().return_ok_secure(cookie, request) or loopback(urlsplit(request.get_full_url()).hostname)
+
+
+def loopback(host: str | None) -> bool:
+    host = (host or "").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def jar_cookie(cookie: Cookie, host: str) -> http.cookiejar.Cookie:
+    """A goto's cookie as the jar keeps it, its attributes with it: ``path`` and ``secure``
+    then decide where it is sent, ``expires`` (``parse_expires``; ``ValueError`` when it is
+    none) until when. ``domain`` defaults to the goto's host."""
+    expires = None
+    if cookie.expires:
+        try:
+            expires = int(min(parse_expires(cookie.expires), LATEST))
+        except OverflowError as exc:
+            raise ValueError(str(exc)) from exc
+    domain = (cookie.domain or host).lower()
+    if "." not in domain:  # the jar's name for a dotless host (localhost): what it matches requests by
+        domain += ".local"
+    return http.cookiejar.Cookie(
+        version=0, name=cookie.name, value=cookie.value, port=None, port_specified=False,
+        domain=domain, domain_specified=bool(cookie.domain), domain_initial_dot=domain.startswith("."),
+        path=cookie.path or "/", path_specified=True, secure=bool(cookie.secure), expires=expires,
+        discard=expires is None, comment=None, comment_url=None,
+        rest={"HttpOnly": ""} if cookie.http_only else {}, rfc2109=False,
+    )

@@ -7,8 +7,8 @@ body passes ``limit``, so memory stays within ``limit`` plus a few steps whateve
 
 - Encodings are undone last-applied first (``Content-Encoding: gzip, deflate``: deflate first).
 - ``gzip`` / ``x-gzip`` (several members allowed), ``deflate`` (zlib-wrapped, or raw as some
-  servers send it), ``identity``. Any other (``br``, ``zstd``, unknown names) is left as it is,
-  as httpx does without the optional decoders: the body is then reported as received.
+  servers send it), ``br`` (brotli), ``zstd`` (several frames allowed), ``identity``: what
+  browsers decode. An unknown name is left as it is: the body is then reported as received.
 - Data a stage cannot decode raises ``DecodeError`` (a 502 for the caller).
 """
 
@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator
+
+import brotli
+from backports.zstd import ZstdDecompressor, ZstdError
 
 from service.errors import TooLarge
 
@@ -76,11 +79,78 @@ class _Inflate:
         yield from self.feed(b"")
 
 
+class _Bounded:
+    """One ``br`` or ``zstd`` stage, bounded like ``_Inflate``: the decoder hands out at most
+    STEP bytes per call and is drained before it takes more input."""
+
+    def __init__(self, name: str):
+        self.name = name
+        if name == "br":
+            self._brotli = brotli.Decompressor()
+        else:
+            self._zstd = ZstdDecompressor()
+        self._done = False  # br: the stream ended
+        self._open = False  # data came (br); a frame started and has not ended (zstd)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        try:
+            if self.name == "br":
+                yield from self._feed_brotli(data)
+            else:
+                yield from self._feed_zstd(data)
+        except (brotli.error, ZstdError) as exc:
+            raise DecodeError(f"invalid {self.name} data: {exc}") from exc
+
+    def _feed_brotli(self, data: bytes) -> Iterator[bytes]:
+        decoder = self._brotli
+        self._open = self._open or bool(data)
+        if self._done:
+            if data.strip(b"\x00"):
+                raise DecodeError("invalid br data: bytes after the end of the stream")
+            return
+        out = decoder.process(data, output_buffer_limit=STEP)
+        while True:
+            if out:
+                yield out
+            if decoder.is_finished() or decoder.can_accept_more_data():
+                break
+            out = decoder.process(b"", output_buffer_limit=STEP)
+        self._done = decoder.is_finished()
+
+    def _feed_zstd(self, data: bytes) -> Iterator[bytes]:
+        self._open = self._open or bool(data)
+        while True:
+            decoder = self._zstd
+            out = decoder.decompress(data, STEP)
+            data = b""
+            if out:
+                yield out
+            if decoder.eof:  # a next frame may follow (RFC 8878: concatenated frames)
+                data, self._zstd, self._open = decoder.unused_data, ZstdDecompressor(), False
+                if not data.strip(b"\x00"):
+                    return
+                self._open = True
+            elif decoder.needs_input:
+                return
+
+    def finish(self) -> Iterator[bytes]:
+        if self.name == "br" and self._open and not self._brotli.is_finished():
+            raise DecodeError("invalid br data: the stream ends early")
+        if self.name == "zstd" and self._open:
+            raise DecodeError("invalid zstd data: the stream ends early")
+        return
+        yield
+
+
 class BodyDecoder:
     def __init__(self, encodings: Iterable[str], limit: int):
         self.limit = limit
         self.size = 0
-        self.stages = [_Inflate(name) for name in reversed(list(encodings)) if name in _ZLIB_NAMES]
+        self.stages = [
+            _Inflate(name) if name in _ZLIB_NAMES else _Bounded(name)
+            for name in reversed(list(encodings))
+            if name in _ZLIB_NAMES or name in _OTHER_NAMES
+        ]
 
     def feed(self, raw: bytes) -> list[bytes]:
         """The decoded pieces of ``raw``; ``TooLarge`` as soon as the total passes the limit."""
@@ -114,3 +184,4 @@ class BodyDecoder:
 
 
 _ZLIB_NAMES = {"gzip", "x-gzip", "deflate"}
+_OTHER_NAMES = {"br", "zstd"}

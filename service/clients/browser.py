@@ -134,6 +134,8 @@ class BrowserClient(FetchClient):
     # ----- goto -----------------------------------------------------------------------------
     @_boundary
     def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
+        if self.kind == "chrome" and request.method.upper() == "TRACE":
+            raise errors.NotSupported("Chrome cannot send a TRACE request: use the standard or firefox client")
         bidi, context = self._bidi, self._context
         self._launched.unsettled.settle(bidi, deadline)  # a failed goto's navigations, first
         wanted = request.user_agent or ""

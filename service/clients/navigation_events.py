@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING
 
-from service import errors, redirects
+from service import errors, redirects, request_headers
 from service.clients.browser_headers import BROWSER_OWNED, bidi_headers, wire_headers
 from service.clients.navigation_record import SETTLE_CHANNEL, Track, page_facts
 from service.deadline import Deadline
@@ -52,6 +52,7 @@ class NavigationEvents:
         self.policy = policy
         self.blocking = blocking
         self.add_headers: list[tuple[str, str]] = wire_headers(request)
+        self.left_origin = False  # a hop went to another origin: the frame's headers stay behind
         self.tracks: dict[str, Track] = {}
         self.by_request: dict[str, Track] = {}
         self.main: Track | None = None
@@ -181,12 +182,12 @@ class NavigationEvents:
             hop = track.hop(count, response.get("url") or request.get("url", ""))
             if (response.get("status") or 0) > 0 and (hop.status is None or method == "network.responseStarted"):
                 hop.status = response.get("status")
-                hop.headers = bidi_headers(response.get("headers"))
+                hop.headers = bidi_headers(response.get("headers"), utf8=self.kind != "chrome")
             size = (response.get("content") or {}).get("size")
             if method == "network.responseCompleted" and isinstance(size, int):
                 hop.size = size
         final = response.get("status") not in redirects.REDIRECT_STATUSES or not header_value(
-            bidi_headers(response.get("headers")), "location"
+            bidi_headers(response.get("headers"), utf8=self.kind != "chrome"), "location"
         )
         challenged = response.get("status") in (401, 407) and self.kind == "firefox"
         if final and track is not None and track is self.main and method == "network.responseStarted" and not challenged:
@@ -232,21 +233,31 @@ class NavigationEvents:
         send_body = goto.body is not None and (count == 0 or method not in ("GET", "HEAD"))
         if send_body:
             changes["body"] = {"type": "base64", "value": base64.b64encode(goto.body or b"").decode()}
+        if count > 0 and not self.left_origin:
+            self.left_origin = request_headers.cross_origin(goto.url, request.get("url", ""))
         if self.add_headers or send_body:
             # A hop that dropped the body (303, or 301/302 after POST) drops its Content-Type too,
             # as HTTP clients do.
             dropped = {"content-type"} if goto.body is not None and not send_body else set()
-            ours = {name.lower() for name, _ in self.add_headers}
-            headers = [
-                {"name": h["name"], "value": h["value"]}
-                for h in request.get("headers") or []
-                if h["name"].lower() not in ours | BROWSER_OWNED | dropped
-            ]
-            headers += [
-                {"name": n, "value": {"type": "string", "value": v}} for n, v in self.add_headers if n.lower() not in dropped
-            ]
+            ours = {name.lower() for name, _ in self.add_headers}  # the browser may carry them over
+            added = self.add_headers
+            if self.left_origin:
+                added = request_headers.on_other_origin(self.add_headers)
+                ours.discard("cookie")  # the jar's own cookies for this origin stay (the frame's go below)
+            kept = (self._without_frame_cookies(h) for h in request.get("headers") or [])
+            headers = [h for h in kept if h is not None and h["name"].lower() not in ours | BROWSER_OWNED | dropped]
+            headers += [{"name": n, "value": {"type": "string", "value": v}} for n, v in added if n.lower() not in dropped]
             changes["headers"] = headers
         return changes
+
+    def _without_frame_cookies(self, header: dict) -> dict | None:
+        """A browser's own header as it goes on; its ``Cookie`` without the frame's cookies
+        (Firefox carries a header set on one hop over to the next), None when none is left."""
+        value = header.get("value") or {}
+        if header["name"].lower() != "cookie" or value.get("type") != "string":
+            return {"name": header["name"], "value": value}
+        left = request_headers.without_pairs(value["value"], request_headers.header(self.add_headers, "cookie"))
+        return {"name": header["name"], "value": {"type": "string", "value": left}} if left else None
 
     def check_unblocked(self, url: str) -> None:
         """The network policy for one hop. Page-started navigations are not interceptable in

@@ -6,14 +6,12 @@ subscribed to when it is prepared (``browser_launch.prepare``).
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass, field
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from service import errors, redirects
-from service.clients.browser_headers import parse_headers_text
-from service.cookies import cookies_from_headers
+from service.clients.browser_headers import parse_headers_text, text_or_event
+from service.cookies import cookies_from_headers, parse_expires
 from service.headers import header_value
 from service.model import Cookie, Redirect
 
@@ -122,7 +120,7 @@ def chain_and_cookies(
             if number < len(raw) and raw[number]:
                 status, headers = parse_headers_text(raw[number])
                 if status == hop.status or hop.status is None:
-                    hop.status, hop.headers = status, headers
+                    hop.status, hop.headers = status, text_or_event(headers, hop.headers)
             cookies += cookies_from_headers(hop.headers, hop.url)
             location = header_value(hop.headers, "location")
             if number < len(track.hops) - 1 and hop.status is not None and location:
@@ -141,7 +139,8 @@ def location_of(track: Track, extra: dict[str, list[str]]) -> str | None:
     status, headers = last.status, last.headers
     raw = extra.get(track.request or "", [])
     if len(raw) >= len(track.hops) and raw[len(track.hops) - 1]:
-        status, headers = parse_headers_text(raw[len(track.hops) - 1])
+        status, from_text = parse_headers_text(raw[len(track.hops) - 1])
+        headers = text_or_event(from_text, headers) if status == last.status else from_text
     if status not in redirects.REDIRECT_STATUSES:
         return None
     return header_value(headers, "location")
@@ -163,9 +162,8 @@ def cookie_params(cookie: Cookie, url: str) -> dict:
         params["sameSite"] = cookie.same_site.lower()
     if cookie.expires:
         try:
-            stamp = datetime.strptime(cookie.expires, "%Y-%m-%dT%H:%M:%SZ")
-            params["expiry"] = calendar.timegm(stamp.timetuple())
-        except ValueError as exc:
+            params["expiry"] = int(parse_expires(cookie.expires))
+        except (ValueError, OverflowError) as exc:
             raise errors.BadRequest(
                 f"cookie {cookie.name!r} has an invalid expires {cookie.expires!r}"
             ) from exc

@@ -102,6 +102,7 @@ def goto_result(
     chain, cookies = chain_and_cookies(
         [t for t in events.tracks.values() if t.hops], events.extra, list(events.client_hops), final
     )
+    raise_undecodable(final, final.error)
     last = final.hops[-1]
     status = last.status or 0
     if status in (400, 403, 502, 503):
@@ -133,9 +134,10 @@ def raise_failed(events: NavigationEvents, track: Track, reply_error: str, egres
     """A navigation that ended without a final response: the error that says why (returns when
     the track did get a final response, such as a 204 or a download, which is reported)."""
     last = track.hops[-1] if track.hops else None
+    reason = track.error or reply_error
+    raise_undecodable(track, reason)
     if last is not None and (last.status or 0) > 0 and last.status not in redirects.REDIRECT_STATUSES:
         return
-    reason = track.error or reply_error
     url = last.url if last else events.request.url
     raise_gateway_answer(egress, url)
     location = location_of(track, events.extra) if last is not None else None
@@ -146,6 +148,21 @@ def raise_failed(events: NavigationEvents, track: Track, reply_error: str, egres
         # Chrome reports neither the response nor its Location for these
         raise errors.BadAnswer(f"fetching {url} failed: {reason}: the server's Location is not one to follow")
     raise errors.UpstreamError(f"fetching {url} failed: {reason}")
+
+
+# How each browser says that a complete body does not decode for its Content-Encoding.
+UNDECODABLE = ("ERR_CONTENT_DECODING_FAILED", "NS_ERROR_INVALID_CONTENT_ENCODING")
+
+
+def raise_undecodable(track: Track, reason: str | None) -> None:
+    """A complete answer whose body does not decode (``Content-Encoding: gzip`` on a body that
+    is not gzip) is the server's fault and would come again: ``BadAnswer`` (502, not retried),
+    as from the standard client, never a page with an empty body."""
+    if reason and any(marker in reason for marker in UNDECODABLE):
+        last = track.hops[-1] if track.hops else None
+        coding = header_value(last.headers, "content-encoding") if last is not None else None
+        url = last.url if last is not None else "the page"
+        raise errors.BadAnswer(f"{url} sent a body that does not decode as {coding or 'its Content-Encoding'}: {reason}")
 
 
 def raise_gateway_answer(egress: Egress | None, url: str) -> None:

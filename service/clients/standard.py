@@ -2,12 +2,13 @@
 
 Redirects are followed by our own loop, so that every hop is recorded, checked against the
 network policy and bounded by ``max_redirects``. The session's cookie jar is the httpx client's
-own (one client per session, never shared). Bodies are the decoded bytes (gzip, deflate
+own (one client per session, never shared). Bodies are the decoded bytes (gzip, deflate, br, zstd
 undone), as a browser reports them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import ssl
 import threading
@@ -17,10 +18,10 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from service import hosts, reply_bound
+from service import hosts, reply_bound, request_headers
 from service.clients.base import ClientOptions, FetchClient, GotoRequest, GotoResult
 from service.clients.body_decoding import BodyDecoder, DecodeError, content_encodings
-from service.cookies import cookies_from_headers
+from service.cookies import BrowserCookiePolicy, cookies_from_headers, jar_cookie
 from service.deadline import Deadline
 from service.errors import (
     BadAnswer,
@@ -33,6 +34,7 @@ from service.errors import (
     UpstreamError,
 )
 from service.headers import media_type
+from service.model import Cookie
 from service.policy import Policy
 from service.redirects import REDIRECT_STATUSES, keeps_body, method_after, server_hop
 
@@ -111,11 +113,6 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname or "", parts.port
-
-
 _tls_lock = threading.Lock()
 _tls: ssl.SSLContext | None = None
 
@@ -146,7 +143,7 @@ class StandardClient(FetchClient):
         self.max_body_bytes = max_body_bytes
         self.max_reply_bytes = max_reply_bytes  # content is the last body: past this, 413
         self._clients: dict[str | None, httpx.Client] = {}
-        self._jar = http.cookiejar.CookieJar()  # the session's jar, shared by its httpx clients
+        self._jar = http.cookiejar.CookieJar(BrowserCookiePolicy())  # the session's, shared by its httpx clients
         self._proxy_turn = 0
         self._last_body: bytes | None = None
         self._loaded = False
@@ -187,12 +184,11 @@ class StandardClient(FetchClient):
     def goto(self, request: GotoRequest, deadline: Deadline) -> GotoResult:
         self._deadline = deadline
         client = self._client()
-        jar = httpx.Cookies(self._jar)
         for cookie in request.cookies:
-            host = urlsplit(request.url).hostname or ""
-            jar.set(cookie.name, cookie.value, domain=cookie.domain or host, path=cookie.path or "/")
+            self._set_cookie(cookie, urlsplit(request.url).hostname or "")
         url, method, body = request.url, request.method, request.body
         headers = self._request_headers(request)
+        left = dropped = False  # left the goto's origin (its headers stay behind); body dropped
         redirects, cookies = [], []
         while True:
             self.options.policy.check_url(url)
@@ -207,11 +203,16 @@ class StandardClient(FetchClient):
             redirects.append(hop)
             next_method = method_after(status, method)
             if not keeps_body(status) and next_method != method:
-                body = None
+                body, dropped = None, True
+            left = left or request_headers.cross_origin(request.url, hop.location)
+            headers = self._request_headers(request, left)
+            if dropped:
                 headers = [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS]
-            if _origin(hop.location) != _origin(url):
-                headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+            # a Location without a fragment inherits the request's (RFC 9110 10.2.2), as in browsers
+            fragment = urlsplit(url).fragment if "#" in url else None
             url, method = hop.location, next_method
+            if fragment is not None and "#" not in url:
+                url = f"{url}#{fragment}"
         self._last_body = content
         self._loaded = True
         return GotoResult(
@@ -224,16 +225,32 @@ class StandardClient(FetchClient):
             content_type=media_type(response_headers),
         )
 
+    def _set_cookie(self, cookie: Cookie, host: str) -> None:
+        """A goto's cookie into the session's jar with its attributes (``cookies.jar_cookie``);
+        one whose ``expires`` is past removes the jar's cookie of that name instead."""
+        try:
+            made = jar_cookie(cookie, host)
+        except ValueError as exc:
+            raise BadRequest(f"cookie {cookie.name[:100]!r} has an invalid expires {cookie.expires[:100]!r}") from exc
+        if made.is_expired():
+            for key in (made.domain, "." + made.domain):
+                with contextlib.suppress(KeyError):
+                    self._jar.clear(key, made.path, made.name)
+            return
+        self._jar.set_cookie(made)
+
     @staticmethod
-    def _request_headers(request: GotoRequest) -> list[tuple[str, bytes]]:
-        """The request's headers; values as UTF-8 bytes (what browsers send for a non-ASCII
-        value), since HTTP itself has no text encoding for them."""
-        own = {name.lower() for name, _ in request.headers}
+    def _request_headers(request: GotoRequest, left: bool = False) -> list[tuple[str, bytes]]:
+        """The request's headers (``service.request_headers``'s rules; ``left``: this hop is past
+        the chain's first move to another origin); values as UTF-8 bytes (what browsers send for
+        a non-ASCII value), since HTTP itself has no text encoding for them."""
+        given = request_headers.frame_headers(request.headers, request.referrer)
+        if left:
+            given = request_headers.on_other_origin(given)
+        own = {name.lower() for name, _ in given}
         headers = [("User-Agent", request.user_agent), ("Accept", ACCEPT), ("Accept-Encoding", ACCEPT_ENCODING)]
         headers = [(k, v) for k, v in headers if k.lower() not in own]
-        if request.referrer and "referer" not in own:
-            headers.append(("Referer", request.referrer))
-        return [(name, value.encode("utf-8")) for name, value in headers + list(request.headers)]
+        return [(name, value.encode("utf-8")) for name, value in headers + given]
 
     def _send(
         self,
@@ -258,6 +275,11 @@ class StandardClient(FetchClient):
             if hop:
                 raise BadAnswer(f"the server redirected to an invalid Location {url[:200]!r}: {exc}") from exc
             raise BadRequest(f"invalid url {_brief(url)}: {exc}") from exc
+        if not any(name.lower() == "cookie" for name, _ in headers):
+            # httpx builds the Cookie header from a copy of the jar under the default policy:
+            # ours (BrowserCookiePolicy) decides instead. A frame's own Cookie header stands.
+            prepared.headers.pop("cookie", None)
+            httpx.Cookies(self._jar).set_cookie_header(prepared)
         self._location = None
         try:
             response = client.send(prepared, stream=True)
@@ -298,8 +320,8 @@ class StandardClient(FetchClient):
             raise GatewayTimeout(f"timed out after {deadline.seconds:g}s reading {_brief(url)}") from exc
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise UpstreamError(f"reading {_brief(url)} failed: {type(exc).__name__}: {exc}") from exc
-        except DecodeError as exc:
-            raise UpstreamError(f"reading {_brief(url)} failed: {exc}") from exc
+        except DecodeError as exc:  # a complete answer that does not decode: the same would come again
+            raise BadAnswer(f"{_brief(url)} sent a body that does not decode: {exc}") from exc
         return b"".join(chunks)
 
     # ---------------------------------------------------------------------------------- actions

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import zlib
 
+import brotli
 import pytest
+from backports.zstd import compress as zstd_compress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +29,13 @@ def _deflate_raw(data: bytes) -> bytes:
     return c.compress(data) + c.flush()
 
 
-ENCODERS = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": lambda d: d}
+ENCODERS = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "identity": lambda d: d,
+    "br": brotli.compress,
+    "zstd": zstd_compress,
+}
 
 
 @settings(max_examples=60, deadline=None, database=None)
@@ -42,7 +50,7 @@ def test_stacked_encodings_round_trip(body, encodings, chunk):
 def test_raw_deflate_multi_member_gzip_and_unknown_codings():
     assert _decode(_deflate_raw(b"raw"), ["deflate"]) == b"raw"
     assert _decode(gzip.compress(b"one") + gzip.compress(b"two"), ["x-gzip"]) == b"onetwo"
-    assert _decode(b"as is", ["br"]) == b"as is"
+    assert _decode(b"as is", ["compress"]) == b"as is"  # unknown to us (and to browsers)
     assert _decode(b"as is", ["foo", "identity"]) == b"as is"
 
 
@@ -65,3 +73,25 @@ def test_a_stacked_bomb_stops_at_the_limit_in_bounded_steps():
     with pytest.raises(TooLarge):
         decoder.feed(bomb)
     assert decoder.size <= (1 << 20) + STEP
+
+
+@pytest.mark.parametrize("name", ["br", "zstd"])
+def test_br_and_zstd_bombs_stop_at_the_limit(name):
+    bomb = ENCODERS[name](bytes(64 * 1024 * 1024))
+    decoder = BodyDecoder([name], 1024 * 1024)
+    with pytest.raises(TooLarge):
+        decoder.feed(bomb)
+    assert decoder.size <= 1024 * 1024 + 2 * STEP
+
+
+@pytest.mark.parametrize("name", ["br", "zstd"])
+def test_br_and_zstd_that_do_not_decode_or_end_early(name):
+    with pytest.raises(DecodeError):
+        _decode(b"not compressed at all", [name])
+    with pytest.raises(DecodeError):
+        _decode(ENCODERS[name](b"hello" * 500)[:-4], [name])
+    assert _decode(b"", [name]) == b""
+
+
+def test_zstd_frames_back_to_back():
+    assert _decode(zstd_compress(b"one") + zstd_compress(b"two"), ["zstd"], chunk=3) == b"onetwo"

@@ -3,6 +3,7 @@
 import pytest
 
 from service.cookies import cookies_from_headers, default_path, parse_set_cookie
+from service.model import Cookie
 from service.redirects import method_after, redirect_type, server_hop
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -83,3 +84,37 @@ def test_method_after(status, method, expected):
 )
 def test_absurd_dates_are_clamped_never_an_error(line, expires):
     assert parse_set_cookie(line, "http://h/", now=NOW).expires == expires
+
+
+def test_goto_cookie_expires_is_rfc3339_in_full():
+    from service.cookies import parse_expires
+
+    utc = parse_expires("2030-01-01T00:00:00Z")
+    assert parse_expires("2030-01-01T00:00:00+00:00") == utc
+    assert parse_expires("2030-01-01T02:00:00+02:00") == utc
+    assert parse_expires("2029-12-31T19:00:00.000-05:00") == utc
+    assert parse_expires("2030-01-01T00:00:00") == utc  # no offset: UTC
+    with pytest.raises(ValueError):
+        parse_expires("next tuesday")
+
+
+def test_the_standard_jar_sends_secure_cookies_as_browsers_do():
+    import http.cookiejar
+
+    import httpx
+
+    from service.cookies import BrowserCookiePolicy, jar_cookie
+
+    jar = http.cookiejar.CookieJar(BrowserCookiePolicy())
+    for host in ("example.com", "127.0.0.1", "localhost"):
+        jar.set_cookie(jar_cookie(Cookie(name="s", value=host, secure=True), host))
+
+    def sent(url: str) -> str | None:
+        request = httpx.Request("GET", url)
+        httpx.Cookies(jar).set_cookie_header(request)
+        return request.headers.get("cookie")
+
+    assert sent("http://example.com/") is None and sent("https://example.com/") == "s=example.com"
+    assert sent("http://127.0.0.1:8000/") == "s=127.0.0.1" and sent("http://localhost/") == "s=localhost"
+    expired = jar_cookie(Cookie(name="old", value="x", expires="2001-01-01T00:00:00+01:00"), "h")
+    assert expired.is_expired()
