@@ -88,6 +88,7 @@ class Settings:
     new_session_timeout: float = 30.0  # INNDX_NEW_SESSION_TIMEOUT: bound on getting a browser
     client_redirect_settle: float = 0.4  # INNDX_CLIENT_REDIRECT_SETTLE: wait for meta refresh
     shutdown_timeout: float = 10.0  # INNDX_SHUTDOWN_TIMEOUT: sessions get this long to end
+    tab_gotos: int = 25  # INNDX_TAB_GOTOS: a browser session moves to a fresh tab every this many gotos (0: never)
     unresponsive_limit: float = 60.0  # INNDX_UNRESPONSIVE_LIMIT: a browser answering nothing this long -> fatal 503
     network_allow: str = ""  # INNDX_NETWORK_ALLOW: rules (CIDR, address, host, with :port) let through
     network_deny: str = ""  # INNDX_NETWORK_DENY: rules refused first, whatever else says
@@ -188,7 +189,7 @@ _COUNTS = (
     "max_grid_sessions",
     "retry_after",
 )
-_INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches"}
+_INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches", "tab_gotos"}
 _BOOLEANS = {"allow_private_networks", "tenant_query", "downloads_tmpfs"}
 
 

@@ -141,6 +141,7 @@ class Hub:
             viewport=open_frame.viewport,
             middleware=chain,
             egress=egress,
+            on_fresh_tab=self.metrics.fresh_tab,
         )
         session = Session(
             session_id,

@@ -62,10 +62,17 @@ class Metrics:
             "inndx_pool_events", "Warm pool hand-outs and discards (a dead idle browser), by client kind",
             ["client", "event"], registry=self.registry,
         )
+        self.fresh_tabs = Counter(
+            "inndx_fresh_tabs", "Browser sessions moved to a fresh tab (INNDX_TAB_GOTOS), by client kind",
+            ["client"], registry=self.registry,
+        )
         self.blocked_requests = Counter(
             "inndx_blocked_requests", "Sub-resource requests failed by the block middleware, by client kind",
             ["client"], registry=self.registry,
         )
+
+    def fresh_tab(self, client: str) -> None:
+        self.fresh_tabs.labels(client).inc()
 
     def capacity(self, resource: str, limit: int, in_use: Callable[[], float]) -> None:
         self.capacity_limit.labels(resource).set(limit)

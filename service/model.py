@@ -13,6 +13,8 @@ from typing import Protocol as TypingProtocol
 from service.policy import Policy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from service.middleware import Chain
 
 __all__ = [
@@ -84,6 +86,7 @@ class ClientOptions:
     viewport: Viewport | None = None
     middleware: Chain | None = None  # the open frame's middleware (browsers: the block rules)
     egress: Egress | None = None  # browsers: the session's listener on the egress gateway
+    on_fresh_tab: Callable[[str], None] | None = None  # browsers: told (the kind) when the session moves to a fresh tab
 
     @property
     def proxy(self) -> Proxy | None:

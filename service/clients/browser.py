@@ -47,7 +47,7 @@ from service.clients.base import (
 )
 from service.clients.bidi import PROBE, PROBE_BOUND, Bidi, BidiClosed, BidiError, BrowserUnresponsive
 from service.clients.browser_errors import first_line, means_lost, translate
-from service.clients.browser_launch import Launched, prepare
+from service.clients.browser_launch import Launched, fresh_tab, prepare
 from service.clients.browser_options import BrowserSettings
 from service.clients.navigation import Navigation
 from service.clients.navigation_record import cookie_params
@@ -100,6 +100,7 @@ class BrowserClient(FetchClient):
         self._dead: str | None = None
         self._user_agent: str | None = None  # the override now applied ("" = none)
         self._next_heartbeat = 0.0
+        self._gotos_in_tab = 0  # gotos since the session's tab was fresh (settings.tab_gotos)
         self._unit = unit  # a warm browser from the pool, handed to this session alone
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -138,6 +139,13 @@ class BrowserClient(FetchClient):
             raise errors.NotSupported("Chrome cannot send a TRACE request: use the standard or firefox client")
         bidi, context = self._bidi, self._context
         self._launched.unsettled.settle(bidi, deadline)  # a failed goto's navigations, first
+        if self.settings.tab_gotos and self._gotos_in_tab >= self.settings.tab_gotos:
+            fresh_tab(self._launched, deadline)
+            bidi, context = self._bidi, self._context
+            self._gotos_in_tab, self._user_agent = 0, None
+            if self.options.on_fresh_tab is not None:
+                self.options.on_fresh_tab(self.kind)
+        self._gotos_in_tab += 1
         wanted = request.user_agent or ""
         if wanted != (self._user_agent or ""):
             bidi.command(

@@ -292,8 +292,7 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     (Firefox) the settle signal in place. What a cold open does, and what the pool does ahead of
     time."""
     launched = launch(kind, options, settings, deadline)
-    events = list(EVENTS) + (list(CHROME_EVENTS) if kind == "chrome" else [])
-    calls = [("session.subscribe", {"events": events, "contexts": [launched.context]})]
+    calls = context_calls(kind, launched.context)
     downloads = launched.downloads
     calls.append(("browser.setDownloadBehavior", downloads.behavior() if downloads is not None else DENIED))
     if downloads is not None:  # Chrome cancels a download by the id these events give
@@ -301,14 +300,6 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
             launched.bidi.taps[method] = downloads.on_event
     # every context (popups too); a click that starts a download waits for no load (browser_page)
     calls.append(("session.subscribe", {"events": list(DOWNLOAD_EVENTS)}))
-    if kind in SETTLE_KINDS:
-        signal = {
-            "functionDeclaration": SETTLE_SIGNAL,
-            "arguments": [{"type": "channel", "value": {"channel": SETTLE_CHANNEL}}],
-            "contexts": [launched.context],
-            "sandbox": SETTLE_SANDBOX,
-        }
-        calls.append(("script.addPreloadScript", signal))
     try:
         for (method, _), reply in zip(calls, launched.bidi.pipeline(calls, min(10.0, deadline.remaining())), strict=True):
             if isinstance(reply, Exception) and method == "browser.setDownloadBehavior" and launched.remote:
@@ -322,6 +313,46 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     if downloads is not None:
         downloads.start(_canceller(launched) if kind == "chrome" else None)
     return launched
+
+
+def context_calls(kind: str, context: str) -> list[tuple[str, dict]]:
+    """What a tab needs before its first goto: the goto events and (Firefox) the settle signal."""
+    events = list(EVENTS) + (list(CHROME_EVENTS) if kind == "chrome" else [])
+    calls = [("session.subscribe", {"events": events, "contexts": [context]})]
+    if kind in SETTLE_KINDS:
+        signal = {
+            "functionDeclaration": SETTLE_SIGNAL,
+            "arguments": [{"type": "channel", "value": {"channel": SETTLE_CHANNEL}}],
+            "contexts": [context],
+            "sandbox": SETTLE_SANDBOX,
+        }
+        calls.append(("script.addPreloadScript", signal))
+    return calls
+
+
+def fresh_tab(launched: Launched, deadline: Deadline) -> None:
+    """Move the session to a new tab of the same browser and close the old one, with its
+    renderer: a page renderer keeps much of every document it showed (Chrome about 10 MiB per
+    goto of a 2 MB page, Firefox's content process too, bench/soak.py) and gives it back only
+    when it ends. Cookies and localStorage are the profile's and stay; the old tab's history and
+    sessionStorage go. Called before a goto, which replaces the page anyway."""
+    bidi = launched.bidi
+    old = launched.context
+    new = bidi.command("browsingContext.create", {"type": "tab", "referenceContext": old}, deadline)["context"]
+    calls = context_calls(launched.kind, new)
+    calls.append(("browsingContext.setViewport", {
+        "context": new, "viewport": {"width": launched.viewport.width, "height": launched.viewport.height},
+    }))
+    try:
+        for reply in bidi.pipeline(calls, deadline):
+            if isinstance(reply, Exception):
+                raise reply
+    except Exception:
+        bidi.post("browsingContext.close", {"context": new, "promptUnload": False})
+        raise
+    launched.context = new
+    launched.unsettled.drop(bidi)  # the old tab's navigations end with it
+    bidi.command("browsingContext.close", {"context": old, "promptUnload": False}, deadline)
 
 
 def _canceller(launched: Launched):

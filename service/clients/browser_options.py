@@ -107,6 +107,7 @@ class BrowserSettings:
     max_reply_bytes: int = 32 * 1024 * 1024  # an evaluate result, content, a screenshot: beyond, 413
     element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
     unresponsive_limit: float = 60.0  # a browser answering nothing this long ends its session (503)
+    tab_gotos: int = 25  # gotos in one tab before the session moves to a fresh one (0: never)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BrowserSettings:
@@ -125,6 +126,7 @@ class BrowserSettings:
             downloads_tmpfs=settings.downloads_tmpfs,
             max_reply_bytes=settings.max_reply_bytes,
             unresponsive_limit=settings.unresponsive_limit,
+            tab_gotos=settings.tab_gotos,
         )
 
 

@@ -173,6 +173,9 @@ class Navigation:
         events.remove_intercept()
         if self.body is not None:
             self.body.forget()
+        for request in dict.fromkeys(events.collected):  # the data goes with its last owner
+            if request:
+                bidi.post("network.disownData", {"dataType": "response", "collector": collector, "request": request})
         bidi.post("network.removeDataCollector", {"collector": collector})  # its reply buys nothing
         commands = list(self.blocking.stop())
         if events.removal is not None:

@@ -49,6 +49,13 @@ class Unsettled:
         if blank:
             self.blank, self._blank_started = command, None
 
+    def drop(self, bidi: Bidi) -> None:
+        """Forget every kept navigation (their tab is closed)."""
+        for command in self.commands:
+            bidi.forget(command)
+        self.commands.clear()
+        self.blank = self._blank_started = None
+
     def settle(self, bidi: Bidi, deadline: Deadline, quiet: bool = False) -> bool:
         """Wait (bounded) until the browser has answered every kept navigate. Raises a non-fatal
         504 at the deadline (``quiet``: returns False instead), keeping what is still unanswered."""
