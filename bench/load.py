@@ -8,7 +8,8 @@ each N (default 100, 300, 1000):
 - service side: N threads each open a standard session, wait until all N are open (so they
   are held open together), then send 20 gotos of the page, one after the other, and close;
 - raw side: N threads each with an ``httpx.Client`` make the same 20 GETs, in this process;
-- meanwhile ``GET /healthz`` every 0.25 s, and the worker's RSS and threads are sampled.
+- meanwhile ``GET /healthz`` and ``GET /readyz`` every 0.25 s on the master's health port, and
+  the worker's RSS and threads are sampled.
 
 It prints open p50/p95, goto p50/p95/p99, throughput (gotos per second over the goto phase),
 the service/raw throughput ratio, errors, the worker's peak RSS and threads, and /healthz
@@ -116,18 +117,26 @@ HEALTH_PROBE = """
 import http.client, json, sys, threading, time
 host, port = sys.argv[1], int(sys.argv[2])
 took, errors, stop = [], 0, threading.Event()
+ready, statuses = [], {}
 threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-while not stop.wait(0.25):
+def get(path):
     started = time.perf_counter()
     try:
         conn = http.client.HTTPConnection(host, port, timeout=10)
-        conn.request("GET", "/healthz")
-        errors += conn.getresponse().status != 200
+        conn.request("GET", path)
+        status = conn.getresponse().status
         conn.close()
     except OSError:
-        errors += 1
-    took.append((time.perf_counter() - started) * 1000)
-print(json.dumps({"took": took, "errors": errors}))
+        status = 0
+    return (time.perf_counter() - started) * 1000, status
+while not stop.wait(0.25):
+    ms, status = get("/healthz")
+    took.append(ms)
+    errors += status != 200
+    ms, status = get("/readyz")  # 200 ready, 503 at a capacity bound: both are answers
+    ready.append(ms)
+    statuses[str(status)] = statuses.get(str(status), 0) + 1
+print(json.dumps({"took": took, "errors": errors, "ready": ready, "statuses": statuses}))
 """
 
 
@@ -140,6 +149,8 @@ class Monitor:
         self.workers = psutil.Process(service.pid).children()
         self.health: list[float] = []
         self.health_errors = 0
+        self.ready: list[float] = []
+        self.ready_statuses: dict[str, int] = {}
         self.peak_rss = 0
         self.peak_threads = 0
         self._stop = threading.Event()
@@ -147,7 +158,7 @@ class Monitor:
 
     def __enter__(self) -> Monitor:
         self._probe = subprocess.Popen(
-            [sys.executable, "-c", HEALTH_PROBE, self.service.host, str(self.service.port)],
+            [sys.executable, "-c", HEALTH_PROBE, self.service.host, str(self.service.health_port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         self._thread.start()
@@ -174,6 +185,7 @@ class Monitor:
         out, _ = self._probe.communicate("", timeout=30)
         result = json.loads(out)
         self.health, self.health_errors = result["took"], result["errors"]
+        self.ready, self.ready_statuses = result["ready"], result["statuses"]
 
 
 def run_threads(n: int, target) -> float:
@@ -253,6 +265,7 @@ def service_side(service: Service, url: str, n: int, gotos: int) -> dict:
     return {
         "opens": opens, "latencies": latencies, "errors": errors, "elapsed": elapsed,
         "health": monitor.health, "health_errors": monitor.health_errors,
+        "ready": monitor.ready, "ready_statuses": monitor.ready_statuses,
         "peak_rss": max(monitor.peak_rss, open_rss), "peak_threads": max(monitor.peak_threads, open_threads),
         "handled": handled, "firsts": firsts,
     }
@@ -346,6 +359,10 @@ def main() -> None:
             if health:
                 print(f"  /healthz ms    p50 {statistics.median(health):.1f}  p99 {pct(health, 99):.1f}"
                       f"  max {max(health):.1f}  ({len(health)} checks)")
+            ready = ours["ready"]
+            if ready:
+                print(f"  /readyz ms     p50 {statistics.median(ready):.1f}  p99 {pct(ready, 99):.1f}"
+                      f"  max {max(ready):.1f}  statuses {ours['ready_statuses']}")
 
 
 if __name__ == "__main__":
