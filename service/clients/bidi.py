@@ -37,6 +37,12 @@ LIVENESS_EVERY = 0.25  # seconds between liveness checks while waiting (each rea
 QUIET = 2.0
 PROBE_BOUND = 6.0
 PROBE = ("browsingContext.getTree", {"maxDepth": 0})
+# A browser that is merely busy (Chrome's BiDi mapper serializing a 24 MiB result) answers no
+# probe either, but its processes work: while they spend at least BUSY_SHARE of a core through
+# the probe's bound, the silence is not declared, up to BUSY_LIMIT seconds of it. A stopped or
+# deadlocked browser spends nothing and is declared after QUIET + PROBE_BOUND.
+BUSY_SHARE = 0.25
+BUSY_LIMIT = 30.0
 SELENIUM_PIN = ("4.51",)  # the versions whose private attributes are checked below
 
 # (where, attribute) pairs: an attribute read or written on an instance made in ``__init__`` is
@@ -153,6 +159,8 @@ class Bidi:
         self.events: deque[tuple[str, dict]] = deque(maxlen=50000)
         self.listening = False
         self.liveness: Callable[[], bool] | None = None  # extra check while waiting (processes)
+        self.cpu_seconds: Callable[[], float | None] | None = None  # the browser's CPU time (local)
+        self._cpu_mark: float | None = None  # cpu_seconds() when the probe's bound began
         # events also handed to a callback, on the socket thread (the download watcher's): a tap
         # must be quick and must not wait for anything
         self.taps: dict[str, Callable[[str, dict], None]] = {}
@@ -298,13 +306,24 @@ class Bidi:
         if now - heard < QUIET:
             return False
         if self._probe_at is None or self._probe_at < heard:
-            self._probe_at = now
+            self._probe_at, self._cpu_mark = now, self._cpu()
             self.post(*PROBE)  # its reply is dropped; its arrival is what counts
             return False
         if now - self._probe_at < PROBE_BOUND or (self._declared is not None and self._declared > heard):
             return False
+        cpu = self._cpu()
+        busy = cpu is not None and self._cpu_mark is not None and cpu - self._cpu_mark >= BUSY_SHARE * (now - self._probe_at)
+        if busy and now - heard < BUSY_LIMIT:
+            self._probe_at, self._cpu_mark = now, cpu  # working, not wedged: another bound
+            return False
         self._declared = now
         return True
+
+    def _cpu(self) -> float | None:
+        try:
+            return self.cpu_seconds() if self.cpu_seconds is not None else None
+        except Exception:  # noqa: BLE001 - a process that went away: no figure
+            return None
 
     def unresponsive_for(self) -> float:
         """Seconds of the current silence, once it was declared unresponsive; else 0."""

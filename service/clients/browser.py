@@ -120,6 +120,8 @@ class BrowserClient(FetchClient):
             launched.shutdown()
             raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
+        if launched.processes is not None:
+            launched.bidi.cpu_seconds = launched.processes.cpu_seconds
         launched.fit_viewport(self.options.viewport, deadline)  # a pooled unit: one command, if any
 
     def close(self) -> None:

@@ -311,6 +311,20 @@ class SessionProcesses:
         """Remember the driver's children now (after the start): the browsers ``alive`` checks."""
         self._browsers = self.browser_procs()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the driver and every process under it have spent so far."""
+        if self.driver_pid is None:
+            return 0.0
+        root = psutil.Process(self.driver_pid)
+        total = 0.0
+        for proc in (root, *root.children(recursive=True)):
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+        return total
+
     def alive(self) -> bool:
         """The driver runs, and so does one of the browsers it had started (when it had any)."""
         if self.driver_pid is None:

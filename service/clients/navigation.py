@@ -140,28 +140,28 @@ class Navigation:
     def _blank(self, nav_cmd: int | None) -> None:
         """After a failed goto, load about:blank (no intercept is active by now): Chrome otherwise
         keeps loading its error page, and that load meeting the next goto's intercept wedges it.
-        Firefox: the goto's unanswered navigate and the blank are kept until answered, and the
-        next navigation waits for them (``navigation_cleanup``)."""
+        Firefox, when the goto's navigate is still unanswered (the browser is busy): that navigate
+        and the blank are kept until answered, and the next navigation waits for them
+        (``navigation_cleanup``). Otherwise the blank is waited for (bounded) here: a blank sent
+        with ``wait: none`` may still be committing when the next goto navigates, and Firefox
+        then aborts that navigation and reports the blank's load under its id."""
         bidi = self.bidi
-        firefox = self.launched.kind == "firefox"
-        if nav_cmd is not None and bidi.awaiting(nav_cmd):
-            if firefox:
-                self.launched.unsettled.keep(nav_cmd)
-            else:
-                bidi.forget(nav_cmd)
+        busy = nav_cmd is not None and bidi.awaiting(nav_cmd)
+        bound = QUICK if bidi.unresponsive_for() else STOP_BOUND
         try:
-            if firefox:
+            if busy and self.launched.kind == "firefox":
                 unsettled = self.launched.unsettled
+                unsettled.keep(nav_cmd)
                 unsettled.keep(bidi.send(
                     "browsingContext.navigate", {"context": self.context, "url": "about:blank", "wait": "none"}
                 ), blank=True)
-                unsettled.settle(bidi, Deadline(QUICK if bidi.unresponsive_for() else STOP_BOUND), quiet=True)
-            else:
-                bidi.command(
-                    "browsingContext.navigate",
-                    {"context": self.context, "url": "about:blank", "wait": "complete"},
-                    QUICK if bidi.unresponsive_for() else STOP_BOUND,
-                )
+                unsettled.settle(bidi, Deadline(bound), quiet=True)
+                return
+            if busy:
+                bidi.forget(nav_cmd)
+            bidi.command(
+                "browsingContext.navigate", {"context": self.context, "url": "about:blank", "wait": "complete"}, bound
+            )
         except Exception as exc:  # noqa: BLE001 - best effort; a dead browser surfaces on the next call
             logger.debug("loading about:blank after a failed goto failed: %r", exc)
 

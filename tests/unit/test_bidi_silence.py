@@ -89,6 +89,29 @@ def test_a_silent_browser_is_declared_once_per_silence(quick):
     assert bidi.unresponsive_for() == 0.0
 
 
+def test_a_busy_browser_is_declared_only_at_the_busy_limit(quick, monkeypatch):
+    """A silent browser whose processes keep working (a huge result being serialized) is not
+    wedged: the silence is declared only at BUSY_LIMIT; one that spends nothing at QUIET +
+    PROBE_BOUND."""
+    monkeypatch.setattr(channel, "BUSY_LIMIT", 2.0)
+    conn = FakeConn()
+    conn.well = False
+    bidi = Bidi(conn)
+    started = time.monotonic()
+    bidi.cpu_seconds = lambda: (time.monotonic() - started) * 0.9  # most of a core
+    with pytest.raises(BrowserUnresponsive):
+        bidi.command("browsingContext.navigate", {}, 30.0)
+    took = time.monotonic() - started
+    assert 2.0 <= took < 5.0, took
+    idle = Bidi(FakeConn())
+    idle._conn.well = False
+    idle.cpu_seconds = lambda: 1.5  # spends nothing
+    started = time.monotonic()
+    with pytest.raises(BrowserUnresponsive):
+        idle.command("browsingContext.navigate", {}, 30.0)
+    assert time.monotonic() - started < 1.8
+
+
 def test_a_slow_command_of_a_well_browser_is_its_own_timeout(quick):
     conn = FakeConn()  # probes answered, the navigate never
     bidi = Bidi(conn)
