@@ -227,3 +227,35 @@ def test_the_playground_links_the_live_view(live_service: Service, viewer, clien
     playground.send(viewer, "close")
     link = viewer.find_element(By.ID, "live-link")
     wait_for(lambda: not link.is_displayed(), 10, what="the link to go with the session")
+
+
+@pytest.mark.local_only
+@pytest.mark.clients("chrome", "firefox")
+def test_a_wedged_browser_holds_up_neither_the_session_nor_its_viewer(live_service: Service, site: Site, client):
+    from service.live import CAPTURE_WAIT, POLL
+    from tests.e2e.test_browser_wedge import DETECTED, browser_main, stopped
+
+    session = _open(live_service, client)
+    watcher = connect(_frames_url(live_service, session.session_id), tenant=None, headers=PLAY)
+    try:
+        assert session.request({"action": "goto", "url": site.url("/html"), "id": "g"})["status_code"] == 200
+        watcher.recv_bytes(timeout=10)
+        main = browser_main(live_service)
+        with stopped(main):  # the viewer's captures go unanswered; the session's action is judged as ever
+            started = time.monotonic()
+            reply = session.request({"action": "evaluate", "script": "return 1", "id": "w"}, timeout=60)
+            assert reply.get("type") == "error" and reply["code"] == 504 and "answered nothing" in reply["message"]
+            assert time.monotonic() - started < DETECTED
+        _evaluate(session, RED)  # it answers again, and so do the captures
+        wait_for(lambda: watcher.recv_bytes(timeout=10), 10, what="a frame after the wedge")
+        with stopped(main):  # the client leaves while the browser answers nothing
+            session.close()
+            started = time.monotonic()
+            with pytest.raises(AssertionError):
+                while True:
+                    watcher.recv_bytes(timeout=15)
+            assert watcher.close_code == 1000, (watcher.close_code, watcher.close_reason)
+            assert time.monotonic() - started < CAPTURE_WAIT + POLL + 3.0
+    finally:
+        session.close()
+        watcher.close()
