@@ -24,6 +24,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 POLL = 0.5  # seconds a viewer waits for a frame before it looks at its socket and its session again
 CAPTURE_WAIT = 2.0  # seconds one capture may take (a busy or wedged browser): a missed frame
 BACKOFF = 1.0  # seconds between captures after one failed
+LEAVE_WAIT = POLL + CAPTURE_WAIT + 0.5  # the most a viewer that closed its socket takes to leave
 SESSION_ID = re.compile(r"[0-9a-f-]{36}")
 
 
@@ -114,12 +116,15 @@ class Feed:
 
 
 class Viewer:
-    """One viewer's place at a feed; ``leave`` (idempotent) gives it back."""
+    """One viewer's place at a feed; ``leave`` (idempotent) gives it back. ``connected`` says
+    whether its socket is still open (its thread notices a close within ``POLL``, or after the
+    capture it is making)."""
 
     def __init__(self, viewers: Viewers, feed: Feed):
         self._viewers = viewers
         self.feed = feed
         self._left = False
+        self.connected: Callable[[], bool] = lambda: True
 
     @property
     def session(self) -> Session:
@@ -128,7 +133,7 @@ class Viewer:
     def leave(self) -> None:
         if not self._left:
             self._left = True
-            self._viewers._leave(self.feed)
+            self._viewers._leave(self)
 
 
 class Viewers:
@@ -140,42 +145,63 @@ class Viewers:
         self._per_worker = per_worker
         self._retry_after = retry_after
         self._lock = threading.Lock()
+        self._left = threading.Condition(self._lock)  # notified each time a viewer leaves
         self._feeds: dict[str, Feed] = {}
-        self._count = 0
+        self._viewers: set[Viewer] = set()
 
     def join(self, session: Session) -> Viewer:
+        """A place for a viewer of ``session``: 503 when the worker has its most, 429 when the
+        session has. While a viewer that closed its socket has not left yet (a page reloaded),
+        its place is waited for, at most ``LEAVE_WAIT``."""
+        end = time.monotonic() + LEAVE_WAIT
         with self._lock:
-            if self._count >= self._per_worker:
-                raise Unavailable(
-                    f"this server shows at most {self._per_worker} live views at once", retry_after=self._retry_after
-                )
-            feed = self._feeds.get(session.id)
-            if feed is None or feed.session is not session:
-                feed = self._feeds[session.id] = Feed(session, self._interval)
-            if feed.viewers >= self._per_session:
-                raise TooManyRequests(
-                    f"a session has at most {self._per_session} live viewers at once", retry_after=self._retry_after
-                )
+            while True:
+                feed = self._feeds.get(session.id)
+                if feed is None or feed.session is not session:
+                    feed = self._feeds[session.id] = Feed(session, self._interval)
+                full = self._full(feed)
+                if full is None:
+                    break
+                leaving = [v for v in self._viewers if (v.feed is feed or full.code == 503) and not v.connected()]
+                if not leaving or not self._left.wait(end - time.monotonic()):
+                    if feed.viewers == 0:
+                        del self._feeds[session.id]
+                    raise full
             feed.viewers += 1
-            self._count += 1
-        return Viewer(self, feed)
+            viewer = Viewer(self, feed)
+            self._viewers.add(viewer)
+        return viewer
 
-    def _leave(self, feed: Feed) -> None:
+    def _full(self, feed: Feed) -> ServiceError | None:
+        if len(self._viewers) >= self._per_worker:
+            return Unavailable(
+                f"this server shows at most {self._per_worker} live views at once", retry_after=self._retry_after
+            )
+        if feed.viewers >= self._per_session:
+            return TooManyRequests(
+                f"a session has at most {self._per_session} live viewers at once", retry_after=self._retry_after
+            )
+        return None
+
+    def _leave(self, viewer: Viewer) -> None:
+        feed = viewer.feed
         with self._lock:
+            self._viewers.discard(viewer)
             feed.viewers -= 1
-            self._count -= 1
             if feed.viewers == 0 and self._feeds.get(feed.session.id) is feed:
                 del self._feeds[feed.session.id]
+            self._left.notify_all()
 
     def count(self) -> int:
         with self._lock:
-            return self._count
+            return len(self._viewers)
 
 
 def serve(ws: Any, viewer: Viewer, write_timeout: float) -> None:
     """Send the session's frames to one viewer until it leaves or the session ends."""
     outbox = Outbox(ws, write_timeout)
     session, seen = viewer.session, 0
+    viewer.connected = lambda: bool(ws.connected)
     session.log.info("live view: a viewer joined")
     try:
         while ws.connected:

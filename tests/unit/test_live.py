@@ -155,3 +155,20 @@ def test_whose_session_and_what_it_can_show():
         live.owned(standard, other, SID)
     with pytest.raises(NotSupported):
         live.owned(standard, acme, SID)
+
+
+def test_a_place_a_closed_viewer_still_holds_is_waited_for(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(live, "LEAVE_WAIT", 0.5)
+    viewers = live.Viewers(fps=4, per_session=1, per_worker=4, retry_after=5)
+    session = FakeSession()
+    old = viewers.join(session)
+    old.connected = lambda: False  # its page was reloaded; its thread has not noticed yet
+    started = time.monotonic()
+    with pytest.raises(TooManyRequests):  # it never leaves: refused after the wait
+        viewers.join(session)
+    assert 0.4 < time.monotonic() - started < 2
+    timer = threading.Timer(0.1, old.leave)
+    timer.start()
+    new = viewers.join(session)  # it leaves meanwhile: the place is the new viewer's
+    timer.join(5)
+    assert viewers.count() == 1 and new is not old
