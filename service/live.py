@@ -95,14 +95,18 @@ class Feed:
                     self._capturing, self._due = True, now + self._interval
                     break
                 self._cond.wait((end if self._capturing else min(end, self._due)) - now)
-        data = self._capture()
+        data = None
+        try:
+            data = self._capture()
+        finally:  # whatever happened, the next capture is someone's again
+            with self._cond:
+                self._capturing = False
+                if data is None:
+                    self._due = max(self._due, time.monotonic() + BACKOFF)
+                elif data != self._frame.data:
+                    self._frame = Frame(self._frame.seq + 1, data)
+                self._cond.notify_all()
         with self._cond:
-            self._capturing = False
-            if data is None:
-                self._due = max(self._due, time.monotonic() + BACKOFF)
-            elif data != self._frame.data:
-                self._frame = Frame(self._frame.seq + 1, data)
-            self._cond.notify_all()
             return self._frame if self._frame.seq > seen else None
 
     def _capture(self) -> bytes | None:

@@ -84,6 +84,12 @@ def check_assumptions() -> list[str]:
                 broken.append(f"{where} no longer sets {name}")
         elif not hasattr(cls, name):
             broken.append(f"{where} has no {name}")
+    # ``Bidi.ask`` sends from the live view's thread beside the session's: the socket that
+    # WebSocketApp makes must serialise sends (websocket-client's per-socket lock)
+    from websocket._app import WebSocketApp
+
+    if "enable_multithread=True" not in inspect.getsource(WebSocketApp.run_forever):
+        broken.append("websocket._app.WebSocketApp.run_forever no longer makes a socket safe to send on from two threads")
     return broken
 
 
