@@ -2,9 +2,10 @@
 
 Threaded workers: each WebSocket holds one gunicorn thread for its whole life. The thread
 budget comes from one setting, INNDX_MAX_SESSIONS (default 1000 per instance): each worker
-carries its share of it (INNDX_WORKERS, default 1) and gets that many threads plus a RESERVE
-that sessions never take, so ``/healthz``, ``/metrics`` and the refusal of an upgrade at the
-cap (503 with Retry-After, decided before the upgrade) always find a thread.
+carries its share of it (INNDX_WORKERS, default 1) and gets that many threads, one more for each
+live viewer it allows (INNDX_LIVE_MAX_VIEWERS), plus a RESERVE that sessions never take, so
+``/healthz``, ``/metrics`` and the refusal of an upgrade at the cap (503 with Retry-After,
+decided before the upgrade) always find a thread.
 ``worker_connections`` leaves room for the reserve's keep-alive connections beyond that, so
 gunicorn never stops accepting while the sessions are full.
 
@@ -39,7 +40,7 @@ _settings = Settings.from_env()
 RESERVE = 32  # threads no session takes: health checks, metrics, refusals
 SWITCH_INTERVAL = 0.05  # seconds (Python's default: 0.005); see above
 workers = _settings.workers
-threads = _settings.worker_max_sessions + RESERVE
+threads = _settings.worker_max_sessions + _settings.live_max_viewers + RESERVE  # live viewers hold one each
 worker_connections = threads + 256
 backlog = 2048
 timeout = 60  # the worker heartbeat; not a request timeout for gthread

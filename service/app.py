@@ -8,6 +8,7 @@ HTTP error with a JSON body ``{"type": "fatal", "message", "code"}``.
 document, ``/schemas/<file>`` the frame schemas it refers to. A browser cannot set headers on a
 WebSocket, so with ``INNDX_TENANT_QUERY=1`` the tenant may come as ``?tenant=ID&api_key=KEY``
 instead (the same tenants file rules apply); without it such a query is refused with 400.
+``/v1/sessions/<id>/live`` is a session's live view, for its tenant (``service.live``).
 Nothing else is served: a name under ``/static/`` or ``/schemas/`` that leads out of its folder
 (``..``, an absolute path, a symlink pointing elsewhere) is a 404.
 """
@@ -21,7 +22,7 @@ from flask import Flask, Response, abort, g, jsonify, request, send_from_directo
 from flask_sock import Sock
 from werkzeug.security import safe_join
 
-from service import __version__, endpoint, websocket
+from service import __version__, endpoint, live, websocket
 from service.clients import browser_reaper
 from service.config import Settings
 from service.errors import BadRequest, ServiceError
@@ -30,6 +31,8 @@ from service.hub import Hub
 logger = logging.getLogger(__name__)
 
 WS_PATH = "/v1/sessions/ws"
+LIVE_PAGE = "/v1/sessions/<session_id>/live"  # the live view (service.live): its page
+LIVE_WS = LIVE_PAGE + "/ws"  # and its frames
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # the playground loads nothing from elsewhere, and nothing may frame it
@@ -40,6 +43,11 @@ PAGE_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+}
+# the live view's page shows its frames from blob: URLs
+LIVE_PAGE_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"].replace("img-src 'self' data:", "img-src blob:"),
 }
 
 
@@ -101,8 +109,23 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["SOCK_SERVER_OPTIONS"] = websocket.server_options(settings.max_frame_bytes, settings.ping_interval)
     sock = Sock(app)
 
+    viewers = live.Viewers(settings.live_fps, settings.live_viewers, settings.live_max_viewers, settings.retry_after)
+
+    def live_session(session_id: str):
+        return live.owned(hub, hub.tenants.authenticate(*_credentials(settings)), session_id)
+
     @app.before_request
     def admit():
+        if request.endpoint == "live_frames":  # checked before the upgrade, as sessions are
+            try:
+                if request.headers.get("Upgrade", "").lower() != "websocket":
+                    raise BadRequest("the live view's frames come over a WebSocket: send an Upgrade: websocket request")
+                g.viewer = viewers.join(live_session(request.view_args["session_id"]))
+                websocket.refuse_compression(request.environ)
+            except ServiceError as error:
+                logger.info("live view refused: %s (%s)", error.message, error.code)
+                return _refuse(error)
+            return None
         if request.path != WS_PATH:
             return None
         try:
@@ -116,14 +139,32 @@ def create_app(settings: Settings | None = None) -> Flask:
         return None
 
     @app.teardown_request
-    def release(_exc):  # a ticket the WebSocket route never took over (the upgrade failed)
+    def release(_exc):  # a ticket (or a viewer) the WebSocket route never took over (the upgrade failed)
         ticket = g.pop("ticket", None)
         if ticket is not None:
             ticket.release()
+        viewer = g.pop("viewer", None)
+        if viewer is not None:
+            viewer.leave()
 
     @sock.route(WS_PATH)
     def sessions(ws):
         endpoint.serve(ws, hub, g.pop("ticket"))  # from here on, the endpoint or its session owns it
+
+    @app.get(LIVE_PAGE)
+    def live_page(session_id: str):
+        try:
+            live_session(session_id)
+        except ServiceError as error:
+            return _refuse(error)
+        return send_inside(STATIC_DIR, "live.html", max_age=0)
+
+    @sock.route(LIVE_WS)
+    def live_frames(ws, session_id: str):
+        try:
+            live.serve(ws, g.pop("viewer"), settings.write_timeout)
+        finally:
+            endpoint._let_reader_finish(ws)  # as a session's socket does
 
     @app.get("/healthz")
     def healthz():
@@ -152,6 +193,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     def page_headers(response: Response) -> Response:
         if request.path == "/" or request.path.startswith("/static/"):
             for name, value in PAGE_HEADERS.items():
+                response.headers.setdefault(name, value)
+        elif request.endpoint == "live_page":
+            for name, value in LIVE_PAGE_HEADERS.items():
                 response.headers.setdefault(name, value)
         return response
 

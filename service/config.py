@@ -99,6 +99,9 @@ class Settings:
     health_port: int = 0  # INNDX_HEALTH_PORT: the master's /healthz and /readyz (0: PORT + 1)
     liveness_timeout: float = 30.0  # INNDX_LIVENESS_TIMEOUT: a worker without a heartbeat this long: not alive
     ping_interval: float = 20.0  # INNDX_PING_INTERVAL: a ping every this; no pong by the next one ends the connection
+    live_fps: float = 4.0  # INNDX_LIVE_FPS: the live view's frames per second, at most (service.live)
+    live_viewers: int = 2  # INNDX_LIVE_VIEWERS: live viewers of one session at once; beyond -> 429
+    live_max_viewers: int = 16  # INNDX_LIVE_MAX_VIEWERS: live viewers per worker (each holds a thread); beyond -> 503
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -138,6 +141,8 @@ class Settings:
                 raise SettingsError(f"{name} must be 0 or more")
         if self.pool_launches < 1:
             raise SettingsError("pool_launches must be at least 1")
+        if not 0 < self.live_fps <= 30:
+            raise SettingsError("the live view's frame rate must be > 0 and at most 30")
 
     @functools.cached_property
     def policy(self) -> Policy:
@@ -188,14 +193,19 @@ _COUNTS = (
     "max_browsers",
     "max_grid_sessions",
     "retry_after",
+    "live_viewers",
+    "live_max_viewers",
 )
 _INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches", "tab_gotos"}
+_FLOATS = {"live_fps"}
 _BOOLEANS = {"allow_private_networks", "tenant_query", "downloads_tmpfs"}
 
 
 def _convert(name: str, raw: str) -> object:
     if name in _DURATIONS:
         return parse_duration(raw)
+    if name in _FLOATS:
+        return float(raw)
     if name in _INTEGERS:
         return int(raw)
     if name in _BOOLEANS:

@@ -292,6 +292,11 @@ class Hub:
             self._ended.notify_all()
         self.metrics.session_closed(session.kind)
 
+    def find(self, session_id: str) -> Session | None:
+        """The live session of that id in this worker (the live view's lookup), or None."""
+        with self._lock:
+            return self._sessions.get(session_id)
+
     def active_sessions(self) -> int:
         with self._lock:
             return len(self._sessions)

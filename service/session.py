@@ -2,7 +2,8 @@
 
 Rule 1: only the session's thread touches its fetch client (and so its WebDriver). Other
 threads talk to it through ``submit`` (queue a frame, already read by the protocol), ``abort``
-(the client went away), ``fail`` (shutdown) and, at shutdown only, ``force_close_client``.
+(the client went away), ``fail`` (shutdown), ``live_frame`` (the live view: the client's one
+method made for another thread) and, at shutdown only, ``force_close_client``.
 
 Rule 2: every frame the session sends goes through its ``Outbox`` (one lock, a write deadline,
 owned by the endpoint), and a ``fatal`` frame is always the last one, followed by the close.
@@ -41,6 +42,7 @@ from service import actions, middleware, protocol
 from service.clients.base import ClientOptions, FetchClient
 from service.deadline import Deadline
 from service.errors import (
+    Conflict,
     InternalError,
     ServiceError,
     SessionExpired,
@@ -215,6 +217,15 @@ class Session:
         self._stop()
         if client is not None:
             client.close()
+
+    def live_frame(self, timeout: float) -> bytes:
+        """The screen, for the live view's thread (``service.live``): the client's ``live_frame``,
+        which waits at most ``timeout`` and touches nothing this session's thread uses."""
+        with self._lock:
+            client = self._client
+        if client is None or self.done.is_set():
+            raise Conflict("the session has no screen now")
+        return client.live_frame(timeout)
 
     def _stop(self) -> None:
         self._stop_requested.set()

@@ -245,6 +245,10 @@ class Outbox:
         text = protocol.encode(frame)
         return self._write(lambda: self._ws.send(text))
 
+    def send_bytes(self, data: bytes) -> bool:
+        """One binary message (the live view's frames), under the same lock and deadline."""
+        return self._write(lambda: self._ws.send(data))
+
     def close(self, code: int, reason: str = "") -> bool:
         return self._write(lambda: self._ws.close(reason=code, message=reason[:120]))
 

@@ -3,7 +3,7 @@
 A fetch client knows nothing about WebSockets or frames: it takes typed requests and a
 ``Deadline``, returns typed results, and raises ``service.errors.ServiceError`` subclasses
 (translated from its library's own exceptions at its one boundary). Only the session's own
-thread ever calls a client.
+thread ever calls a client, except ``live_frame`` (the live view's).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import abc
 from typing import Any
 
 from service.deadline import Deadline
+from service.errors import NotSupported
 from service.model import (  # noqa: F401 - re-exported: the vocabulary lives in service.model
     ClientOptions,
     Cookie,
@@ -50,6 +51,12 @@ class FetchClient(abc.ABC):
 
     @abc.abstractmethod
     def screenshot(self, deadline: Deadline) -> bytes | None: ...
+
+    def live_frame(self, timeout: float) -> bytes:
+        """The screen as a JPEG for the live view (``service.live``). The one method called from
+        another thread than the session's: it must touch nothing the session's thread uses
+        unguarded, and wait at most ``timeout`` seconds."""
+        raise NotSupported(f"a {self.kind} session has no screen to show")
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -90,6 +90,12 @@ def check_assumptions() -> list[str]:
                 broken.append(f"{where} no longer sets {name}")
         elif not hasattr(cls, name):
             broken.append(f"{where} has no {name}")
+    # ``Bidi.ask`` sends from the live view's thread beside the session's: the socket that
+    # WebSocketApp makes must serialise sends (websocket-client's per-socket lock)
+    from websocket._app import WebSocketApp
+
+    if "enable_multithread=True" not in inspect.getsource(WebSocketApp.run_forever):
+        broken.append("websocket._app.WebSocketApp.run_forever no longer makes a socket safe to send on from two threads")
     return broken
 
 
@@ -147,7 +153,9 @@ class Bidi:
 
     ``send`` returns a command id at once; ``wait_reply`` waits for it under a deadline. Events
     of subscribed names are appended to ``events`` (a deque the owner drains) and wake waiters.
-    Only the session thread sends; the socket thread only records and notifies.
+    The session thread sends and waits; the socket thread only records and notifies. One other
+    thread may use the channel: the live view's (``ask``), which sends (websocket-client's send
+    takes its own lock) and waits for its own reply alone, with no probe and no liveness check.
     """
 
     def __init__(self, conn: Any):
@@ -345,6 +353,21 @@ class Bidi:
         if not arrived:
             self.forget(ident)
             raise TimeoutError(f"BiDi {method} got no answer in time")
+        result = self.take_reply(ident)
+        assert result is not None
+        return result
+
+    def ask(self, method: str, params: dict, timeout: float) -> dict:
+        """``command`` for a thread that is not the session's (the live view): its reply is
+        waited for on the condition alone, at most ``timeout`` seconds, with none of ``wait``'s
+        side effects (the silence probe, the liveness checks: the session thread's to make).
+        Raises TimeoutError (the reply, if it comes later, is dropped), BidiClosed, BidiError."""
+        ident = self.send(method, params)
+        with self.cond:
+            arrived = self.cond.wait_for(lambda: ident in self._replies, timeout)
+        if not arrived:
+            self.forget(ident)
+            raise TimeoutError(f"BiDi {method} got no answer within {timeout:g}s")
         result = self.take_reply(ident)
         assert result is not None
         return result

@@ -38,6 +38,7 @@ from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
+from service.clients import browser_live
 from service.clients import browser_page as page
 from service.clients.base import (
     ClientOptions,
@@ -256,6 +257,10 @@ class BrowserClient(FetchClient):
         png = base64.b64decode(data)
         reply_bound.check("screenshot", len(png), bound)
         return png
+
+    def live_frame(self, timeout: float) -> bytes:
+        """For the live view's thread (``browser_live``): the BiDi channel alone, never the driver."""
+        return browser_live.frame(None if self._closed else self._launched, timeout, self.settings.max_reply_bytes)
 
     # ----- helpers --------------------------------------------------------------------------
     @property

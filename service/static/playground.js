@@ -76,12 +76,28 @@
     return frame;
   }
 
-  function socketUrl() {
+  function credentials() {
     const query = new URLSearchParams({ tenant: $("tenant").value.trim() });
     const key = $("api-key").value;
     if (key) query.set("api_key", key);
+    return query.toString();
+  }
+
+  function socketUrl() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return scheme + "//" + location.host + WS_PATH + "?" + query.toString();
+    return scheme + "//" + location.host + WS_PATH + "?" + credentials();
+  }
+
+  // A browser session's screen, live, in another tab (the same tenant and key, in the query).
+  function showLiveLink(sessionId, kind) {
+    const link = $("live-link");
+    if (sessionId && kind !== "standard") {
+      link.href = WS_PATH.replace(/ws$/, "") + encodeURIComponent(sessionId) + "/live?" + credentials();
+      link.hidden = false;
+    } else {
+      link.removeAttribute("href");
+      link.hidden = true;
+    }
   }
 
   function connect(event) {
@@ -116,7 +132,9 @@
       logFrame("received", reply);
       if (reply.session_id) {
         opened = true;
-        setStatus("open", "Session " + reply.session_id + " open (" + (typeof frame.client === "string" ? frame.client : frame.client.kind) + ").");
+        const kind = typeof frame.client === "string" ? frame.client : frame.client.kind;
+        setStatus("open", "Session " + reply.session_id + " open (" + kind + ").");
+        showLiveLink(reply.session_id, kind);
         $("send").disabled = false;
         return;
       }
@@ -132,6 +150,7 @@
         setStatus("idle", "Not connected (the last session closed with " + ev.code + ").");
       }
       setConnected(false);
+      showLiveLink(null);
       socket = null;
     });
   }

@@ -6,6 +6,7 @@
 - ``recv(timeout=None) -> dict``: the next frame, parsed and validated against ``schemas/``; an
   invalid frame, a binary frame or non-JSON text is an ``AssertionError``; the server closing
   instead raises ``ServerClosed`` (an AssertionError with ``.code`` and ``.reason``).
+- ``recv_bytes(timeout=None) -> bytes``: the next frame, which must be binary (the live view).
 - ``request(frame, timeout=None) -> dict``: send, then recv.
 - ``open(frame=None, *, recv_timeout=None, **fields) -> session_id``: the handshake.
 - ``expect_close(timeout=None) -> (code, reason)``: the server's close frame (1006 when the TCP
@@ -211,6 +212,14 @@ class Session:
         if self.checked:
             validate_frame(frame)
         return frame
+
+    def recv_bytes(self, timeout: float | None = None) -> bytes:
+        """The next frame, which must be binary (the live view's frames). ``timeout`` is scaled."""
+        opcode, data = self._next(timeout)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise ServerClosed(self.close_code or ABNORMAL_CLOSURE, self.close_reason or "")
+        assert opcode == websocket.ABNF.OPCODE_BINARY, f"server sent a non-binary frame: {data[:200]!r}"
+        return data
 
     def request(self, frame: dict[str, Any] | str | bytes, timeout: float | None = None) -> dict[str, Any]:
         self.send(frame)
