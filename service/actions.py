@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from typing import Any
 
 from service import protocol, user_agents
@@ -30,7 +31,7 @@ def perform(
 ) -> Any:
     """The action's result (what its reply frame carries); errors are ``ServiceError``s."""
     args = action.args
-    timeout = open_frame.timeout
+    timeout = args.get("timeout", open_frame.timeout)  # the action's own, else the session's
     if action.name == "goto":
         request = goto_request(args, chain, rng)
         attempt = lambda: client.goto(request, Deadline(timeout))  # noqa: E731
@@ -46,6 +47,10 @@ def perform(
         return client.evaluate(args["script"], Deadline(timeout))
     if action.name == "screenshot":
         return client.screenshot(Deadline(timeout))
+    if action.name == "wait_for":
+        started = time.monotonic()
+        client.wait_for(args, Deadline(timeout))
+        return {"elapsed_ms": int((time.monotonic() - started) * 1000)}
     if action.name == "close":
         return None
     raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions

@@ -25,7 +25,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing.jsonschema import DRAFT202012
 
-from service import hosts
+from service import action_frames, hosts
+from service.action_frames import ACTIONS, REPLY_ACTION  # noqa: F401 - the table lives there
 from service.clients.base import Cookie, GotoResult, Viewport
 from service.config import parse_duration
 from service.errors import BadRequest, ServiceError, TooLarge
@@ -34,16 +35,6 @@ from service.model import RawJson
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_BASE = "https://inndx.invalid/schemas/"
 
-ACTIONS = ("goto", "click", "fill", "content", "evaluate", "screenshot", "close")
-REPLY_ACTION = {
-    "goto": "goto",
-    "click": "clicked",
-    "fill": "filled",
-    "content": "content",
-    "evaluate": "evaluated",
-    "screenshot": "screenshot",
-    "close": "closed",
-}
 CLIENT_KINDS = ("standard", "chrome", "firefox")
 
 
@@ -170,6 +161,8 @@ def _explain(error: jsonschema.ValidationError) -> str:
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator in ("pattern", "not") and description:
         return f"{_SHORT.repr(error.instance)} is not {description}"
+    if error.validator in ("oneOf", "dependentRequired") and description:
+        return f"{_SHORT.repr(error.instance)} is not {description}"
     if error.validator in ("maxLength", "maxItems", "maxProperties"):
         return f"{_SHORT.repr(error.instance)} is too long (at most {error.validator_value})"
     return error.message if len(error.message) <= 300 else error.message[:300] + "..."
@@ -293,6 +286,7 @@ class Protocol:
         args = {key: value for key, value in frame.items() if key not in ("action", "id")}
         if name == "goto":
             args = self._goto_args(args)
+        args = action_frames.parse_args(name, args, self.max_timeout)
         return Action(name=name, id=frame.get("id"), args=args)
 
     @staticmethod
@@ -311,6 +305,7 @@ class Protocol:
             "headers": tuple((name, value) for name, value in args.get("headers", ())),
             "cookies": tuple(Cookie(**cookie) for cookie in args.get("cookies", ())),
             "body": body,
+            **({"timeout": args["timeout"]} if "timeout" in args else {}),
         }
 
     # -- outgoing
@@ -372,6 +367,8 @@ def reply(action: Action, value: Any = None) -> dict[str, Any]:
         frame["screenshot"] = _b64(value) if value is not None else None
     elif action.name == "goto":
         return goto_reply(value, action.id)
+    elif action.name in action_frames.FIELD_REPLIES:
+        frame.update(action_frames.reply_fields(action.name, value))
     return _with_id(frame, action.id)
 
 

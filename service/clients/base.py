@@ -9,9 +9,11 @@ thread ever calls a client.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any
 
 from service.deadline import Deadline
+from service.errors import NotSupported
 from service.model import (  # noqa: F401 - re-exported: the vocabulary lives in service.model
     ClientOptions,
     Cookie,
@@ -53,3 +55,12 @@ class FetchClient(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # ----- the actions a client may lack: 501 unless it has them ------------------------------
+    def _unsupported(self, action: str) -> NotSupported:
+        return NotSupported(f"{action} needs a browser: open the session with client chrome or firefox")
+
+    def wait_for(self, args: Mapping[str, Any], deadline: Deadline) -> None:
+        """Until ``args['kind']`` (selector + state, text, url glob, script, network_idle) holds;
+        ``GatewayTimeout`` past the deadline."""
+        raise self._unsupported("wait_for")

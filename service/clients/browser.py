@@ -31,6 +31,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import urllib3
@@ -39,6 +40,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
 from service.clients import browser_page as page
+from service.clients import browser_waits
 from service.clients.base import (
     ClientOptions,
     FetchClient,
@@ -244,6 +246,10 @@ class BrowserClient(FetchClient):
         png = base64.b64decode(data)
         reply_bound.check("screenshot", len(png), bound)
         return png
+
+    @_boundary
+    def wait_for(self, args: Mapping[str, Any], deadline: Deadline) -> None:
+        browser_waits.wait_for(self._bidi, self._context, args, deadline)
 
     # ----- helpers --------------------------------------------------------------------------
     @property

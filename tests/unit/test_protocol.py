@@ -174,3 +174,15 @@ def test_error_messages_quote_the_offending_value_briefly():
     with pytest.raises(BadRequest) as caught:
         PROTOCOL.receive(json.dumps({"action": "goto", "url": "http://a/", "headers": [["a", "b"]] * 4000}), 1 << 20)
     assert "at most 256" in caught.value.message and len(caught.value.message) < 400
+
+
+def test_an_actions_own_timeout_and_wait_for_durations_in_seconds():
+    action = PROTOCOL.parse_action({"action": "wait_for", "network_idle": "500ms", "timeout": "1m30s"})
+    assert action.args == {"network_idle": 0.5, "timeout": 90, "kind": "network_idle"}
+    action = PROTOCOL.parse_action({"action": "wait_for", "selector": "#a"})
+    assert action.args == {"selector": "#a", "state": "visible", "kind": "selector"}
+    assert PROTOCOL.parse_action({"action": "goto", "url": "http://a.test/", "timeout": "2s"}).args["timeout"] == 2
+    assert "timeout" not in PROTOCOL.parse_action({"action": "content"}).args
+    reply = protocol.reply(PROTOCOL.parse_action({"action": "wait_for", "text": "x", "id": 4}), {"elapsed_ms": 12})
+    assert reply == {"action": "waited", "elapsed_ms": 12, "id": 4}
+    PROTOCOL.validate_outgoing(reply)

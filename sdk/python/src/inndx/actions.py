@@ -34,33 +34,62 @@ class Actions:
         cookies: Iterable[Cookie | Mapping[str, Any]] | None = None,
         referrer: str | None = None,
         user_agent: str | None = None,
+        timeout: str | float | None = None,
     ) -> Any:
         """Navigate to ``url``; the final response, its hops and cookies (``GotoResult``).
 
         ``headers``: a mapping or ``(name, value)`` pairs; ``body``: bytes (str is UTF-8 encoded);
         ``user_agent``: ``inndx``, ``chrome``, ``firefox``, ``safari``, ``random`` or any string.
         """
-        return self._run(Call(frames.goto_frame(url, method, headers, body, cookies, referrer, user_agent), frames.goto))
+        frame = frames.goto_frame(url, method, headers, body, cookies, referrer, user_agent)
+        return self._act(frame, timeout, frames.goto)
 
-    def click(self, selector: str) -> Any:
+    def click(self, selector: str, *, timeout: str | float | None = None) -> Any:
         """Click the first element matching the CSS ``selector`` (waits for it; 404 if none); None."""
-        return self._run(Call({"action": "click", "selector": selector}, frames.nothing))
+        return self._act({"action": "click", "selector": selector}, timeout, frames.nothing)
 
-    def fill(self, selector: str, value: str) -> Any:
+    def fill(self, selector: str, value: str, *, timeout: str | float | None = None) -> Any:
         """Clear the field matching ``selector`` and type ``value`` (a select: pick that option); None."""
-        return self._run(Call({"action": "fill", "selector": selector, "value": value}, frames.nothing))
+        return self._act({"action": "fill", "selector": selector, "value": value}, timeout, frames.nothing)
 
-    def content(self) -> Any:
+    def content(self, *, timeout: str | float | None = None) -> Any:
         """The page as the session sees it now (the live DOM for browsers), as bytes."""
-        return self._run(Call({"action": "content"}, frames.content))
+        return self._act({"action": "content"}, timeout, frames.content)
 
-    def evaluate(self, script: str) -> Any:
+    def evaluate(self, script: str, *, timeout: str | float | None = None) -> Any:
         """Run ``script`` as a function body in the page; its JSON result (promises awaited)."""
-        return self._run(Call({"action": "evaluate", "script": script}, frames.evaluated))
+        return self._act({"action": "evaluate", "script": script}, timeout, frames.evaluated)
 
-    def screenshot(self) -> Any:
+    def screenshot(self, *, timeout: str | float | None = None) -> Any:
         """A PNG of the viewport, as bytes (None when the service sent none)."""
-        return self._run(Call({"action": "screenshot"}, frames.screenshot))
+        return self._act({"action": "screenshot"}, timeout, frames.screenshot)
+
+    def wait_for(
+        self,
+        selector: str | None = None,
+        *,
+        state: str | None = None,
+        text: str | None = None,
+        url: str | None = None,
+        script: str | None = None,
+        network_idle: str | float | None = None,
+        timeout: str | float | None = None,
+    ) -> Any:
+        """Wait until one thing holds: ``selector`` reaches ``state`` (``attached``, ``visible``
+        (default) or ``hidden``), ``text`` shows, the URL matches the glob ``url``, ``script``
+        (a function body) returns something truthy, or no request is in flight for
+        ``network_idle``; the milliseconds it took. Past ``timeout``: ``inndx.Timeout`` (504)."""
+        frame = frames.without_none({
+            "action": "wait_for", "selector": selector, "state": state, "text": text, "url": url,
+            "script": script, "network_idle": frames.duration(network_idle),
+        })
+        return self._act(frame, timeout, frames.waited)
+
+    def _act(self, frame: dict[str, Any], timeout: str | float | None, read: Any) -> Any:
+        """Run ``frame`` with its own ``timeout`` (a duration or seconds) when one is given."""
+        if timeout is not None:
+            frame["timeout"] = frames.duration(timeout)
+        return self._run(Call(frame, read))
 
     def request(self, frame: Mapping[str, Any]) -> Any:
         """Send any action frame (an ``id`` is added); its raw reply frame."""

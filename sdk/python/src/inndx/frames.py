@@ -60,6 +60,10 @@ def screenshot(reply: dict[str, Any]) -> bytes | None:
     return decode_base64(reply["screenshot"]) if reply.get("screenshot") else None
 
 
+def waited(reply: dict[str, Any]) -> int:
+    return int(reply.get("elapsed_ms", 0))
+
+
 goto = GotoResult.from_wire
 
 
