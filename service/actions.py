@@ -51,6 +51,14 @@ def perform(
         started = time.monotonic()
         client.wait_for(args, Deadline(timeout))
         return {"elapsed_ms": int((time.monotonic() - started) * 1000)}
+    if action.name == "press":
+        return client.press(args["key_values"], args.get("selector"), Deadline(timeout))
+    if action.name == "hover":
+        return client.hover(args["selector"], Deadline(timeout))
+    if action.name == "select":
+        return client.select(args["selector"], args["values"], Deadline(timeout))
+    if action.name == "scroll":
+        return client.scroll(args, Deadline(timeout))
     if action.name == "close":
         return None
     raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions

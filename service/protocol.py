@@ -161,7 +161,7 @@ def _explain(error: jsonschema.ValidationError) -> str:
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator in ("pattern", "not") and description:
         return f"{_SHORT.repr(error.instance)} is not {description}"
-    if error.validator in ("oneOf", "dependentRequired") and description:
+    if error.validator in ("oneOf", "anyOf", "dependentRequired") and description:
         return f"{_SHORT.repr(error.instance)} is not {description}"
     if error.validator in ("maxLength", "maxItems", "maxProperties"):
         return f"{_SHORT.repr(error.instance)} is too long (at most {error.validator_value})"

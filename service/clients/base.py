@@ -64,3 +64,17 @@ class FetchClient(abc.ABC):
         """Until ``args['kind']`` (selector + state, text, url glob, script, network_idle) holds;
         ``GatewayTimeout`` past the deadline."""
         raise self._unsupported("wait_for")
+
+    def press(self, keys: list[str], selector: str | None, deadline: Deadline) -> None:
+        """Press ``keys`` (WebDriver key values) as a chord, into ``selector`` focused first."""
+        raise self._unsupported("press")
+
+    def hover(self, selector: str, deadline: Deadline) -> None:
+        raise self._unsupported("hover")
+
+    def select(self, selector: str, values: list[str], deadline: Deadline) -> None:
+        raise self._unsupported("select")
+
+    def scroll(self, args: Mapping[str, Any], deadline: Deadline) -> dict[str, float]:
+        """Scroll (``selector``, ``x``/``y`` or ``to``); the page's scroll position after."""
+        raise self._unsupported("scroll")

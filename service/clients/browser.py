@@ -39,8 +39,8 @@ from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
+from service.clients import browser_input, browser_waits
 from service.clients import browser_page as page
-from service.clients import browser_waits
 from service.clients.base import (
     ClientOptions,
     FetchClient,
@@ -250,6 +250,22 @@ class BrowserClient(FetchClient):
     @_boundary
     def wait_for(self, args: Mapping[str, Any], deadline: Deadline) -> None:
         browser_waits.wait_for(self._bidi, self._context, args, deadline)
+
+    @_boundary
+    def press(self, keys: list[str], selector: str | None, deadline: Deadline) -> None:
+        browser_input.press(self._bidi, self._context, keys, selector, self.settings.element_wait, deadline)
+
+    @_boundary
+    def hover(self, selector: str, deadline: Deadline) -> None:
+        browser_input.hover(self._bidi, self._context, selector, self.settings.element_wait, deadline)
+
+    @_boundary
+    def select(self, selector: str, values: list[str], deadline: Deadline) -> None:
+        browser_input.select(self._bidi, self._context, selector, values, self.settings.element_wait, deadline)
+
+    @_boundary
+    def scroll(self, args: Mapping[str, Any], deadline: Deadline) -> dict[str, float]:
+        return browser_input.scroll(self._bidi, self._context, args, self.settings.element_wait, deadline)
 
     # ----- helpers --------------------------------------------------------------------------
     @property

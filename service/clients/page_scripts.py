@@ -43,6 +43,8 @@ _LOCATE = """async (selector, waitMs) => {
   return {state: "ok", tag, el, editable: el.isContentEditable};
 }"""
 
+LOCATE = _LOCATE  # for the helpers of the other actions (``browser_input``)
+
 # click: the element's state, and on "ok" the element (``el``), which WebDriver then clicks: the
 # very element checked here, not one the page's world would resolve.
 FIND = "async function(selector, waitMs) {\n  return await (" + _LOCATE + """)(selector, waitMs);

@@ -134,3 +134,102 @@ def test_wait_for_on_the_standard_client_is_501(client, page, site: Site):
     reply = error(page, {"action": "wait_for", "selector": "#p"}, 501)
     assert "browser" in reply["message"], reply
     assert act(page, {"action": "content"})["action"] == "content"
+
+
+# ------------------------------------------------------------------- press, hover, select, scroll
+
+
+def evaluate(session: Session, script: str) -> Any:
+    reply = act(session, {"action": "evaluate", "script": script})
+    assert reply["action"] == "evaluated", reply
+    return reply["result"]
+
+
+@BROWSERS
+def test_press_keys_and_chords_into_a_field(client, page, site: Site):
+    goto(page, site, "/actions/input")
+    assert act(page, {"action": "fill", "selector": "#k", "value": "hello"})["action"] == "filled"
+    assert act(page, {"action": "press", "keys": "Control+A", "selector": "#k"})["action"] == "pressed"
+    assert act(page, {"action": "press", "keys": "Backspace"})["action"] == "pressed"
+    assert evaluate(page, "return document.querySelector('#k').value") == ""
+    assert act(page, {"action": "press", "keys": "Shift+x", "selector": "#k"})["action"] == "pressed"
+    assert act(page, {"action": "press", "keys": "Enter"})["action"] == "pressed"
+    assert evaluate(page, "return document.querySelector('#k').value") == "X"
+    keys = evaluate(page, "return window.keys")
+    assert [True, False, "a"] in keys and [False, False, "Backspace"] in keys and keys[-1] == [False, False, "Enter"], keys
+    assert act(page, {"action": "press", "keys": "Tab", "selector": "#b"})["action"] == "pressed"
+
+
+@BROWSERS
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        ({"action": "press", "keys": "Control+Nope"}, 400),
+        ({"action": "press", "keys": "Control+"}, 400),
+        ({"action": "press", "keys": "a", "selector": "#plain"}, 409),
+        ({"action": "press", "keys": "a", "selector": "#missing", "timeout": "1s"}, 404),
+        ({"action": "hover", "selector": "#missing", "timeout": "1s"}, 404),
+        ({"action": "hover", "selector": ":::"}, 400),
+        ({"action": "select", "selector": "#one", "values": ["z"]}, 404),
+        ({"action": "select", "selector": "#one", "values": ["a", "b"]}, 409),
+        ({"action": "select", "selector": "#k", "values": ["a"]}, 409),
+        ({"action": "scroll", "selector": "#missing", "timeout": "1s"}, 404),
+        ({"action": "scroll", "selector": "#k", "to": "top"}, 400),
+    ],
+    ids=["unknown-key", "empty-key", "no-focus", "press-missing", "hover-missing", "hover-bad-selector",
+         "no-option", "several-on-single", "not-a-select", "scroll-missing", "scroll-two-ways"],
+)
+def test_hostile_input_actions_are_errors_and_the_session_goes_on(client, page, site: Site, frame, code):
+    goto(page, site, "/actions/input")
+    error(page, frame, code)
+    still_usable(page)
+
+
+@BROWSERS
+def test_hover_fires_mouseenter(client, page, site: Site):
+    goto(page, site, "/actions/input")
+    assert act(page, {"action": "hover", "selector": "#menu"})["action"] == "hovered"
+    assert act(page, {"action": "wait_for", "selector": "#sub", "timeout": "2s"})["action"] == "waited"
+    assert evaluate(page, "return window.hovers") == 1
+
+
+@BROWSERS
+def test_select_one_and_many(client, page, site: Site):
+    goto(page, site, "/actions/input")
+    assert act(page, {"action": "select", "selector": "#one", "values": ["c"]})["action"] == "selected"
+    assert act(page, {"action": "select", "selector": "#many", "values": ["a", "c"]})["action"] == "selected"
+    picked = evaluate(page, "return [document.querySelector('#one').value,"
+                            " Array.from(document.querySelector('#many').selectedOptions, o => o.value), window.changes]")
+    assert picked == ["c", ["a", "c"], 2]
+
+
+@BROWSERS
+def test_scroll_a_lazy_page_loads_more(client, page, site: Site):
+    goto(page, site, "/actions/lazy")
+    assert evaluate(page, "return document.querySelectorAll('.item').length") == 20
+    reply = act(page, {"action": "scroll", "to": "bottom"})
+    assert reply["action"] == "scrolled" and reply["y"] > 1000 and reply["x"] == 0, reply
+    assert act(page, {"action": "wait_for", "selector": "#item-40", "state": "attached", "timeout": "5s"})["action"] == "waited"
+    reply = act(page, {"action": "scroll", "selector": "#item-35"})
+    assert reply["action"] == "scrolled" and reply["y"] > 2000, reply
+    reply = act(page, {"action": "scroll", "x": 0, "y": 150})
+    assert (reply["x"], reply["y"]) == (0, 150), reply
+    reply = act(page, {"action": "scroll", "to": "top"})
+    assert reply["y"] == 0, reply
+
+
+@pytest.mark.clients("standard")
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"action": "press", "keys": "Enter"},
+        {"action": "hover", "selector": "#p"},
+        {"action": "select", "selector": "#p", "values": []},
+        {"action": "scroll", "to": "bottom"},
+    ],
+    ids=["press", "hover", "select", "scroll"],
+)
+def test_input_actions_on_the_standard_client_are_501(client, page, site: Site, frame):
+    goto(page, site, "/html")
+    error(page, frame, 501)
+    assert act(page, {"action": "content"})["action"] == "content"

@@ -6,6 +6,13 @@ unknown name is 404). ``respond(name, method, args, headers, body)`` -> ``(statu
                     ``#going`` is hidden, and the URL becomes ``...?ms=N&step=2`` (pushState)
 ``polling``         fetches ``/actions/ping`` every 200 ms, forever
 ``ping``            ``pong`` (text/plain)
+``input``           ``input#k`` (a text field), ``button#b``, ``div#plain`` (takes no focus);
+                    every keydown is in ``window.keys`` as ``[ctrl, shift, key]``; ``#menu``
+                    shows ``#sub`` and counts ``window.hovers`` on mouseenter; ``select#one``
+                    (options a, b, c), ``select#many`` (multiple: a, b, c), each change counted
+                    in ``window.changes``
+``lazy``            20 items (``.item``, 100 px tall each); scrolling within 200 px of the bottom
+                    appends 20 more, up to 100
 ==================  ========================================================================
 """
 
@@ -41,11 +48,48 @@ setInterval(() => { fetch("/actions/ping").catch(() => {}); }, 200);
 </script>""")
 
 
+INPUT = html_page("Input", body="""
+<input id="k"> <button id="b" type="button">b</button> <div id="plain">plain</div>
+<div id="menu" style="padding:20px;background:#ddd">menu</div><div id="sub" style="display:none">submenu</div>
+<select id="one"><option value="a">A</option><option value="b">B</option><option value="c">C</option></select>
+<select id="many" multiple><option value="a">A</option><option value="b" selected>B</option><option value="c">C</option></select>
+<script>
+window.keys = []; window.hovers = 0; window.changes = 0;
+document.addEventListener("keydown", e => keys.push([e.ctrlKey, e.shiftKey, e.key]));
+document.getElementById("menu").addEventListener("mouseenter", () => {
+  hovers++; document.getElementById("sub").style.display = "block";
+});
+for (const id of ["one", "many"]) document.getElementById(id).addEventListener("change", () => changes++);
+</script>""")
+
+LAZY = html_page("Lazy", head="<style>.item{height:100px;border-bottom:1px solid #ccc}</style>", body="""
+<div id="list"></div>
+<script>
+const list = document.getElementById("list");
+const more = () => {
+  const n = list.children.length;
+  for (let i = n; i < n + 20 && i < 100; i++) {
+    const item = document.createElement("div");
+    item.className = "item"; item.id = "item-" + (i + 1); item.textContent = "item " + (i + 1);
+    list.appendChild(item);
+  }
+};
+more();
+window.addEventListener("scroll", () => {
+  if (window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 200) more();
+});
+</script>""")
+
+
 def respond(name: str, method: str, args: Mapping[str, str], headers: list[list[str]], body: bytes) -> Answer | None:
     if name == "delayed":
         return 200, HTML, _delayed(args)
     if name == "polling":
         return 200, HTML, POLLING
+    if name == "input":
+        return 200, HTML, INPUT
+    if name == "lazy":
+        return 200, HTML, LAZY
     if name == "ping":
         return 200, [("Content-Type", "text/plain")], b"pong"
     return None

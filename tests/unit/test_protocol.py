@@ -186,3 +186,12 @@ def test_an_actions_own_timeout_and_wait_for_durations_in_seconds():
     reply = protocol.reply(PROTOCOL.parse_action({"action": "wait_for", "text": "x", "id": 4}), {"elapsed_ms": 12})
     assert reply == {"action": "waited", "elapsed_ms": 12, "id": 4}
     PROTOCOL.validate_outgoing(reply)
+
+
+def test_press_keys_become_webdriver_key_values():
+    assert PROTOCOL.parse_action({"action": "press", "keys": "Control+A"}).args["key_values"] == ["\ue009", "a"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "shift+a"}).args["key_values"] == ["\ue008", "A"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "Control++"}).args["key_values"] == ["\ue009", "+"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "+"}).args["key_values"] == ["+"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "F12"}).args["key_values"] == ["\ue03c"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "é"}).args["key_values"] == ["é"]

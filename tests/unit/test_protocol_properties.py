@@ -41,6 +41,7 @@ def _result() -> GotoResult | None:
 RESULTS = {
     "goto": lambda: GotoResult(url="http://127.0.0.1:1/", status_code=200),
     "wait_for": lambda: {"elapsed_ms": 0},
+    "scroll": lambda: {"x": 0, "y": 12.5},
 }
 
 

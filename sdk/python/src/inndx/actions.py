@@ -85,6 +85,33 @@ class Actions:
         })
         return self._act(frame, timeout, frames.waited)
 
+    def press(self, keys: str, *, selector: str | None = None, timeout: str | float | None = None) -> Any:
+        """Press a key or a chord (``"Enter"``, ``"Control+A"``), into ``selector`` (focused first)
+        or whatever has focus; None."""
+        return self._act(frames.without_none({"action": "press", "keys": keys, "selector": selector}), timeout, frames.nothing)
+
+    def hover(self, selector: str, *, timeout: str | float | None = None) -> Any:
+        """Move the mouse over the element matching ``selector``; None."""
+        return self._act({"action": "hover", "selector": selector}, timeout, frames.nothing)
+
+    def select(self, selector: str, values: Iterable[str], *, timeout: str | float | None = None) -> Any:
+        """Pick the options of these values (only these) in the select matching ``selector``; None."""
+        return self._act({"action": "select", "selector": selector, "values": list(values)}, timeout, frames.nothing)
+
+    def scroll(
+        self,
+        selector: str | None = None,
+        *,
+        x: float | None = None,
+        y: float | None = None,
+        to: str | None = None,
+        timeout: str | float | None = None,
+    ) -> Any:
+        """Scroll ``selector`` into view, or the page to ``x``/``y``, or ``to`` ``"top"`` or
+        ``"bottom"``; the page's scroll position after, ``(x, y)``."""
+        frame = frames.without_none({"action": "scroll", "selector": selector, "x": x, "y": y, "to": to})
+        return self._act(frame, timeout, frames.scrolled)
+
     def _act(self, frame: dict[str, Any], timeout: str | float | None, read: Any) -> Any:
         """Run ``frame`` with its own ``timeout`` (a duration or seconds) when one is given."""
         if timeout is not None:

@@ -64,6 +64,10 @@ def waited(reply: dict[str, Any]) -> int:
     return int(reply.get("elapsed_ms", 0))
 
 
+def scrolled(reply: dict[str, Any]) -> tuple[float, float]:
+    return reply.get("x", 0), reply.get("y", 0)
+
+
 goto = GotoResult.from_wire
 
 
