@@ -15,7 +15,7 @@ from service.errors import BadRequest
 
 ACTIONS = (
     "goto", "click", "fill", "content", "evaluate", "screenshot", "close",
-    "wait_for", "press", "hover", "select", "scroll",
+    "wait_for", "press", "hover", "select", "scroll", "pdf",
 )
 REPLY_ACTION = {
     "goto": "goto",
@@ -30,6 +30,7 @@ REPLY_ACTION = {
     "hover": "hovered",
     "select": "selected",
     "scroll": "scrolled",
+    "pdf": "pdf",
 }
 # actions whose client result is a dict of the reply's own fields
 FIELD_REPLIES = frozenset({"wait_for", "scroll"})

@@ -46,7 +46,9 @@ def perform(
     if action.name == "evaluate":
         return client.evaluate(args["script"], Deadline(timeout))
     if action.name == "screenshot":
-        return client.screenshot(Deadline(timeout))
+        return client.screenshot(Deadline(timeout), args)
+    if action.name == "pdf":
+        return client.pdf(args, Deadline(timeout))
     if action.name == "wait_for":
         started = time.monotonic()
         client.wait_for(args, Deadline(timeout))

@@ -365,6 +365,8 @@ def reply(action: Action, value: Any = None) -> dict[str, Any]:
         frame["result"] = value
     elif action.name == "screenshot":
         frame["screenshot"] = _b64(value) if value is not None else None
+    elif action.name == "pdf":
+        frame["pdf"] = _b64(value or b"")
     elif action.name == "goto":
         return goto_reply(value, action.id)
     elif action.name in action_frames.FIELD_REPLIES:

@@ -51,7 +51,8 @@ class FetchClient(abc.ABC):
     def evaluate(self, script: str, deadline: Deadline) -> Any: ...
 
     @abc.abstractmethod
-    def screenshot(self, deadline: Deadline) -> bytes | None: ...
+    def screenshot(self, deadline: Deadline, options: Mapping[str, Any] | None = None) -> bytes | None:
+        """The image (``options``: ``selector``, ``full_page``, ``format``, ``quality``)."""
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -78,3 +79,7 @@ class FetchClient(abc.ABC):
     def scroll(self, args: Mapping[str, Any], deadline: Deadline) -> dict[str, float]:
         """Scroll (``selector``, ``x``/``y`` or ``to``); the page's scroll position after."""
         raise self._unsupported("scroll")
+
+    def pdf(self, options: Mapping[str, Any], deadline: Deadline) -> bytes:
+        """The page printed (``landscape``, ``print_background``, ``page_ranges``, ``scale``)."""
+        raise self._unsupported("pdf")

@@ -26,7 +26,6 @@ Decisions where the protocol is silent:
 
 from __future__ import annotations
 
-import base64
 import functools
 import logging
 import threading
@@ -39,7 +38,7 @@ from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
-from service.clients import browser_input, browser_waits
+from service.clients import browser_capture, browser_input, browser_waits
 from service.clients import browser_page as page
 from service.clients.base import (
     ClientOptions,
@@ -53,7 +52,7 @@ from service.clients.browser_launch import Launched, prepare
 from service.clients.browser_options import BrowserSettings
 from service.clients.navigation import Navigation
 from service.clients.navigation_record import cookie_params
-from service.clients.page_scripts import CONTENT, EVALUATE, SANDBOX, SYNTAX, VIEWPORT
+from service.clients.page_scripts import CONTENT, EVALUATE, SANDBOX, SYNTAX
 from service.deadline import Deadline
 from service.model import RawJson
 
@@ -229,23 +228,14 @@ class BrowserClient(FetchClient):
         return RawJson(text)  # checked to be JSON text in the browser: passed on as it is
 
     @_boundary
-    def screenshot(self, deadline: Deadline) -> bytes:
-        """The viewport's size, as the browser says it, bounds the PNG before it is taken; what
-        arrives is measured before it is decoded."""
-        bound = self.settings.max_reply_bytes
-        size = page.call(self._bidi, self._context, VIEWPORT, [], deadline, activation=False, sandbox=SANDBOX)
-        width, height = (int(v) for v in size)
-        reply_bound.screenshot_precheck(width, height, bound)
-        result = self._bidi.command(
-            "browsingContext.captureScreenshot",
-            {"context": self._context, "origin": "viewport"},
-            deadline,
-        )
-        data = result["data"]
-        reply_bound.check("screenshot", len(data) // 4 * 3 - data[-2:].count("="), bound)  # its decoded size
-        png = base64.b64decode(data)
-        reply_bound.check("screenshot", len(png), bound)
-        return png
+    def screenshot(self, deadline: Deadline, options: Mapping[str, Any] | None = None) -> bytes:
+        """What it would hold is measured before it is taken; what arrives before it is decoded."""
+        bound, wait = self.settings.max_reply_bytes, self.settings.element_wait
+        return browser_capture.screenshot(self._bidi, self._context, options or {}, wait, bound, deadline)
+
+    @_boundary
+    def pdf(self, options: Mapping[str, Any], deadline: Deadline) -> bytes:
+        return browser_capture.pdf(self._bidi, self._context, options, self.settings.max_reply_bytes, deadline)
 
     @_boundary
     def wait_for(self, args: Mapping[str, Any], deadline: Deadline) -> None:

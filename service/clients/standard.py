@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.cookiejar
 import ssl
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -320,8 +321,8 @@ class StandardClient(FetchClient):
     def evaluate(self, script: str, deadline: Deadline) -> Any:
         raise NotSupported("evaluate needs a browser: open the session with client chrome or firefox")
 
-    def screenshot(self, deadline: Deadline) -> None:
-        return None
+    def screenshot(self, deadline: Deadline, options: Mapping[str, Any] | None = None) -> None:
+        return None  # the seed's answer: no page to picture, a null screenshot
 
     def close(self) -> None:
         clients, self._clients = self._clients, {}

@@ -8,8 +8,12 @@ naming two things to wait for) is an error frame, and the next action of the sam
 
 from __future__ import annotations
 
+import base64
+import io
+import struct
 from typing import Any
 
+import pypdf
 import pytest
 
 from tests.support.site import Site
@@ -233,3 +237,78 @@ def test_input_actions_on_the_standard_client_are_501(client, page, site: Site, 
     goto(page, site, "/html")
     error(page, frame, 501)
     assert act(page, {"action": "content"})["action"] == "content"
+
+
+# ------------------------------------------------------------------------- pdf, screenshot
+
+
+def _pdf(reply: dict[str, Any]) -> pypdf.PdfReader:
+    assert reply["action"] == "pdf", reply
+    data = base64.b64decode(reply["pdf"])
+    assert data.startswith(b"%PDF-"), data[:20]
+    return pypdf.PdfReader(io.BytesIO(data))
+
+
+@BROWSERS
+def test_pdf_of_the_page_has_its_text_and_honours_the_options(client, page, site: Site):
+    goto(page, site, "/actions/print")
+    document = _pdf(act(page, {"action": "pdf"}))
+    assert len(document.pages) >= 3
+    assert "Printed by inndx" in document.pages[0].extract_text()
+    portrait = document.pages[0].mediabox
+    assert portrait.height > portrait.width
+    document = _pdf(act(page, {"action": "pdf", "landscape": True, "print_background": True, "page_ranges": [1, "2-2"],
+                               "scale": 0.5}))
+    assert len(document.pages) == 2
+    assert document.pages[0].mediabox.width > document.pages[0].mediabox.height
+
+
+@BROWSERS
+def test_pdf_of_pages_past_the_end_and_the_session_goes_on(client, page, site: Site):
+    """Chrome refuses a range past the last page (a non-fatal error frame); Firefox prints
+    what it has (a PDF all the same)."""
+    goto(page, site, "/actions/print")
+    reply = act(page, {"action": "pdf", "page_ranges": ["90-99"]})
+    if client == "chrome":
+        assert reply.get("type") == "error" and reply["code"] in (400, 502), reply
+    else:
+        _pdf(reply)
+    still_usable(page)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), data[:8]
+    return struct.unpack(">II", data[16:24])
+
+
+@BROWSERS
+def test_screenshots_full_page_element_and_formats(client, page, site: Site):
+    goto(page, site, "/actions/print")
+    viewport = _png_size(base64.b64decode(act(page, {"action": "screenshot"})["screenshot"]))
+    full = _png_size(base64.b64decode(act(page, {"action": "screenshot", "full_page": True})["screenshot"]))
+    assert full[1] > viewport[1] and full[1] >= 3300, (viewport, full)
+    box = _png_size(base64.b64decode(act(page, {"action": "screenshot", "selector": "#box"})["screenshot"]))
+    ratio = box[0] / 200
+    assert ratio >= 1 and abs(box[1] - 100 * ratio) <= 2, box
+    jpeg = base64.b64decode(act(page, {"action": "screenshot", "format": "jpeg", "quality": 40})["screenshot"])
+    assert jpeg.startswith(b"\xff\xd8\xff"), jpeg[:4]
+    webp = act(page, {"action": "screenshot", "format": "webp", "quality": 80})
+    if webp.get("type") == "error":  # a browser without WebP capture says so
+        assert webp["code"] == 501, webp
+    else:
+        data = base64.b64decode(webp["screenshot"])
+        assert data[:4] == b"RIFF" and data[8:12] == b"WEBP", data[:12]
+
+
+@BROWSERS
+def test_screenshot_of_a_missing_element_is_404_and_the_session_goes_on(client, page, site: Site):
+    goto(page, site, "/actions/print")
+    error(page, {"action": "screenshot", "selector": "#missing", "timeout": "1s"}, 404)
+    still_usable(page)
+
+
+@pytest.mark.clients("standard")
+def test_pdf_on_the_standard_client_is_501_and_a_screenshot_null(client, page, site: Site):
+    goto(page, site, "/html")
+    error(page, {"action": "pdf"}, 501)
+    assert act(page, {"action": "screenshot", "full_page": True})["screenshot"] is None

@@ -11,6 +11,8 @@ unknown name is 404). ``respond(name, method, args, headers, body)`` -> ``(statu
                     shows ``#sub`` and counts ``window.hovers`` on mouseenter; ``select#one``
                     (options a, b, c), ``select#many`` (multiple: a, b, c), each change counted
                     in ``window.changes``
+``print``           a page of text (``Printed by inndx``) on a coloured background, with a
+                    ``#box`` of 200x100 CSS pixels, three pages long when printed
 ``lazy``            20 items (``.item``, 100 px tall each); scrolling within 200 px of the bottom
                     appends 20 more, up to 100
 ==================  ========================================================================
@@ -81,6 +83,11 @@ window.addEventListener("scroll", () => {
 </script>""")
 
 
+PRINT = html_page("Print", head="<style>body{background:#fc0} .page{height:1100px}</style>", body="""
+<div id="box" style="width:200px;height:100px;background:#06c">box</div>
+<div class="page">Printed by inndx</div><div class="page">page two</div><div class="page">page three</div>""")
+
+
 def respond(name: str, method: str, args: Mapping[str, str], headers: list[list[str]], body: bytes) -> Answer | None:
     if name == "delayed":
         return 200, HTML, _delayed(args)
@@ -88,6 +95,8 @@ def respond(name: str, method: str, args: Mapping[str, str], headers: list[list[
         return 200, HTML, POLLING
     if name == "input":
         return 200, HTML, INPUT
+    if name == "print":
+        return 200, HTML, PRINT
     if name == "lazy":
         return 200, HTML, LAZY
     if name == "ping":

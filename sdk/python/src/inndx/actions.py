@@ -60,9 +60,38 @@ class Actions:
         """Run ``script`` as a function body in the page; its JSON result (promises awaited)."""
         return self._act({"action": "evaluate", "script": script}, timeout, frames.evaluated)
 
-    def screenshot(self, *, timeout: str | float | None = None) -> Any:
-        """A PNG of the viewport, as bytes (None when the service sent none)."""
-        return self._act({"action": "screenshot"}, timeout, frames.screenshot)
+    def screenshot(
+        self,
+        *,
+        selector: str | None = None,
+        full_page: bool | None = None,
+        format: str | None = None,  # noqa: A002 - the frame's own field name
+        quality: int | None = None,
+        timeout: str | float | None = None,
+    ) -> Any:
+        """An image of the viewport, of the whole page (``full_page``) or of one element
+        (``selector``), as bytes: PNG, or ``format`` ``"jpeg"``/``"webp"`` at ``quality`` 0-100
+        (None when the service sent none: the standard client)."""
+        frame = frames.without_none({
+            "action": "screenshot", "selector": selector, "full_page": full_page, "format": format, "quality": quality,
+        })
+        return self._act(frame, timeout, frames.screenshot)
+
+    def pdf(
+        self,
+        *,
+        landscape: bool | None = None,
+        print_background: bool | None = None,
+        page_ranges: Iterable[int | str] | None = None,
+        scale: float | None = None,
+        timeout: str | float | None = None,
+    ) -> Any:
+        """The page printed to PDF, as bytes; ``page_ranges`` such as ``[1, "3-5"]``."""
+        frame = frames.without_none({
+            "action": "pdf", "landscape": landscape, "print_background": print_background,
+            "page_ranges": list(page_ranges) if page_ranges is not None else None, "scale": scale,
+        })
+        return self._act(frame, timeout, frames.pdf)
 
     def wait_for(
         self,

@@ -68,6 +68,10 @@ def scrolled(reply: dict[str, Any]) -> tuple[float, float]:
     return reply.get("x", 0), reply.get("y", 0)
 
 
+def pdf(reply: dict[str, Any]) -> bytes:
+    return decode_base64(reply.get("pdf"))
+
+
 goto = GotoResult.from_wire
 
 
