@@ -8,14 +8,17 @@ and ``network_idle`` in seconds (floats).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from service.config import parse_duration
 from service.errors import BadRequest
+from service.model import Cookie, StorageState
 
 ACTIONS = (
     "goto", "click", "fill", "content", "evaluate", "screenshot", "close",
     "wait_for", "press", "hover", "select", "scroll", "pdf",
+    "cookies", "set_cookies", "clear_cookies", "storage_state",
 )
 REPLY_ACTION = {
     "goto": "goto",
@@ -31,9 +34,13 @@ REPLY_ACTION = {
     "select": "selected",
     "scroll": "scrolled",
     "pdf": "pdf",
+    "cookies": "cookies",
+    "set_cookies": "cookies_set",
+    "clear_cookies": "cookies_cleared",
+    "storage_state": "storage_state",
 }
 # actions whose client result is a dict of the reply's own fields
-FIELD_REPLIES = frozenset({"wait_for", "scroll"})
+FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state"})
 
 WAIT_KINDS = ("selector", "text", "url", "script", "network_idle")
 
@@ -94,6 +101,8 @@ def parse_args(name: str, args: dict[str, Any], max_timeout: float) -> dict[str,
     """``args`` of a frame that passed its schema, with durations in seconds and defaults set."""
     if "timeout" in args:
         args["timeout"] = _seconds(name, "timeout", args["timeout"], 0, max_timeout)
+    if name == "set_cookies":
+        args["cookies"] = tuple(Cookie(**cookie) for cookie in args["cookies"])
     if name == "press":
         args["key_values"] = parse_keys(args["keys"])
     if name == "wait_for":
@@ -110,3 +119,13 @@ def reply_fields(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{name}: the client gave {type(value).__name__}, not the reply's fields")
     return dict(value)
+
+
+def parse_state(raw: Mapping[str, Any] | None) -> StorageState | None:
+    """The open frame's ``storage_state`` (already checked by its schema) as a ``StorageState``."""
+    if raw is None:
+        return None
+    origins = tuple(
+        (entry["origin"], tuple((key, value) for key, value in entry["local_storage"])) for entry in raw.get("origins", ())
+    )
+    return StorageState(cookies=tuple(Cookie(**cookie) for cookie in raw.get("cookies", ())), origins=origins)

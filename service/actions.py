@@ -61,6 +61,19 @@ def perform(
         return client.select(args["selector"], args["values"], Deadline(timeout))
     if action.name == "scroll":
         return client.scroll(args, Deadline(timeout))
+    if action.name == "cookies":
+        return {"cookies": [protocol.cookie_frame(cookie) for cookie in client.cookies(Deadline(timeout))]}
+    if action.name == "set_cookies":
+        return client.set_cookies(args["cookies"], Deadline(timeout))
+    if action.name == "clear_cookies":
+        return client.clear_cookies(Deadline(timeout))
+    if action.name == "storage_state":
+        cookies, origins = client.storage_state(Deadline(timeout))
+        state = {
+            "cookies": [protocol.cookie_frame(cookie) for cookie in cookies],
+            "origins": [{"origin": origin, "local_storage": [list(pair) for pair in pairs]} for origin, pairs in origins],
+        }
+        return {"state": state}
     if action.name == "close":
         return None
     raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions

@@ -141,6 +141,7 @@ class Hub:
             viewport=open_frame.viewport,
             middleware=chain,
             egress=egress,
+            storage_state=open_frame.storage_state,
         )
         session = Session(
             session_id,

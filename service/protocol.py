@@ -30,7 +30,7 @@ from service.action_frames import ACTIONS, REPLY_ACTION  # noqa: F401 - the tabl
 from service.clients.base import Cookie, GotoResult, Viewport
 from service.config import parse_duration
 from service.errors import BadRequest, ServiceError, TooLarge
-from service.model import RawJson
+from service.model import RawJson, StorageState
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_BASE = "https://inndx.invalid/schemas/"
@@ -50,6 +50,7 @@ class OpenFrame:
     timeout: float = 30.0
     max_redirects: int = 10
     max_retries: int = 3
+    storage_state: StorageState | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,7 @@ class Protocol:
             timeout=timeout,
             max_redirects=frame.get("max_redirects", 10),
             max_retries=frame.get("max_retries", 3),
+            storage_state=action_frames.parse_state(frame.get("storage_state")),
         )
 
     @staticmethod

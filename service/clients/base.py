@@ -83,3 +83,17 @@ class FetchClient(abc.ABC):
     def pdf(self, options: Mapping[str, Any], deadline: Deadline) -> bytes:
         """The page printed (``landscape``, ``print_background``, ``page_ranges``, ``scale``)."""
         raise self._unsupported("pdf")
+
+    def cookies(self, deadline: Deadline) -> list[Cookie]:
+        """Every cookie of the session."""
+        raise self._unsupported("cookies")
+
+    def set_cookies(self, cookies: tuple[Cookie, ...], deadline: Deadline) -> None:
+        raise self._unsupported("set_cookies")
+
+    def clear_cookies(self, deadline: Deadline) -> None:
+        raise self._unsupported("clear_cookies")
+
+    def storage_state(self, deadline: Deadline) -> tuple[list[Cookie], list[tuple[str, list[tuple[str, str]]]]]:
+        """The session's cookies, and the open page's origin with its localStorage pairs."""
+        return self.cookies(deadline), []

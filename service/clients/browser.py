@@ -38,10 +38,11 @@ from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
-from service.clients import browser_capture, browser_input, browser_waits
+from service.clients import browser_capture, browser_input, browser_state, browser_waits
 from service.clients import browser_page as page
 from service.clients.base import (
     ClientOptions,
+    Cookie,
     FetchClient,
     GotoRequest,
     GotoResult,
@@ -102,6 +103,7 @@ class BrowserClient(FetchClient):
         self._user_agent: str | None = None  # the override now applied ("" = none)
         self._next_heartbeat = 0.0
         self._unit = unit  # a warm browser from the pool, handed to this session alone
+        self._restore: browser_state.Restore | None = None  # a state's localStorage still to write
 
     # ----- lifecycle ------------------------------------------------------------------------
     @_boundary
@@ -121,6 +123,8 @@ class BrowserClient(FetchClient):
             raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
         launched.fit_viewport(self.options.viewport, deadline)  # a pooled unit: one command, if any
+        if self.options.storage_state is not None:
+            self._restore = browser_state.Restore(launched.bidi, launched.context, self.options.storage_state, deadline)
 
     def close(self) -> None:
         with self._lifecycle:
@@ -162,7 +166,10 @@ class BrowserClient(FetchClient):
             self.options.egress,
             self.options.middleware,
         )
-        return navigation.run(request, deadline)
+        result = navigation.run(request, deadline)
+        if self._restore is not None and self._restore.pending:
+            self._restore.landed(result.url, deadline)
+        return result
 
     def _leave_document(self, url: str, deadline: Deadline) -> None:
         """A URL differing from the current one only by its fragment would be a same-document
@@ -256,6 +263,22 @@ class BrowserClient(FetchClient):
     @_boundary
     def scroll(self, args: Mapping[str, Any], deadline: Deadline) -> dict[str, float]:
         return browser_input.scroll(self._bidi, self._context, args, self.settings.element_wait, deadline)
+
+    @_boundary
+    def cookies(self, deadline: Deadline) -> list[Cookie]:
+        return browser_state.cookies(self._bidi, self._context, deadline)
+
+    @_boundary
+    def set_cookies(self, cookies: tuple[Cookie, ...], deadline: Deadline) -> None:
+        browser_state.set_cookies(self._bidi, self._context, cookies, deadline)
+
+    @_boundary
+    def clear_cookies(self, deadline: Deadline) -> None:
+        browser_state.clear_cookies(self._bidi, self._context, deadline)
+
+    @_boundary
+    def storage_state(self, deadline: Deadline):
+        return browser_state.storage_state(self._bidi, self._context, self.settings.max_reply_bytes, deadline)
 
     # ----- helpers --------------------------------------------------------------------------
     @property

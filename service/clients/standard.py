@@ -19,7 +19,8 @@ import httpcore
 import httpx
 
 from service import hosts, reply_bound
-from service.clients.base import ClientOptions, FetchClient, GotoRequest, GotoResult
+from service.clients import standard_cookies
+from service.clients.base import ClientOptions, Cookie, FetchClient, GotoRequest, GotoResult
 from service.clients.body_decoding import BodyDecoder, DecodeError, content_encodings
 from service.cookies import cookies_from_headers
 from service.deadline import Deadline
@@ -153,6 +154,8 @@ class StandardClient(FetchClient):
         self._loaded = False
         self._location: str | None = None
         self._deadline: Deadline | None = None  # the running goto's (read by _DeadlineStream)
+        if options.storage_state is not None:  # the cookies of a state; localStorage means nothing here
+            standard_cookies.put(self._jar, options.storage_state.cookies)
 
     def _client(self) -> httpx.Client:
         """The httpx client for the next attempt: one per proxy, all sharing one cookie jar.
@@ -323,6 +326,16 @@ class StandardClient(FetchClient):
 
     def screenshot(self, deadline: Deadline, options: Mapping[str, Any] | None = None) -> None:
         return None  # the seed's answer: no page to picture, a null screenshot
+
+    # the jar: cookies, set_cookies, clear_cookies (storage_state: the base's, cookies and no origin)
+    def cookies(self, deadline: Deadline) -> list[Cookie]:
+        return standard_cookies.read(self._jar)
+
+    def set_cookies(self, cookies: tuple[Cookie, ...], deadline: Deadline) -> None:
+        standard_cookies.put(self._jar, cookies)
+
+    def clear_cookies(self, deadline: Deadline) -> None:
+        self._jar.clear()
 
     def close(self) -> None:
         clients, self._clients = self._clients, {}

@@ -312,3 +312,71 @@ def test_pdf_on_the_standard_client_is_501_and_a_screenshot_null(client, page, s
     goto(page, site, "/html")
     error(page, {"action": "pdf"}, 501)
     assert act(page, {"action": "screenshot", "full_page": True})["screenshot"] is None
+
+
+# ----------------------------------------------------------------------- cookies and state
+
+ALL = pytest.mark.clients("standard", "chrome", "firefox")
+
+
+def account(session: Session, site: Site) -> str:
+    reply = goto(session, site, "/actions/account")
+    return base64.b64decode(reply["body"]).decode()
+
+
+def _names(reply: dict[str, Any]) -> dict[str, str]:
+    assert reply["action"] == "cookies", reply
+    return {cookie["name"]: cookie["value"] for cookie in reply["cookies"]}
+
+
+@ALL
+def test_cookies_read_cleared_and_set(client, page, site: Site):
+    act(page, {"action": "clear_cookies"})
+    goto(page, site, "/actions/login")
+    reply = act(page, {"action": "cookies"})
+    assert _names(reply) == {"session": "ok", "pref": "1"}, reply
+    pref = next(cookie for cookie in reply["cookies"] if cookie["name"] == "pref")
+    assert pref["domain"].lstrip(".") == "127.0.0.1" and pref["path"] == "/" and "expires" in pref, pref
+    assert "Welcome back" in account(page, site)
+    assert act(page, {"action": "clear_cookies"})["action"] == "cookies_cleared"
+    assert _names(act(page, {"action": "cookies"})) == {}
+    assert "Please log in" in account(page, site)
+    cookie = {"name": "session", "value": "ok", "domain": "127.0.0.1", "path": "/"}
+    assert act(page, {"action": "set_cookies", "cookies": [cookie]})["action"] == "cookies_set"
+    assert _names(act(page, {"action": "cookies"})) == {"session": "ok"}
+    assert "Welcome back" in account(page, site)
+    act(page, {"action": "clear_cookies"})
+
+
+@ALL
+def test_set_cookies_without_a_domain_is_400(client, page):
+    reply = error(page, {"action": "set_cookies", "cookies": [{"name": "a", "value": "b"}]}, 400)
+    assert "domain" in reply["message"], reply
+
+
+@BROWSERS
+def test_a_state_taken_in_one_browser_opens_logged_in_in_the_other_and_the_standard_client(
+    client, page, site: Site, open_session
+):
+    act(page, {"action": "clear_cookies"})
+    goto(page, site, "/actions/login")
+    reply = act(page, {"action": "storage_state"})
+    assert reply["action"] == "storage_state", reply
+    state = reply["state"]
+    assert {c["name"] for c in state["cookies"]} == {"session", "pref"}, state
+    assert state["origins"] == [{"origin": site.origin, "local_storage": [["theme", "dark"]]}], state
+    act(page, {"action": "clear_cookies"})
+    other = "firefox" if client == "chrome" else "chrome"
+    browser = open_session(other, storage_state=state, timeout="20s")
+    assert _names(act(browser, {"action": "cookies"})) == {"session": "ok", "pref": "1"}
+    assert "Welcome back" in account(browser, site)
+    assert act(browser, {"action": "evaluate", "script": "return [document.title, localStorage.getItem('theme')]"})[
+        "result"] == ["theme dark", "dark"]
+    # the page's own change stays: the state is written once, in the first document of its origin
+    act(browser, {"action": "evaluate", "script": "localStorage.removeItem('theme')"})
+    account(browser, site)
+    assert act(browser, {"action": "evaluate", "script": "return localStorage.getItem('theme')"})["result"] is None
+    standard = open_session("standard", storage_state=state)
+    assert "Welcome back" in account(standard, site)
+    assert _names(act(standard, {"action": "cookies"})) == {"session": "ok", "pref": "1"}
+    assert act(standard, {"action": "storage_state"})["state"]["origins"] == []

@@ -13,6 +13,10 @@ unknown name is 404). ``respond(name, method, args, headers, body)`` -> ``(statu
                     in ``window.changes``
 ``print``           a page of text (``Printed by inndx``) on a coloured background, with a
                     ``#box`` of 200x100 CSS pixels, three pages long when printed
+``login``           sets cookies ``session=ok`` (Path=/) and ``pref=1`` (Max-Age=3600), and
+                    ``localStorage.theme = "dark"`` from a script
+``account``         ``Welcome back`` when the request carried ``session=ok``, else
+                    ``Please log in``; its script copies ``localStorage.theme`` into the title
 ``lazy``            20 items (``.item``, 100 px tall each); scrolling within 200 px of the bottom
                     appends 20 more, up to 100
 ==================  ========================================================================
@@ -88,6 +92,17 @@ PRINT = html_page("Print", head="<style>body{background:#fc0} .page{height:1100p
 <div class="page">Printed by inndx</div><div class="page">page two</div><div class="page">page three</div>""")
 
 
+LOGIN = html_page("Logged in", body="<script>localStorage.setItem('theme', 'dark');</script>")
+
+
+def _account(headers: list[list[str]]) -> bytes:
+    cookie = "; ".join(value for name, value in headers if name.lower() == "cookie")
+    logged = "session=ok" in [part.strip() for part in cookie.split(";")]
+    text = "Welcome back" if logged else "Please log in"
+    script = "<script>document.title = 'theme ' + localStorage.getItem('theme');</script>"
+    return html_page("Account", body=f"<div id='who'>{text}</div>{script}")
+
+
 def respond(name: str, method: str, args: Mapping[str, str], headers: list[list[str]], body: bytes) -> Answer | None:
     if name == "delayed":
         return 200, HTML, _delayed(args)
@@ -97,6 +112,10 @@ def respond(name: str, method: str, args: Mapping[str, str], headers: list[list[
         return 200, HTML, INPUT
     if name == "print":
         return 200, HTML, PRINT
+    if name == "login":
+        return 200, [*HTML, ("Set-Cookie", "session=ok; Path=/"), ("Set-Cookie", "pref=1; Path=/; Max-Age=3600")], LOGIN
+    if name == "account":
+        return 200, HTML, _account(headers)
     if name == "lazy":
         return 200, HTML, LAZY
     if name == "ping":

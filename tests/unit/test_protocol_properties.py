@@ -42,6 +42,8 @@ RESULTS = {
     "goto": lambda: GotoResult(url="http://127.0.0.1:1/", status_code=200),
     "wait_for": lambda: {"elapsed_ms": 0},
     "scroll": lambda: {"x": 0, "y": 12.5},
+    "cookies": lambda: {"cookies": [{"name": "a", "value": "b", "domain": "127.0.0.1"}]},
+    "storage_state": lambda: {"state": {"cookies": [], "origins": [{"origin": "http://a.test", "local_storage": [["k", "v"]]}]}},
 }
 
 

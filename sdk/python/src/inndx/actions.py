@@ -141,6 +141,24 @@ class Actions:
         frame = frames.without_none({"action": "scroll", "selector": selector, "x": x, "y": y, "to": to})
         return self._act(frame, timeout, frames.scrolled)
 
+    def cookies(self, *, timeout: str | float | None = None) -> Any:
+        """Every cookie of the session, as ``Cookie``s."""
+        return self._act({"action": "cookies"}, timeout, frames.cookies)
+
+    def set_cookies(self, cookies: Iterable[Cookie | Mapping[str, Any]], *, timeout: str | float | None = None) -> Any:
+        """Put these cookies (each naming its ``domain``) in the session's jar; None."""
+        frame = {"action": "set_cookies", "cookies": [frames.cookie(c) for c in cookies]}
+        return self._act(frame, timeout, frames.nothing)
+
+    def clear_cookies(self, *, timeout: str | float | None = None) -> Any:
+        """Empty the session's jar; None."""
+        return self._act({"action": "clear_cookies"}, timeout, frames.nothing)
+
+    def storage_state(self, *, timeout: str | float | None = None) -> Any:
+        """The session's portable state (a dict: ``cookies`` and per-origin ``local_storage``), to
+        open another session from: ``connect(..., storage_state=state)``."""
+        return self._act({"action": "storage_state"}, timeout, frames.storage_state)
+
     def _act(self, frame: dict[str, Any], timeout: str | float | None, read: Any) -> Any:
         """Run ``frame`` with its own ``timeout`` (a duration or seconds) when one is given."""
         if timeout is not None:
