@@ -162,8 +162,13 @@ def _explain(error: jsonschema.ValidationError) -> str:
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator in ("pattern", "not") and description:
         return f"{_SHORT.repr(error.instance)} is not {description}"
-    if error.validator in ("oneOf", "anyOf", "dependentRequired") and description:
-        return f"{_SHORT.repr(error.instance)} is not {description}"
+    if error.validator in ("oneOf", "anyOf", "dependentRequired"):
+        outer = error  # a rule's words are on the schema that states it, or on one around it
+        while not description and outer.parent is not None:
+            outer = outer.parent
+            description = outer.schema.get("description") if isinstance(outer.schema, dict) else None
+        if description:
+            return f"{_SHORT.repr(error.instance)} is not {description}"
     if error.validator in ("maxLength", "maxItems", "maxProperties"):
         return f"{_SHORT.repr(error.instance)} is too long (at most {error.validator_value})"
     return error.message if len(error.message) <= 300 else error.message[:300] + "..."

@@ -6,7 +6,10 @@ find and check elements (fast, and in-page waits instead of sleeps), classic Web
 the element found there, and BiDi key actions to type; the page questions live in
 ``browser_page``. Third-party exceptions are translated in one place, ``_boundary`` (the table:
 ``browser_errors``); a browser or driver that died surfaces from any call as ``Unavailable``
-(503, fatal). Only the session thread calls in.
+(503, fatal). Only the session thread calls in. The actions beyond the seed's have modules of
+their own: ``browser_waits`` (wait_for), ``browser_input`` (press, hover, select, scroll),
+``browser_capture`` (screenshot, pdf) and ``browser_state`` (cookies, storage_state, a state
+restored at start).
 
 Decisions where the protocol is silent:
 - click/fill wait for the element to appear up to ``settings.element_wait`` (bounded by the action
@@ -19,7 +22,7 @@ Decisions where the protocol is silent:
   node, a cycle or a BigInt is a 422 naming the problem, not a conversion. The script is compiled
   alone first (a 422 when it is no function body), and the result is checked in the page against
   ``max_reply_bytes`` and for being JSON text, then passed on unbuilt (``RawJson``).
-- content and the viewport's size are read in our BiDi sandbox realm (``page_scripts.SANDBOX``),
+- content and a screenshot's size (``browser_capture``) are read in our BiDi sandbox realm (``page_scripts.SANDBOX``),
   where the page's redefinitions do not reach; replies past ``max_reply_bytes`` are 413
   (``service.reply_bound``).
 """
