@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from typing import Any
 
 from service import protocol, user_agents
@@ -30,7 +31,7 @@ def perform(
 ) -> Any:
     """The action's result (what its reply frame carries); errors are ``ServiceError``s."""
     args = action.args
-    timeout = open_frame.timeout
+    timeout = args.get("timeout", open_frame.timeout)  # the action's own, else the session's
     if action.name == "goto":
         request = goto_request(args, chain, rng)
         attempt = lambda: client.goto(request, Deadline(timeout))  # noqa: E731
@@ -45,7 +46,34 @@ def perform(
     if action.name == "evaluate":
         return client.evaluate(args["script"], Deadline(timeout))
     if action.name == "screenshot":
-        return client.screenshot(Deadline(timeout))
+        return client.screenshot(Deadline(timeout), args)
+    if action.name == "pdf":
+        return client.pdf(args, Deadline(timeout))
+    if action.name == "wait_for":
+        started = time.monotonic()
+        client.wait_for(args, Deadline(timeout))
+        return {"elapsed_ms": int((time.monotonic() - started) * 1000)}
+    if action.name == "press":
+        return client.press(args["key_values"], args.get("selector"), Deadline(timeout))
+    if action.name == "hover":
+        return client.hover(args["selector"], Deadline(timeout))
+    if action.name == "select":
+        return client.select(args["selector"], args["values"], Deadline(timeout))
+    if action.name == "scroll":
+        return client.scroll(args, Deadline(timeout))
+    if action.name == "cookies":
+        return {"cookies": [protocol.cookie_frame(cookie) for cookie in client.cookies(Deadline(timeout))]}
+    if action.name == "set_cookies":
+        return client.set_cookies(args["cookies"], Deadline(timeout))
+    if action.name == "clear_cookies":
+        return client.clear_cookies(Deadline(timeout))
+    if action.name == "storage_state":
+        cookies, origins = client.storage_state(Deadline(timeout))
+        state = {
+            "cookies": [protocol.cookie_frame(cookie) for cookie in cookies],
+            "origins": [{"origin": origin, "local_storage": [list(pair) for pair in pairs]} for origin, pairs in origins],
+        }
+        return {"state": state}
     if action.name == "close":
         return None
     raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions

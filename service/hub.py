@@ -142,6 +142,7 @@ class Hub:
             middleware=chain,
             egress=egress,
             on_fresh_tab=self.metrics.fresh_tab,
+            storage_state=open_frame.storage_state,
         )
         session = Session(
             session_id,

@@ -54,6 +54,15 @@ class Cookie:
 
 
 @dataclass(frozen=True)
+class StorageState:
+    """A portable session state: cookies (each naming its domain) and, per origin, localStorage
+    pairs, as the open frame's ``storage_state`` brings them."""
+
+    cookies: tuple[Cookie, ...] = ()
+    origins: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class Redirect:
     url: str  # the URL that issued the redirect
     location: str  # the absolute URL it pointed to
@@ -87,6 +96,7 @@ class ClientOptions:
     middleware: Chain | None = None  # the open frame's middleware (browsers: the block rules)
     egress: Egress | None = None  # browsers: the session's listener on the egress gateway
     on_fresh_tab: Callable[[str], None] | None = None  # browsers: told (the kind) when the session moves to a fresh tab
+    storage_state: StorageState | None = None  # the open frame's state to start from
 
     @property
     def proxy(self) -> Proxy | None:

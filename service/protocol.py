@@ -25,25 +25,16 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing.jsonschema import DRAFT202012
 
-from service import hosts
+from service import action_frames, hosts
+from service.action_frames import ACTIONS, REPLY_ACTION  # noqa: F401 - the table lives there
 from service.clients.base import Cookie, GotoResult, Viewport
 from service.config import parse_duration
 from service.errors import BadRequest, ServiceError, TooLarge
-from service.model import RawJson
+from service.model import RawJson, StorageState
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_BASE = "https://inndx.invalid/schemas/"
 
-ACTIONS = ("goto", "click", "fill", "content", "evaluate", "screenshot", "close")
-REPLY_ACTION = {
-    "goto": "goto",
-    "click": "clicked",
-    "fill": "filled",
-    "content": "content",
-    "evaluate": "evaluated",
-    "screenshot": "screenshot",
-    "close": "closed",
-}
 CLIENT_KINDS = ("standard", "chrome", "firefox")
 
 
@@ -59,6 +50,7 @@ class OpenFrame:
     timeout: float = 30.0
     max_redirects: int = 10
     max_retries: int = 3
+    storage_state: StorageState | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +162,13 @@ def _explain(error: jsonschema.ValidationError) -> str:
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator in ("pattern", "not") and description:
         return f"{_SHORT.repr(error.instance)} is not {description}"
+    if error.validator in ("oneOf", "anyOf", "dependentRequired"):
+        outer = error  # a rule's words are on the schema that states it, or on one around it
+        while not description and outer.parent is not None:
+            outer = outer.parent
+            description = outer.schema.get("description") if isinstance(outer.schema, dict) else None
+        if description:
+            return f"{_SHORT.repr(error.instance)} is not {description}"
     if error.validator in ("maxLength", "maxItems", "maxProperties"):
         return f"{_SHORT.repr(error.instance)} is too long (at most {error.validator_value})"
     return error.message if len(error.message) <= 300 else error.message[:300] + "..."
@@ -265,6 +264,7 @@ class Protocol:
             timeout=timeout,
             max_redirects=frame.get("max_redirects", 10),
             max_retries=frame.get("max_retries", 3),
+            storage_state=action_frames.parse_state(frame.get("storage_state")),
         )
 
     @staticmethod
@@ -293,6 +293,7 @@ class Protocol:
         args = {key: value for key, value in frame.items() if key not in ("action", "id")}
         if name == "goto":
             args = self._goto_args(args)
+        args = action_frames.parse_args(name, args, self.max_timeout)
         return Action(name=name, id=frame.get("id"), args=args)
 
     @staticmethod
@@ -311,6 +312,7 @@ class Protocol:
             "headers": tuple((name, value) for name, value in args.get("headers", ())),
             "cookies": tuple(Cookie(**cookie) for cookie in args.get("cookies", ())),
             "body": body,
+            **({"timeout": args["timeout"]} if "timeout" in args else {}),
         }
 
     # -- outgoing
@@ -370,8 +372,12 @@ def reply(action: Action, value: Any = None) -> dict[str, Any]:
         frame["result"] = value
     elif action.name == "screenshot":
         frame["screenshot"] = _b64(value) if value is not None else None
+    elif action.name == "pdf":
+        frame["pdf"] = _b64(value or b"")
     elif action.name == "goto":
         return goto_reply(value, action.id)
+    elif action.name in action_frames.FIELD_REPLIES:
+        frame.update(action_frames.reply_fields(action.name, value))
     return _with_id(frame, action.id)
 
 

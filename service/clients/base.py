@@ -9,6 +9,7 @@ thread ever calls a client, except ``live_frame`` (the live view's).
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any
 
 from service.deadline import Deadline
@@ -50,7 +51,8 @@ class FetchClient(abc.ABC):
     def evaluate(self, script: str, deadline: Deadline) -> Any: ...
 
     @abc.abstractmethod
-    def screenshot(self, deadline: Deadline) -> bytes | None: ...
+    def screenshot(self, deadline: Deadline, options: Mapping[str, Any] | None = None) -> bytes | None:
+        """The image (``options``: ``selector``, ``full_page``, ``format``, ``quality``)."""
 
     def live_frame(self, timeout: float) -> bytes:
         """The screen as a JPEG for the live view (``service.live``). The one method called from
@@ -60,3 +62,44 @@ class FetchClient(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # ----- the actions a client may lack: 501 unless it has them ------------------------------
+    def _unsupported(self, action: str) -> NotSupported:
+        return NotSupported(f"{action} needs a browser: open the session with client chrome or firefox")
+
+    def wait_for(self, args: Mapping[str, Any], deadline: Deadline) -> None:
+        """Until ``args['kind']`` (selector + state, text, url glob, script, network_idle) holds;
+        ``GatewayTimeout`` past the deadline."""
+        raise self._unsupported("wait_for")
+
+    def press(self, keys: list[str], selector: str | None, deadline: Deadline) -> None:
+        """Press ``keys`` (WebDriver key values) as a chord, into ``selector`` focused first."""
+        raise self._unsupported("press")
+
+    def hover(self, selector: str, deadline: Deadline) -> None:
+        raise self._unsupported("hover")
+
+    def select(self, selector: str, values: list[str], deadline: Deadline) -> None:
+        raise self._unsupported("select")
+
+    def scroll(self, args: Mapping[str, Any], deadline: Deadline) -> dict[str, float]:
+        """Scroll (``selector``, ``x``/``y`` or ``to``); the page's scroll position after."""
+        raise self._unsupported("scroll")
+
+    def pdf(self, options: Mapping[str, Any], deadline: Deadline) -> bytes:
+        """The page printed (``landscape``, ``print_background``, ``page_ranges``, ``scale``)."""
+        raise self._unsupported("pdf")
+
+    def cookies(self, deadline: Deadline) -> list[Cookie]:
+        """Every cookie of the session."""
+        raise self._unsupported("cookies")
+
+    def set_cookies(self, cookies: tuple[Cookie, ...], deadline: Deadline) -> None:
+        raise self._unsupported("set_cookies")
+
+    def clear_cookies(self, deadline: Deadline) -> None:
+        raise self._unsupported("clear_cookies")
+
+    def storage_state(self, deadline: Deadline) -> tuple[list[Cookie], list[tuple[str, list[tuple[str, str]]]]]:
+        """The session's cookies, and the open page's origin with its localStorage pairs."""
+        return self.cookies(deadline), []

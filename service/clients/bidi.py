@@ -382,6 +382,10 @@ class Bidi:
 
 
 def local_value(value: Any) -> dict:
+    if value is None:
+        return {"type": "null"}
+    if isinstance(value, (list, tuple)):
+        return {"type": "array", "value": [local_value(item) for item in value]}
     if isinstance(value, bool):
         return {"type": "boolean", "value": value}
     if isinstance(value, (int, float)):

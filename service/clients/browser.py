@@ -6,7 +6,10 @@ find and check elements (fast, and in-page waits instead of sleeps), classic Web
 the element found there, and BiDi key actions to type; the page questions live in
 ``browser_page``. Third-party exceptions are translated in one place, ``_boundary`` (the table:
 ``browser_errors``); a browser or driver that died surfaces from any call as ``Unavailable``
-(503, fatal). Only the session thread calls in.
+(503, fatal). Only the session thread calls in. The actions beyond the seed's have modules of
+their own: ``browser_waits`` (wait_for), ``browser_input`` (press, hover, select, scroll),
+``browser_capture`` (screenshot, pdf) and ``browser_state`` (cookies, storage_state, a state
+restored at start).
 
 Decisions where the protocol is silent:
 - click/fill wait for the element to appear up to ``settings.element_wait`` (bounded by the action
@@ -19,18 +22,18 @@ Decisions where the protocol is silent:
   node, a cycle or a BigInt is a 422 naming the problem, not a conversion. The script is compiled
   alone first (a 422 when it is no function body), and the result is checked in the page against
   ``max_reply_bytes`` and for being JSON text, then passed on unbuilt (``RawJson``).
-- content and the viewport's size are read in our BiDi sandbox realm (``page_scripts.SANDBOX``),
+- content and a screenshot's size (``browser_capture``) are read in our BiDi sandbox realm (``page_scripts.SANDBOX``),
   where the page's redefinitions do not reach; replies past ``max_reply_bytes`` are 413
   (``service.reply_bound``).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import urllib3
@@ -38,10 +41,11 @@ from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
-from service.clients import browser_live
+from service.clients import browser_capture, browser_input, browser_live, browser_state, browser_waits
 from service.clients import browser_page as page
 from service.clients.base import (
     ClientOptions,
+    Cookie,
     FetchClient,
     GotoRequest,
     GotoResult,
@@ -52,7 +56,7 @@ from service.clients.browser_launch import Launched, fresh_tab, prepare
 from service.clients.browser_options import BrowserSettings
 from service.clients.navigation import Navigation
 from service.clients.navigation_record import cookie_params
-from service.clients.page_scripts import CONTENT, EVALUATE, SANDBOX, SYNTAX, VIEWPORT
+from service.clients.page_scripts import CONTENT, EVALUATE, SANDBOX, SYNTAX
 from service.deadline import Deadline
 from service.model import RawJson
 
@@ -103,6 +107,7 @@ class BrowserClient(FetchClient):
         self._next_heartbeat = 0.0
         self._gotos_in_tab = 0  # gotos since the session's tab was fresh (settings.tab_gotos)
         self._unit = unit  # a warm browser from the pool, handed to this session alone
+        self._restore: browser_state.Restore | None = None  # a state's localStorage still to write
 
     # ----- lifecycle ------------------------------------------------------------------------
     @_boundary
@@ -124,6 +129,8 @@ class BrowserClient(FetchClient):
         if launched.processes is not None:
             launched.bidi.cpu_seconds = launched.processes.cpu_seconds
         launched.fit_viewport(self.options.viewport, deadline)  # a pooled unit: one command, if any
+        if self.options.storage_state is not None:
+            self._restore = browser_state.Restore(launched.bidi, launched.context, self.options.storage_state, deadline)
 
     def close(self) -> None:
         with self._lifecycle:
@@ -174,7 +181,10 @@ class BrowserClient(FetchClient):
             self.options.egress,
             self.options.middleware,
         )
-        return navigation.run(request, deadline)
+        result = navigation.run(request, deadline)
+        if self._restore is not None and self._restore.pending:
+            self._restore.landed(result.url, deadline)
+        return result
 
     def _leave_document(self, url: str, deadline: Deadline) -> None:
         """A URL differing from the current one only by its fragment would be a same-document
@@ -240,23 +250,50 @@ class BrowserClient(FetchClient):
         return RawJson(text)  # checked to be JSON text in the browser: passed on as it is
 
     @_boundary
-    def screenshot(self, deadline: Deadline) -> bytes:
-        """The viewport's size, as the browser says it, bounds the PNG before it is taken; what
-        arrives is measured before it is decoded."""
-        bound = self.settings.max_reply_bytes
-        size = page.call(self._bidi, self._context, VIEWPORT, [], deadline, activation=False, sandbox=SANDBOX)
-        width, height = (int(v) for v in size)
-        reply_bound.screenshot_precheck(width, height, bound)
-        result = self._bidi.command(
-            "browsingContext.captureScreenshot",
-            {"context": self._context, "origin": "viewport"},
-            deadline,
-        )
-        data = result["data"]
-        reply_bound.check("screenshot", len(data) // 4 * 3 - data[-2:].count("="), bound)  # its decoded size
-        png = base64.b64decode(data)
-        reply_bound.check("screenshot", len(png), bound)
-        return png
+    def screenshot(self, deadline: Deadline, options: Mapping[str, Any] | None = None) -> bytes:
+        """What it would hold is measured before it is taken; what arrives before it is decoded."""
+        bound, wait = self.settings.max_reply_bytes, self.settings.element_wait
+        return browser_capture.screenshot(self._bidi, self._context, options or {}, wait, bound, deadline)
+
+    @_boundary
+    def pdf(self, options: Mapping[str, Any], deadline: Deadline) -> bytes:
+        return browser_capture.pdf(self._bidi, self._context, options, self.settings.max_reply_bytes, deadline)
+
+    @_boundary
+    def wait_for(self, args: Mapping[str, Any], deadline: Deadline) -> None:
+        browser_waits.wait_for(self._bidi, self._context, args, deadline)
+
+    @_boundary
+    def press(self, keys: list[str], selector: str | None, deadline: Deadline) -> None:
+        browser_input.press(self._bidi, self._context, keys, selector, self.settings.element_wait, deadline)
+
+    @_boundary
+    def hover(self, selector: str, deadline: Deadline) -> None:
+        browser_input.hover(self._bidi, self._context, selector, self.settings.element_wait, deadline)
+
+    @_boundary
+    def select(self, selector: str, values: list[str], deadline: Deadline) -> None:
+        browser_input.select(self._bidi, self._context, selector, values, self.settings.element_wait, deadline)
+
+    @_boundary
+    def scroll(self, args: Mapping[str, Any], deadline: Deadline) -> dict[str, float]:
+        return browser_input.scroll(self._bidi, self._context, args, self.settings.element_wait, deadline)
+
+    @_boundary
+    def cookies(self, deadline: Deadline) -> list[Cookie]:
+        return browser_state.cookies(self._bidi, self._context, deadline)
+
+    @_boundary
+    def set_cookies(self, cookies: tuple[Cookie, ...], deadline: Deadline) -> None:
+        browser_state.set_cookies(self._bidi, self._context, cookies, deadline)
+
+    @_boundary
+    def clear_cookies(self, deadline: Deadline) -> None:
+        browser_state.clear_cookies(self._bidi, self._context, deadline)
+
+    @_boundary
+    def storage_state(self, deadline: Deadline):
+        return browser_state.storage_state(self._bidi, self._context, self.settings.max_reply_bytes, deadline)
 
     def live_frame(self, timeout: float) -> bytes:
         """For the live view's thread (``browser_live``): the BiDi channel alone, never the driver."""

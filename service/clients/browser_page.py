@@ -135,6 +135,9 @@ def _judged(found: dict, selector: str, action: str) -> dict:
     return found
 
 
+judged = _judged  # for the other actions' helpers (``browser_input``)
+
+
 def wait_for_navigation(bidi: Bidi, context: str, settle: float, deadline: Deadline) -> None:
     """After a click (events being recorded): a navigation starting within ``settle`` seconds is
     waited for until it loads, fails, or turns out to be a download (no load ever comes)."""

@@ -9,7 +9,7 @@
   (a DOM node, the window, a cycle or a BigInt is an error saying so).
 """
 
-# Our helpers (click, fill, content, the viewport's size, the syntax check) run in a sandbox of ours
+# Our helpers (click, fill, content, the syntax check; the screenshot's measure in browser_capture) run in a sandbox of ours
 # (``SANDBOX``: a BiDi sandbox realm, an isolated world in Chrome, Xray wrappers in Firefox), never
 # in the page's world: what they call (querySelector, the ``type`` getter, focus, outerHTML) is the
 # browser's own, whatever the page redefined.
@@ -42,6 +42,8 @@ _LOCATE = """async (selector, waitMs) => {
     return {state: "covered", tag, by: top.tagName.toLowerCase() + (top.id ? "#" + top.id : "")};
   return {state: "ok", tag, el, editable: el.isContentEditable};
 }"""
+
+LOCATE = _LOCATE  # for the helpers of the other actions (``browser_input``)
 
 # click: the element's state, and on "ok" the element (``el``), which WebDriver then clicks: the
 # very element checked here, not one the page's world would resolve.
@@ -188,12 +190,6 @@ CONTENT = """function(bound) {
   }
   return "T" + text;
 }""".replace("/*WEIGH*/", _WEIGH)
-
-# Run in our sandbox: the viewport's size in device pixels, as the browser (not the page) says.
-VIEWPORT = """function() {
-  const ratio = window.devicePixelRatio || 1;
-  return [Math.ceil(window.innerWidth * ratio), Math.ceil(window.innerHeight * ratio)];
-}"""
 
 # Run in our sandbox, before EVALUATE: is the user's script a function body on its own? The
 # Function constructor parses the body alone (so "}) ... (function() {" is a SyntaxError), and the

@@ -12,6 +12,7 @@ import contextlib
 import http.cookiejar
 import ssl
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ import httpcore
 import httpx
 
 from service import hosts, reply_bound, request_headers
+from service.clients import standard_cookies
 from service.clients.base import ClientOptions, FetchClient, GotoRequest, GotoResult
 from service.clients.body_decoding import BodyDecoder, DecodeError, content_encodings
 from service.cookies import BrowserCookiePolicy, cookies_from_headers, jar_cookie
@@ -149,6 +151,8 @@ class StandardClient(FetchClient):
         self._loaded = False
         self._location: str | None = None
         self._deadline: Deadline | None = None  # the running goto's (read by _DeadlineStream)
+        if options.storage_state is not None:  # the cookies of a state; localStorage means nothing here
+            standard_cookies.put(self._jar, options.storage_state.cookies)
 
     def _client(self) -> httpx.Client:
         """The httpx client for the next attempt: one per proxy, all sharing one cookie jar.
@@ -342,8 +346,18 @@ class StandardClient(FetchClient):
     def evaluate(self, script: str, deadline: Deadline) -> Any:
         raise NotSupported("evaluate needs a browser: open the session with client chrome or firefox")
 
-    def screenshot(self, deadline: Deadline) -> None:
-        return None
+    def screenshot(self, deadline: Deadline, options: Mapping[str, Any] | None = None) -> None:
+        return None  # the seed's answer: no page to picture, a null screenshot
+
+    # the jar: cookies, set_cookies, clear_cookies (storage_state: the base's, cookies and no origin)
+    def cookies(self, deadline: Deadline) -> list[Cookie]:
+        return standard_cookies.read(self._jar)
+
+    def set_cookies(self, cookies: tuple[Cookie, ...], deadline: Deadline) -> None:
+        standard_cookies.put(self._jar, cookies)
+
+    def clear_cookies(self, deadline: Deadline) -> None:
+        self._jar.clear()
 
     def close(self) -> None:
         clients, self._clients = self._clients, {}

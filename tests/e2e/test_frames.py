@@ -120,7 +120,7 @@ def test_missing_required_field_is_named(session):
         ({"action": "content", "extra": 1}, "extra"),
         ({"action": "goto", "url": "http://a/", "header": [["A", "b"]]}, "header"),
         ({"action": "close", "force": True}, "force"),
-        ({"action": "screenshot", "full_page": True}, "full_page"),
+        ({"action": "screenshot", "fullPage": True}, "fullPage"),  # full_page is a field; its camel case is not
     ],
 )
 def test_unknown_fields_are_rejected(session, frame, field):

@@ -119,6 +119,33 @@ def test_browser_actions(client, s: inndx.Session, site: Site):
     assert s.screenshot().startswith(b"\x89PNG\r\n\x1a\n")
 
 
+@pytest.mark.clients("chrome", "firefox")
+def test_the_actions_of_issue_20(client, s: inndx.Session, site: Site):
+    s.clear_cookies()
+    s.goto(site.url("/actions/delayed?ms=300"))
+    assert 0 <= s.wait_for("#late", state="attached") < 10_000
+    with pytest.raises(inndx.Timeout):
+        s.wait_for(text="never written", timeout=0.5)
+    s.goto(site.url("/actions/input"))
+    assert s.fill("#k", "ab") is None and s.press("Backspace", selector="#k") is None
+    assert s.hover("#menu") is None and s.select("#many", ["c"]) is None
+    assert s.evaluate("return [document.querySelector('#k').value, document.querySelector('#many').value]") == ["a", "c"]
+    s.goto(site.url("/actions/lazy"))
+    x, y = s.scroll(to="bottom")
+    assert x == 0 and y > 1000
+    assert s.pdf(landscape=True).startswith(b"%PDF-")
+    assert s.screenshot(full_page=True, format="jpeg", quality=50).startswith(b"\xff\xd8")
+    s.goto(site.url("/actions/login"))
+    assert {c.name for c in s.cookies()} == {"session", "pref"}
+    state = s.storage_state()
+    assert state["origins"] == [{"origin": site.origin, "local_storage": [["theme", "dark"]]}]
+    s.clear_cookies()
+    assert s.cookies() == []
+    s.set_cookies([c for c in state["cookies"] if c["name"] == "session"])
+    assert [c.name for c in s.cookies()] == ["session"]
+    s.clear_cookies()
+
+
 def test_errors_are_typed_and_the_session_goes_on(client, s: inndx.Session, site: Site):
     s.goto(site.url("/form"))
     if client == "standard":

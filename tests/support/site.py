@@ -53,6 +53,8 @@ Endpoints:
                                        ``querySelector`` null, ``document.scripts`` empty
 ``/form``                              the interaction page, see ``FORM_HTML``
 ``/files/<name>``                      pages with file inputs: ``tests/support/file_pages.py``
+``/actions/<name>``                    pages for the actions of issue 20 (waits, keys, scrolling,
+                                       cookies, logins): ``tests/support/action_pages.py``
 ``/reset``                             closes the connection with a TCP reset, no response
 ``/flaky?key=K&fail=N``                resets the first N requests with key K, then HTML
 ``/counter?key=K``                     JSON ``{"key": K, "count": requests with key K so far}``
@@ -455,6 +457,16 @@ def _file_page(site: Site, req: _Request, rest: str) -> Reply:
     return Reply(200, [("Content-Type", "text/html; charset=utf-8")], page) if page else _text("not found\n", 404)
 
 
+def _action_page(site: Site, req: _Request, rest: str) -> Reply:
+    from tests.support.action_pages import respond  # it builds its pages with html_page, from here
+
+    answer = respond(rest, req.method, req.args, req.headers, req.body)
+    if answer is None:
+        return _text("not found\n", 404)
+    status, headers, body = answer
+    return Reply(status, list(headers), body)
+
+
 def _fixed(reply: Reply) -> Callable[[Site, _Request, int], Reply]:
     return lambda site, req, seen: Reply(reply.status, list(reply.headers), reply.body)
 
@@ -496,6 +508,7 @@ PREFIXED: list[tuple[str, Callable[[Site, _Request, str], Result]]] = [
     ("/asset/", _asset),
     ("/free/", _asset),
     ("/files/", _file_page),
+    ("/actions/", _action_page),
 ]
 
 

@@ -42,19 +42,12 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from service.action_frames import REPLY_ACTION
 from tests.support.ports import scaled
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 SCHEMA_BASE = "https://inndx.invalid/schemas/"
-RESPONSE_SCHEMAS = {
-    "goto": "goto.response.json",
-    "clicked": "click.response.json",
-    "filled": "fill.response.json",
-    "content": "content.response.json",
-    "evaluated": "evaluate.response.json",
-    "screenshot": "screenshot.response.json",
-    "closed": "close.response.json",
-}
+RESPONSE_SCHEMAS = {reply: f"{request}.response.json" for request, reply in REPLY_ACTION.items()}
 ABNORMAL_CLOSURE = 1006
 OPEN_BOUND = 60.0  # seconds for an open's reply (the browser's start), unless a test says
 

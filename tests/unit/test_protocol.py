@@ -174,3 +174,24 @@ def test_error_messages_quote_the_offending_value_briefly():
     with pytest.raises(BadRequest) as caught:
         PROTOCOL.receive(json.dumps({"action": "goto", "url": "http://a/", "headers": [["a", "b"]] * 4000}), 1 << 20)
     assert "at most 256" in caught.value.message and len(caught.value.message) < 400
+
+
+def test_an_actions_own_timeout_and_wait_for_durations_in_seconds():
+    action = PROTOCOL.parse_action({"action": "wait_for", "network_idle": "500ms", "timeout": "1m30s"})
+    assert action.args == {"network_idle": 0.5, "timeout": 90, "kind": "network_idle"}
+    action = PROTOCOL.parse_action({"action": "wait_for", "selector": "#a"})
+    assert action.args == {"selector": "#a", "state": "visible", "kind": "selector"}
+    assert PROTOCOL.parse_action({"action": "goto", "url": "http://a.test/", "timeout": "2s"}).args["timeout"] == 2
+    assert "timeout" not in PROTOCOL.parse_action({"action": "content"}).args
+    reply = protocol.reply(PROTOCOL.parse_action({"action": "wait_for", "text": "x", "id": 4}), {"elapsed_ms": 12})
+    assert reply == {"action": "waited", "elapsed_ms": 12, "id": 4}
+    PROTOCOL.validate_outgoing(reply)
+
+
+def test_press_keys_become_webdriver_key_values():
+    assert PROTOCOL.parse_action({"action": "press", "keys": "Control+A"}).args["key_values"] == ["\ue009", "a"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "shift+a"}).args["key_values"] == ["\ue008", "A"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "Control++"}).args["key_values"] == ["\ue009", "+"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "+"}).args["key_values"] == ["+"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "F12"}).args["key_values"] == ["\ue03c"]
+    assert PROTOCOL.parse_action({"action": "press", "keys": "é"}).args["key_values"] == ["é"]

@@ -26,15 +26,25 @@ def test_receive_answers_every_frame_with_an_action_or_our_error(frame: Frame):
         assert error.code in (400, 413), error.message
         reply = protocol.error_frame(error)
     else:
-        reply = protocol.reply(action, None if action.name != "goto" else _result())
+        reply = protocol.reply(action, RESULTS.get(action.name, _result)())
     wire = protocol.encode(reply).encode("utf-8")  # never a lone surrogate on the way out
     PROTOCOL.validate_outgoing(json.loads(wire))
     if "id" in reply:
         assert isinstance(frame.data, str) and json.loads(frame.data)["id"] == reply["id"]
 
 
-def _result() -> GotoResult:
-    return GotoResult(url="http://127.0.0.1:1/", status_code=200)
+def _result() -> GotoResult | None:
+    return None
+
+
+# what a client returns for each action whose reply carries fields (None for the others)
+RESULTS = {
+    "goto": lambda: GotoResult(url="http://127.0.0.1:1/", status_code=200),
+    "wait_for": lambda: {"elapsed_ms": 0},
+    "scroll": lambda: {"x": 0, "y": 12.5},
+    "cookies": lambda: {"cookies": [{"name": "a", "value": "b", "domain": "127.0.0.1"}]},
+    "storage_state": lambda: {"state": {"cookies": [], "origins": [{"origin": "http://a.test", "local_storage": [["k", "v"]]}]}},
+}
 
 
 @settings(max_examples=500, deadline=None, database=None)

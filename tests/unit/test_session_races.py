@@ -55,7 +55,7 @@ class FakeClient(FetchClient):
     def evaluate(self, script, deadline):
         return None
 
-    def screenshot(self, deadline):
+    def screenshot(self, deadline, options=None):
         return None
 
     def close(self):

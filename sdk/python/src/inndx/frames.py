@@ -60,6 +60,27 @@ def screenshot(reply: dict[str, Any]) -> bytes | None:
     return decode_base64(reply["screenshot"]) if reply.get("screenshot") else None
 
 
+def waited(reply: dict[str, Any]) -> int:
+    return int(reply.get("elapsed_ms", 0))
+
+
+def scrolled(reply: dict[str, Any]) -> tuple[float, float]:
+    return reply.get("x", 0), reply.get("y", 0)
+
+
+def pdf(reply: dict[str, Any]) -> bytes:
+    return decode_base64(reply.get("pdf"))
+
+
+def cookies(reply: dict[str, Any]) -> list[Cookie]:
+    return [Cookie.from_wire(c) for c in reply.get("cookies") or []]
+
+
+def storage_state(reply: dict[str, Any]) -> dict[str, Any]:
+    state = reply.get("state") or {}
+    return {"cookies": [without_none(dict(c)) for c in state.get("cookies") or []], "origins": list(state.get("origins") or [])}
+
+
 goto = GotoResult.from_wire
 
 

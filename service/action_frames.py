@@ -1,0 +1,131 @@
+"""The action frames beyond the parsing of ``protocol``, sans I/O: the table of actions and their
+replies, the fields every action may carry (its own ``timeout``), the durations and choices an
+action's schema cannot check alone, and the fields its reply carries.
+
+An action's ``args`` (``protocol.Action.args``) hold its frame's fields as parsed here: ``timeout``
+and ``network_idle`` in seconds (floats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from service.config import parse_duration
+from service.errors import BadRequest
+from service.model import Cookie, StorageState
+
+ACTIONS = (
+    "goto", "click", "fill", "content", "evaluate", "screenshot", "close",
+    "wait_for", "press", "hover", "select", "scroll", "pdf",
+    "cookies", "set_cookies", "clear_cookies", "storage_state",
+)
+REPLY_ACTION = {
+    "goto": "goto",
+    "click": "clicked",
+    "fill": "filled",
+    "content": "content",
+    "evaluate": "evaluated",
+    "screenshot": "screenshot",
+    "close": "closed",
+    "wait_for": "waited",
+    "press": "pressed",
+    "hover": "hovered",
+    "select": "selected",
+    "scroll": "scrolled",
+    "pdf": "pdf",
+    "cookies": "cookies",
+    "set_cookies": "cookies_set",
+    "clear_cookies": "cookies_cleared",
+    "storage_state": "storage_state",
+}
+# actions whose client result is a dict of the reply's own fields
+FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state"})
+
+WAIT_KINDS = ("selector", "text", "url", "script", "network_idle")
+
+# Key names (as in KeyboardEvent.key, with a few common aliases) -> WebDriver's key values
+_NAMED = {
+    "Backspace": "\ue003", "Tab": "\ue004", "Enter": "\ue007", "Shift": "\ue008",
+    "Control": "\ue009", "Alt": "\ue00a", "Pause": "\ue00b", "Escape": "\ue00c", "Space": " ",
+    "PageUp": "\ue00e", "PageDown": "\ue00f", "End": "\ue010", "Home": "\ue011",
+    "ArrowLeft": "\ue012", "ArrowUp": "\ue013", "ArrowRight": "\ue014", "ArrowDown": "\ue015",
+    "Insert": "\ue016", "Delete": "\ue017", "Meta": "\ue03d",
+    **{f"F{n}": chr(0xE030 + n) for n in range(1, 13)},
+}
+_ALIASES = {"Ctrl": "Control", "Esc": "Escape", "Return": "Enter", "Cmd": "Meta", "Command": "Meta", "Option": "Alt",
+            "Up": "ArrowUp", "Down": "ArrowDown", "Left": "ArrowLeft", "Right": "ArrowRight", "Del": "Delete"}
+KEY_NAMES = {name.lower(): value for name, value in _NAMED.items()} | {
+    alias.lower(): _NAMED[name] for alias, name in _ALIASES.items()
+}
+
+
+def parse_keys(text: str) -> list[str]:
+    """``"Control+Shift+K"`` -> WebDriver key values, pressed in order and released in reverse.
+    A part is one character or a key name (case-insensitive); ``"+"`` itself is written last
+    (``"Control++"``)."""
+    parts = ["+"] if text == "+" else text.split("+")
+    if text.endswith("++"):
+        parts = [*parts[:-2], "+"]
+    keys = []
+    for part in parts:
+        if len(part) == 1:
+            keys.append(part)
+        elif part.lower() in KEY_NAMES:
+            keys.append(KEY_NAMES[part.lower()])
+        else:
+            where = "an empty key" if part == "" else f"unknown key {part[:40]!r}"
+            raise BadRequest(
+                f"invalid press frame at $.keys: {where}; a key is one character or a name such as"
+                " Enter, Tab, Escape, Backspace, ArrowDown, Control, Shift, Alt, Meta, F1"
+            )
+    if len(keys) > 1:  # a letter in a chord is its key: "Control+A" is Control and a, Shift+a is A
+        shifted = _NAMED["Shift"] in keys
+        keys = [(k.upper() if shifted else k.lower()) if k.isascii() and k.isalpha() else k for k in keys]
+    if len(keys) > 16:
+        raise BadRequest("invalid press frame at $.keys: a chord of at most 16 keys")
+    return keys
+
+
+def _seconds(name: str, field: str, text: str, low: float, high: float) -> float:
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:  # the schema's pattern passed, but the value overflows
+        raise BadRequest(f"invalid {name} frame at $.{field}: {exc}") from exc
+    if not low < value <= high:
+        raise BadRequest(f"invalid {name} frame at $.{field}: {text!r} must be more than {low:g} and at most {high:g}s")
+    return value
+
+
+def parse_args(name: str, args: dict[str, Any], max_timeout: float) -> dict[str, Any]:
+    """``args`` of a frame that passed its schema, with durations in seconds and defaults set."""
+    if "timeout" in args:
+        args["timeout"] = _seconds(name, "timeout", args["timeout"], 0, max_timeout)
+    if name == "set_cookies":
+        args["cookies"] = tuple(Cookie(**cookie) for cookie in args["cookies"])
+    if name == "press":
+        args["key_values"] = parse_keys(args["keys"])
+    if name == "wait_for":
+        args["kind"] = next(kind for kind in WAIT_KINDS if kind in args)
+        if "network_idle" in args:
+            args["network_idle"] = _seconds(name, "network_idle", args["network_idle"], 0, max_timeout)
+        if "selector" in args:
+            args.setdefault("state", "visible")
+    return args
+
+
+def reply_fields(name: str, value: Any) -> dict[str, Any]:
+    """The fields a ``FIELD_REPLIES`` action's reply carries beside its ``action`` and ``id``."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{name}: the client gave {type(value).__name__}, not the reply's fields")
+    return dict(value)
+
+
+def parse_state(raw: Mapping[str, Any] | None) -> StorageState | None:
+    """The open frame's ``storage_state`` (already checked by its schema) as a ``StorageState``."""
+    if raw is None:
+        return None
+    origins = tuple(
+        (entry["origin"], tuple((key, value) for key, value in entry["local_storage"])) for entry in raw.get("origins", ())
+    )
+    return StorageState(cookies=tuple(Cookie(**cookie) for cookie in raw.get("cookies", ())), origins=origins)
