@@ -169,7 +169,9 @@ def test_ownership_covers_unmarked_children_in_the_drivers_session(tmp_path):
     env = dict(os.environ, **{bp.OWNER_ENV: dead, "TMPDIR": str(tmp_path)})
     driver = subprocess.Popen(["sh", "-c", "env -i sleep 60 & exec sleep 61"], env=env, start_new_session=True)
     try:
-        wait_for(lambda: psutil.Process(driver.pid).children(), 5, what="the unmarked child")
+        # the child is ours once it has run `env -i` (before that it is a copy of sh, marker and all)
+        wait_for(lambda: [c for c in psutil.Process(driver.pid).children() if c.name() == "sleep"], 5,
+                 what="the unmarked child")
         [child] = psutil.Process(driver.pid).children()
         assert bp.OWNER_ENV not in bp._environ(child)  # control: the marker alone misses it
         assert {p.pid for p in bp.owned(dead)} == {driver.pid, child.pid}
