@@ -98,6 +98,7 @@ class Settings:
     health_port: int = 0  # INNDX_HEALTH_PORT: the master's /healthz and /readyz (0: PORT + 1)
     liveness_timeout: float = 30.0  # INNDX_LIVENESS_TIMEOUT: a worker without a heartbeat this long: not alive
     ping_interval: float = 20.0  # INNDX_PING_INTERVAL: a ping every this; no pong by the next one ends the connection
+    resume_window: float = 60.0  # INNDX_RESUME_WINDOW: a session whose socket dropped waits this long for a resume (0: off)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +116,8 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.resume_window < 0:
+            raise SettingsError("the resume window must be 0 (off) or more")
         if self.write_timeout <= 0:
             raise SettingsError("the write timeout must be > 0")
         if self.ping_interval < 0.1:
@@ -171,6 +174,7 @@ _DURATIONS = {
     "unresponsive_limit",
     "write_timeout",
     "ping_interval",
+    "resume_window",
     "liveness_timeout",
     "quota_ttl",
 }
