@@ -11,7 +11,9 @@ the drop.
 Tokens: ``new_token()`` is 256 bits from ``secrets``, given to the client once; the server keeps
 only its SHA-256 (``Credentials``), bound to the tenant and its API key, and checks a resume with
 ``hmac.compare_digest`` whatever the outcome, so that a wrong token, another tenant and an
-unknown session take the same path and get the same 403.
+unknown session take the same path and get the same 403. Each resume gives a new token; the one
+it replaced stays good only until the client's first frame on the resumed socket (its resume
+reply may have been lost with that socket).
 
 The link's lock orders everything one session writes: a reply, the resume reply and its replay
 never interleave. Only the session's thread writes replies; the resuming socket's thread writes
@@ -122,6 +124,9 @@ class Link:
     def __init__(self, outbox: Any, window: float, credentials: Credentials | None = None):
         self.window = window
         self.credentials = credentials
+        # the token a resume replaced, good until a frame arrives on the resumed socket: a client
+        # whose resume reply was lost with its socket can resume again with the token it holds
+        self.previous: Credentials | None = None
         self._outbox = outbox
         self._lock = threading.RLock()
         self._attached = threading.Condition(self._lock)
@@ -188,8 +193,10 @@ class Link:
         return self._outbox is outbox
 
     def received(self, action_id: Any) -> None:
-        if action_id is not None:
-            with self._lock:
+        """A frame was read from the current socket (so its client has the latest token)."""
+        with self._lock:
+            self.previous = None
+            if action_id is not None:
                 self.last_received = action_id
 
     def detach(self, outbox: Any, reason: str) -> bool:
@@ -213,12 +220,15 @@ class Link:
         the old connection, still attached (a takeover), is closed with 1008; then the resume
         reply and the replies the client missed go out, in order. Returns the old outbox or None."""
         with self._lock:
-            if not check(self.credentials, *who):
+            current = check(self.credentials, *who)
+            if not check(self.previous, *who) and not current:  # both compared, whatever the first said
                 raise refused()
             if self.ended:
                 raise gone()
             if self.window <= 0:
                 raise gone("resuming is off on this server")
+            if current:
+                self.previous = self.credentials
             self.credentials, token = Credentials.issue(who[0], who[1])
             old, self._outbox = self._outbox, outbox
             missed = self._replay.after_id(last_id) if has_last_id else self._replay.since(self._dropped_at)

@@ -111,3 +111,18 @@ def test_wait_attached_wakes_on_a_resume():
     threading.Timer(0.1, lambda: link.attach(Box(), ("acme", "", token), "s", None, False)).start()
     started = time.monotonic()
     assert link.wait_attached(time.monotonic() + 5, stop) and time.monotonic() - started < 2
+
+
+def test_the_replaced_token_works_until_a_frame_arrives_on_the_resumed_socket():
+    link, first, token = _link()
+    link.detach(first, "reset")
+    lost = Box()
+    link.attach(lost, ("acme", "", token), "s", None, False)  # its reply is lost with the socket
+    link.detach(lost, "reset")
+    again = Box()
+    link.attach(again, ("acme", "", token), "s", None, False)  # the token the client still holds
+    link.received(1)  # the client speaks on the resumed socket: it has the new token
+    link.detach(again, "reset")
+    with pytest.raises(Forbidden):
+        link.attach(Box(), ("acme", "", token), "s", None, False)
+    link.attach(Box(), ("acme", "", again.frames[0]["resume_token"]), "s", None, False)
