@@ -24,7 +24,7 @@ from service.clients import grid_status, make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
 from service.egress import Gateway, Listener
-from service.errors import BadRequest, TooManyRequests, Unavailable
+from service.errors import BadRequest, ServiceError, TooManyRequests, Unavailable
 from service.metrics import Metrics
 from service.pool import Pool, unit_maker
 from service.proxies import Proxies
@@ -77,6 +77,7 @@ class Hub:
         )
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
         self.quotas = Quotas(settings, self.metrics)
+        self.metrics.parked(self.parked_sessions)
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # notified each time a session has ended
         self._sessions: dict[str, Session] = {}
@@ -113,6 +114,16 @@ class Hub:
         return Ticket(tenant, self._after_endings(lambda: self.quotas.admit_session(tenant), tenant.id), key)
 
     def resume_session(self, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox) -> Session:
+        """``_resume``, counted in ``inndx_session_resumes_total{outcome}``."""
+        try:
+            session = self._resume(ticket, frame, outbox)
+        except ServiceError as error:
+            self.metrics.resume(str(error.code))
+            raise
+        self.metrics.resume("resumed")
+        return session
+
+    def _resume(self, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox) -> Session:
         """Hand a session over to a new socket: 403 (wrong token, another tenant or key, or no
         such session: one answer, one constant-time path), 410 (it has ended, or its window
         passed), else the session, resumed on ``outbox``."""
@@ -335,6 +346,10 @@ class Hub:
                 self._gone.popitem(last=False)
             self._ended.notify_all()
         self.metrics.session_closed(session.kind)
+
+    def parked_sessions(self) -> int:
+        with self._lock:
+            return sum(1 for session in self._sessions.values() if session.link.parked)
 
     def active_sessions(self) -> int:
         with self._lock:

@@ -23,7 +23,7 @@ from tests.support.aio_blocking import AioLoop
 from tests.support.ports import scaled, wait_for
 from tests.support.service import Service
 from tests.support.site import Site
-from tests.support.wsclient import ServerClosed, Session, connect
+from tests.support.wsclient import ServerClosed, Session, connect, http_get
 
 
 def drop(session: Session) -> None:
@@ -53,6 +53,15 @@ def close_quietly(*sessions: Session) -> None:
             if session.close_code is None:
                 session.request({"action": "close"}, timeout=20)
         session.close()
+
+
+def sample(service: Service, name: str) -> float:
+    """One sample of the service's /metrics, by its full name with labels (0 when absent)."""
+    _, _, body = http_get(service.url + "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def expect_fatal(session: Session, frame: dict, code: int, close_code: int = 1008) -> None:
@@ -174,12 +183,15 @@ def test_a_session_not_resumed_within_the_window_ends_and_a_late_resume_is_410(s
     drop(first)
     time.sleep(0.2)  # part of the scenario: still within the window the session is there
     assert service.healthz()["active_sessions"] == 1
+    assert sample(service, "inndx_sessions_parked") == 1
     wait_for(lambda: service.healthz()["active_sessions"] == 0, scaled(15), what="the session to end after the window")
     wait_for(lambda: not browser_processes(service.pid), scaled(15), what="its browser to quit")
     again, reply = resume(service, first.session_id, first.resume_token, last_id=1)
     expect_fatal(again, reply, 410)
     again.close()
     assert "not resumed within 1s" in service.log_text()
+    assert sample(service, "inndx_sessions_parked") == 0
+    assert sample(service, 'inndx_session_resumes_total{outcome="410"}') == 1
 
 
 def test_a_resume_while_the_old_socket_lives_takes_over_and_of_two_racing_one_wins(service: Service, client: str):
