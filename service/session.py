@@ -361,15 +361,18 @@ class Session:
         is over (a stop, its expiry, or the resume window passed: it then ends quietly)."""
         link = self.link
         self.log.info("session parked: %s", link.failure or "the client went away")
+        expiry_passed = False  # and it did not expire (frames wait): then only the window counts
         while True:
             since = link.parked_since
             if since is None:
                 return True
             window_end = since + link.window
-            if link.wait_attached(min(window_end, time.monotonic() + self._until_expiry()), self._stop_requested):
+            until = window_end if expiry_passed else min(window_end, time.monotonic() + self._until_expiry())
+            if link.wait_attached(until, self._stop_requested):
                 return True
             if self._stopping() or self._expired():
                 return False
+            expiry_passed = True
             if link.parked_since == since and time.monotonic() >= window_end:
                 self.abort(f"not resumed within {link.window:g}s of the drop ({link.failure})")
                 self._stopping()

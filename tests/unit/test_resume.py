@@ -8,8 +8,11 @@ import time
 
 import pytest
 
-from service import resume
+from service import protocol, resume
+from service.clients.base import ClientOptions
 from service.errors import Forbidden, SessionExpired
+from service.session import Session
+from tests.unit.test_session_races import FakeClient
 
 
 class Box:
@@ -126,3 +129,43 @@ def test_the_replaced_token_works_until_a_frame_arrives_on_the_resumed_socket():
     with pytest.raises(Forbidden):
         link.attach(Box(), ("acme", "", token), "s", None, False)
     link.attach(Box(), ("acme", "", again.frames[0]["resume_token"]), "s", None, False)
+
+
+# ---------------------------------------------------------------------------------- a whole session
+
+
+def _parkable(window: float):
+    credentials, token = resume.Credentials.issue("acme", "")
+    client, outbox, ended = FakeClient(), Box(), threading.Event()
+    session = Session("s-park", "acme", protocol.OpenFrame(), ClientOptions(), lambda: client, outbox,
+                      on_end=ended.set, resume_window=window, credentials=credentials, resume_token=token)
+    session.thread.start()
+    deadline = time.monotonic() + 5
+    while not outbox.frames and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outbox.frames == [{"session_id": "s-park", "resume_token": token}]
+    return session, client, outbox, ended, token
+
+
+def test_a_parked_session_holds_its_client_until_the_window_ends():
+    session, client, outbox, ended, _ = _parkable(window=0.3)
+    started = time.monotonic()
+    session.connection_lost(outbox, "reset")
+    assert ended.wait(5) and client.closed.is_set()
+    assert time.monotonic() - started >= 0.3 and "not resumed within" in session.end_reason
+
+
+def test_a_resumed_session_runs_the_frames_that_waited_while_it_was_parked():
+    session, client, outbox, ended, token = _parkable(window=5)
+    session.connection_lost(outbox, "reset")
+    session.submit(protocol.Action("content", id=1))  # read before the drop: it waits
+    time.sleep(0.1)
+    assert not ended.is_set() and not client.closed.is_set()
+    again = Box()
+    session.resume(again, ("acme", "", token), protocol.ResumeFrame("s-park", token))
+    deadline = time.monotonic() + 5
+    while len(again.frames) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert again.frames[0]["resumed"] is True and again.frames[1] == {"action": "content", "content": "", "id": 1}
+    session.fail(SessionExpired("done"))
+    assert ended.wait(5)
