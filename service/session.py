@@ -4,8 +4,13 @@ Rule 1: only the session's thread touches its fetch client (and so its WebDriver
 threads talk to it through ``submit`` (queue a frame, already read by the protocol), ``abort``
 (the client went away), ``fail`` (shutdown) and, at shutdown only, ``force_close_client``.
 
-Rule 2: every frame the session sends goes through its ``Outbox`` (one lock, a write deadline,
-owned by the endpoint), and a ``fatal`` frame is always the last one, followed by the close.
+Rule 2: every frame the session sends goes through its ``Link`` (``service.resume``: the current
+socket's ``Outbox``, one lock, a write deadline, owned by the endpoint; and the replay buffer), and
+a ``fatal`` frame is always the last one, followed by the close.
+
+Rule 4: a socket that drops without ``close`` parks the session (``connection_lost``): its thread
+stops taking frames and waits for a resume (``resume``, from the new socket's thread) until the
+window ends, its expiry comes, or a stop; an action running at the drop finishes first.
 
 Rule 3: the session owns its whole life. Its thread checks its own expiry (idle time, maximum
 lifetime) while it waits for frames; when it ends, that same thread closes the client (the
