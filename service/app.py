@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             if request.headers.get("Upgrade", "").lower() != "websocket":
                 raise BadRequest(f"{WS_PATH} is a WebSocket endpoint: send an Upgrade: websocket request")
-            g.ticket = hub.admit(*_credentials(settings))
+            g.ticket = hub.admit(*_credentials(settings), request.args.get("session"))
             websocket.refuse_compression(request.environ)  # permessage-deflate: off
         except ServiceError as error:
             logger.info("upgrade refused: %s (%s)", error.message, error.code)

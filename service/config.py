@@ -102,6 +102,7 @@ class Settings:
     live_fps: float = 4.0  # INNDX_LIVE_FPS: the live view's frames per second, at most (service.live)
     live_viewers: int = 2  # INNDX_LIVE_VIEWERS: live viewers of one session at once; beyond -> 429
     live_max_viewers: int = 16  # INNDX_LIVE_MAX_VIEWERS: live viewers per worker (each holds a thread); beyond -> 503
+    resume_window: float = 60.0  # INNDX_RESUME_WINDOW: a session whose socket dropped waits this long for a resume (0: off)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -119,6 +120,8 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.resume_window < 0:
+            raise SettingsError("the resume window must be 0 (off) or more")
         if self.write_timeout <= 0:
             raise SettingsError("the write timeout must be > 0")
         if self.ping_interval < 0.1:
@@ -177,6 +180,7 @@ _DURATIONS = {
     "unresponsive_limit",
     "write_timeout",
     "ping_interval",
+    "resume_window",
     "liveness_timeout",
     "quota_ttl",
 }

@@ -30,7 +30,7 @@ CLOSE_WAIT = 2.0  # seconds for the client's answer to our close before we drop 
 
 def serve(ws: Any, hub: Hub, ticket: Ticket) -> None:
     """Run one WebSocket connection from the upgrade to the close. ``ticket`` is ours until
-    a session takes it over."""
+    a session takes it over (an open), or until the session it resumes is ours (a resume)."""
     outbox = Outbox(ws, hub.settings.write_timeout)
     session = None
     try:
@@ -39,7 +39,13 @@ def serve(ws: Any, hub: Hub, ticket: Ticket) -> None:
             _read_frames(ws, hub, session, outbox)
     finally:
         if session is not None and not session.done.is_set():
-            session.abort("the connection ended")  # however we got here, the session must not outlive it
+            # however we got here: a close frame from the client ends the session; any other end
+            # of the connection parks it (or ends it, with resuming off); a takeover leaves it be
+            if websocket.closed_by_client(ws):
+                if session.link.is_current(outbox):
+                    session.abort("the client closed the connection")
+            else:
+                session.connection_lost(outbox, outbox.failure or websocket.why_gone(ws))
         _let_reader_finish(ws)
 
 
@@ -52,8 +58,12 @@ def _open(ws: Any, hub: Hub, ticket: Ticket, outbox: Outbox) -> Session | None:
                 ticket.release()
                 return None
             raise OpenTimeout(f"no open frame within {settings.open_timeout:g}s")
-        open_frame = hub.protocol.parse_open(data, settings.max_frame_bytes)
-        return hub.open_session(ticket, open_frame, outbox)  # the session owns the ticket now
+        first = hub.protocol.parse_open(data, settings.max_frame_bytes)
+        if isinstance(first, protocol.ResumeFrame):
+            session = hub.resume_session(ticket, first, outbox)
+            ticket.release()  # the session holds its own claims
+            return session
+        return hub.open_session(ticket, first, outbox)  # the session owns the ticket now
     except ConnectionClosed:
         ticket.release()
         return None
@@ -74,15 +84,14 @@ def _refuse(outbox: Outbox, error: ServiceError, ticket: Ticket) -> None:
 
 def _read_frames(ws: Any, hub: Hub, session: Session, outbox: Outbox) -> None:
     limit = hub.settings.max_frame_bytes
-    while not session.done.is_set():
+    while not session.done.is_set() and session.link.is_current(outbox):
         try:
             data = ws.receive(timeout=POLL)
         except ConnectionClosed:
             data = None
         if data is None:
             if not ws.connected:
-                session.abort(outbox.failure or websocket.why_gone(ws))
-                return
+                return  # serve decides: park, end, or nothing (taken over)
             continue
         try:
             item: protocol.Action | ServiceError = hub.protocol.receive(data, limit)
@@ -91,10 +100,12 @@ def _read_frames(ws: Any, hub: Hub, session: Session, outbox: Outbox) -> None:
         except Exception:  # our bug: this frame gets a 500 in its turn, the session goes on
             logger.error("reading a frame failed", exc_info=True)
             item = InternalError("internal error: the frame could not be read", fatal=False)
+        if not session.link.is_current(outbox):
+            return  # taken over by a resume: this socket's frames go nowhere
+        session.link.received(item.id if isinstance(item, protocol.Action) else item.action_id)
         session.submit(item)
         while not session.wait_for_room(POLL):  # a flood of refused frames: stop reading a while
             if not ws.connected:
-                session.abort(outbox.failure or websocket.why_gone(ws))
                 return
 
 

@@ -12,18 +12,19 @@ most ``ENDING_WAIT``): a client that reconnects at once finds the slot it just g
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
-from service import middleware, protocol
+from service import middleware, protocol, resume
 from service.clients import grid_status, make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
 from service.egress import Gateway, Listener
-from service.errors import TooManyRequests, Unavailable
+from service.errors import BadRequest, ServiceError, TooManyRequests, Unavailable
 from service.metrics import Metrics
 from service.pool import Pool, unit_maker
 from service.proxies import Proxies
@@ -38,12 +39,18 @@ DROP_GRACE = 0.5  # seconds it waits for a session to start ending (a dropped so
 ENDING_POLL = 0.02  # seconds between its looks meanwhile (a session starting to end notifies nothing)
 
 
+GONE_KEPT = 10_000  # ended sessions remembered, so that a resume of one is told 410, not 403
+
+
 class Ticket:
     """One tenant's claims (a session slot, taken before the upgrade, and a browser once it has
-    one); ``release`` frees them all and is idempotent."""
+    one); ``release`` frees them all and is idempotent. ``key`` is the API key the client gave
+    (its tenant has keys) or "": a session is resumed only with the same tenant and key."""
 
-    def __init__(self, tenant: Tenant, claim: Claim):
+    def __init__(self, tenant: Tenant, claim: Claim, key: str = "", resuming: str | None = None):
         self.tenant = tenant
+        self.key = key
+        self.resuming = resuming  # the session this socket came to resume, holding no claim of its own
         self._claims = [claim]
 
     def add(self, claim: Claim) -> None:
@@ -70,9 +77,11 @@ class Hub:
         )
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
         self.quotas = Quotas(settings, self.metrics)
+        self.metrics.parked(self.parked_sessions)
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # notified each time a session has ended
         self._sessions: dict[str, Session] = {}
+        self._gone: collections.OrderedDict[str, resume.Credentials | None] = collections.OrderedDict()
         self._pool_slots: list[Claim] = []  # the pool's browser slots (ready or launching), interchangeable
         self._cold_grid_starts = 0  # cold opens on the Grid whose browser has not started yet
         self._shutting_down = False
@@ -88,22 +97,63 @@ class Hub:
 
     # ------------------------------------------------------------------------------ admission
 
-    def admit(self, tenant_id: str | None, authorization: str | None) -> Ticket:
+    def admit(self, tenant_id: str | None, authorization: str | None, resuming: str | None = None) -> Ticket:
         """Check a connecting client before the upgrade: 400/401/403, then the tenant's quota
-        (429), then the instance's capacity (503), as ServiceError."""
+        (429), then the instance's capacity (503), as ServiceError. A client that says it comes
+        to resume (``?session=<id>``) a live session of its tenant here takes no new slot: that
+        session holds its own (its socket must then resume it, or it is refused)."""
         tenant = self.tenants.authenticate(tenant_id, authorization)
+        key = (authorization or "").partition(" ")[2].strip() if tenant.api_keys else ""
         if self._shutting_down:
             raise Unavailable("the server is shutting down", retry_after=self.settings.retry_after)
-        return Ticket(tenant, self._after_endings(lambda: self.quotas.admit_session(tenant), tenant.id))
+        if resuming is not None:
+            with self._lock:
+                session = self._sessions.get(resuming)
+            if session is not None and session.tenant == tenant.id:
+                return Ticket(tenant, Claim(), key, resuming)
+        return Ticket(tenant, self._after_endings(lambda: self.quotas.admit_session(tenant), tenant.id), key)
+
+    def resume_session(self, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox) -> Session:
+        """``_resume``, counted in ``inndx_session_resumes_total{outcome}``."""
+        try:
+            session = self._resume(ticket, frame, outbox)
+        except ServiceError as error:
+            self.metrics.resume(str(error.code))
+            raise
+        self.metrics.resume("resumed")
+        return session
+
+    def _resume(self, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox) -> Session:
+        """Hand a session over to a new socket: 403 (wrong token, another tenant or key, or no
+        such session: one answer, one constant-time path), 410 (it has ended, or its window
+        passed), else the session, resumed on ``outbox``."""
+        who = (ticket.tenant.id, ticket.key, frame.token)
+        with self._lock:
+            session = self._sessions.get(frame.session_id)
+            gone = self._gone.get(frame.session_id)
+        if ticket.resuming not in (None, frame.session_id):
+            resume.check(None, *who)
+            raise resume.refused()
+        if session is None:
+            known = resume.check(gone, *who)
+            resume.check(None, *who)  # as many comparisons as for a live session (its token and the one before)
+            if not known:
+                raise resume.refused()
+            raise resume.gone()
+        session.resume(outbox, who, frame)
+        return session
 
     # ------------------------------------------------------------------------------ sessions
 
     def open_session(self, ticket: Ticket, open_frame: protocol.OpenFrame, outbox: Outbox) -> Session:
         """Build and start the session for a valid open frame. Errors are fatal at open."""
         tenant = ticket.tenant.id
+        if ticket.resuming is not None:
+            raise BadRequest("this socket came to resume a session (?session=): its first frame is a resume frame", fatal=True)
         proxies = self.proxies.resolve(open_frame.proxies, tenant)
         chain = middleware.build(open_frame.middleware, open_frame.client, self.metrics.blocked)
         session_id = str(uuid.uuid4())
+        credentials, token = resume.Credentials.issue(tenant, ticket.key)
         egress = None
         unit = None  # a warm browser from the pool: its slot and its egress listener come with it
         cold_started = _once(lambda: None)  # on a Grid, a cold start's end (see _cold_grid_start)
@@ -161,6 +211,9 @@ class Hub:
             on_action=self.metrics.action,
             on_end=lambda: (cold_started(), self._session_ended(session, ticket)),
             on_started=cold_started,
+            resume_window=self.settings.resume_window,
+            credentials=credentials,
+            resume_token=token,
         )
         try:
             with self._lock:  # one check and one registration: shutdown sees it, or it never starts
@@ -290,6 +343,9 @@ class Hub:
         ticket.release()
         with self._ended:  # its claims are free: a claim waiting for an ending may go on
             self._sessions.pop(session.id, None)
+            self._gone[session.id] = session.link.credentials  # a resume of it: 410
+            while len(self._gone) > GONE_KEPT:
+                self._gone.popitem(last=False)
             self._ended.notify_all()
         self.metrics.session_closed(session.kind)
 
@@ -297,6 +353,10 @@ class Hub:
         """The live session of that id in this worker (the live view's lookup), or None."""
         with self._lock:
             return self._sessions.get(session_id)
+
+    def parked_sessions(self) -> int:
+        with self._lock:
+            return sum(1 for session in self._sessions.values() if session.link.parked)
 
     def active_sessions(self) -> int:
         with self._lock:

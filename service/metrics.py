@@ -23,6 +23,13 @@ class Metrics:
         self.sessions_active = Gauge(
             "inndx_sessions_active", "Sessions now open, by client kind", ["client"], registry=self.registry
         )
+        self.resumes = Counter(
+            "inndx_session_resumes", "Resume frames, by outcome (resumed, 403, 410, or another error code)",
+            ["outcome"], registry=self.registry,
+        )
+        self.sessions_parked = Gauge(
+            "inndx_sessions_parked", "Sessions whose socket dropped, waiting for a resume", registry=self.registry
+        )
         self.actions = Counter(
             "inndx_actions", "Actions handled, by action and outcome (ok or the error code)",
             ["action", "outcome"], registry=self.registry,
@@ -77,6 +84,12 @@ class Metrics:
     def capacity(self, resource: str, limit: int, in_use: Callable[[], float]) -> None:
         self.capacity_limit.labels(resource).set(limit)
         self.capacity_in_use.labels(resource).set_function(in_use)
+
+    def resume(self, outcome: str) -> None:
+        self.resumes.labels(outcome).inc()
+
+    def parked(self, count: Callable[[], float]) -> None:
+        self.sessions_parked.set_function(count)
 
     def refused(self, resource: str, code: int) -> None:
         self.admission_refusals.labels(resource, str(code)).inc()

@@ -54,6 +54,16 @@ class OpenFrame:
 
 
 @dataclass(frozen=True)
+class ResumeFrame:
+    """The first frame of a socket that takes a parked session over (``service.resume``)."""
+
+    session_id: str
+    token: str = field(repr=False)
+    last_id: str | int | None = None
+    has_last_id: bool = False
+
+
+@dataclass(frozen=True)
 class Action:
     """One validated action frame. ``args`` holds its fields with defaults applied; ``body`` of
     a goto is already decoded to bytes."""
@@ -144,8 +154,6 @@ def check_url(url: str, frame: str) -> None:
         raise BadRequest(f"{where}: {exc}") from None
 
 
-
-
 def _load_schemas(directory: Path) -> dict[str, dict]:
     schemas = {}
     # Frames in schemas/*.json; middleware types in schemas/middleware/*.json, registered under
@@ -230,8 +238,9 @@ class Protocol:
         except (ValueError, RecursionError) as exc:
             raise BadRequest(f"frame is not valid JSON: {exc}") from exc
 
-    def parse_open(self, data: str | bytes | OversizedFrame, max_bytes: int | None = None) -> OpenFrame:
-        """The first frame. Any error here is fatal (400 or 413) for the caller."""
+    def parse_open(self, data: str | bytes | OversizedFrame, max_bytes: int | None = None) -> OpenFrame | ResumeFrame:
+        """The first frame: an open frame, or a resume frame (it has ``resume``). Any error here
+        is fatal (400 or 413) for the caller."""
         if isinstance(data, OversizedFrame):
             raise TooLarge(f"open frame of {data.size} bytes is over the {max_bytes}-byte limit", fatal=True)
         if max_bytes is not None:
@@ -240,6 +249,11 @@ class Protocol:
         _check_values(frame)
         if isinstance(frame, dict) and "action" in frame:
             raise BadRequest("expected the open frame first, got an action frame")
+        if isinstance(frame, dict) and "resume" in frame:
+            self._validate("resume.request", frame)
+            if isinstance(frame.get("last_id"), float):  # the schema's "integer" admits 1.0
+                raise BadRequest(f"invalid resume frame at $.last_id: {frame['last_id']!r} is not a string or an integer")
+            return ResumeFrame(frame["resume"], frame["resume_token"], frame.get("last_id"), "last_id" in frame)
         self._validate("open.request", frame)
         client = frame.get("client", "standard")
         viewport = None
@@ -326,7 +340,7 @@ def schema_for_server_frame(frame: Mapping[str, Any]) -> str:
     if "type" in frame:
         return "error"
     if "session_id" in frame:
-        return "open.response"
+        return "resume.response" if "resumed" in frame else "open.response"
     for request, reply in REPLY_ACTION.items():
         if frame.get("action") == reply:
             return f"{request}.response"
@@ -395,8 +409,12 @@ def error_frame(error: ServiceError, action_id: str | int | None = None, fatal: 
     return _with_id({"type": "fatal" if is_fatal else "error", "message": message, "code": error.code}, action_id)
 
 
-def session_opened(session_id: str) -> dict[str, Any]:
-    return {"session_id": session_id}
+def session_opened(session_id: str, resume_token: str) -> dict[str, Any]:
+    return {"session_id": session_id, "resume_token": resume_token}
+
+
+def session_resumed(session_id: str, resume_token: str, last_received: str | int | None) -> dict[str, Any]:
+    return {"session_id": session_id, "resumed": True, "resume_token": resume_token, "last_received": last_received}
 
 
 def encode(frame: Mapping[str, Any]) -> str:

@@ -5,8 +5,13 @@ threads talk to it through ``submit`` (queue a frame, already read by the protoc
 (the client went away), ``fail`` (shutdown), ``live_frame`` (the live view: the client's one
 method made for another thread) and, at shutdown only, ``force_close_client``.
 
-Rule 2: every frame the session sends goes through its ``Outbox`` (one lock, a write deadline,
-owned by the endpoint), and a ``fatal`` frame is always the last one, followed by the close.
+Rule 2: every frame the session sends goes through its ``Link`` (``service.resume``: the current
+socket's ``Outbox``, one lock, a write deadline, owned by the endpoint; and the replay buffer), and
+a ``fatal`` frame is always the last one, followed by the close.
+
+Rule 4: a socket that drops without ``close`` parks the session (``connection_lost``): its thread
+stops taking frames and waits for a resume (``resume``, from the new socket's thread) until the
+window ends, its expiry comes, or a stop; an action running at the drop finishes first.
 
 Rule 3: the session owns its whole life. Its thread checks its own expiry (idle time, maximum
 lifetime) while it waits for frames; when it ends, that same thread closes the client (the
@@ -38,7 +43,7 @@ from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from service import actions, middleware, protocol
+from service import actions, middleware, protocol, resume
 from service.clients.base import ClientOptions, FetchClient
 from service.deadline import Deadline
 from service.errors import (
@@ -109,6 +114,9 @@ class Session:
         on_action: Callable[[str, str, float], None] | None = None,
         on_end: Callable[[], None] | None = None,
         on_started: Callable[[], None] | None = None,
+        resume_window: float = 0.0,
+        credentials: resume.Credentials | None = None,
+        resume_token: str = "",
     ):
         self.id = session_id
         self.tenant = tenant
@@ -117,7 +125,9 @@ class Session:
         self.kind = open_frame.client
         self._client_factory = client_factory
         self._client: FetchClient | None = None
-        self._outbox = outbox
+        self.link = resume.Link(outbox, resume_window, credentials)
+        self._outbox: Outbox = self.link  # every frame goes through the link (kept for a resume)
+        self._resume_token = resume_token  # shown once, in the open reply
         self._max_pending = max_pending
         self._max_pending_bytes = max_pending_bytes
         self._pending_bytes = 0  # bytes of the queued actions' frames (bounded by max_pending_bytes)
@@ -207,6 +217,24 @@ class Session:
                 self.end_reason = reason
         self._stop()
 
+    def connection_lost(self, outbox: Outbox, reason: str) -> None:
+        """``outbox``'s socket dropped without a ``close`` action: the session parks (its thread
+        waits for a resume, up to the window), or ends quietly when resuming is off."""
+        if self.done.is_set():
+            return
+        if self.link.detach(outbox, reason):
+            self._frames.put(_WAKE)  # its thread sees the park (and the window's end)
+        else:
+            self.abort(reason)
+
+    def resume(self, outbox: Outbox, who: tuple[str, str, str], frame: protocol.ResumeFrame) -> None:
+        """Take the session over on ``outbox`` (``Link.attach``: 403, 410, or the resume reply
+        and the replay are written); the session's thread goes on."""
+        self.link.attach(outbox, who, self.id, frame.last_id, frame.has_last_id)
+        with self._lock:
+            self.last_activity = time.monotonic()
+        self.log.info("session resumed")
+
     def force_close_client(self) -> None:
         """Last resort at shutdown, when the session's thread is stuck past its deadline: the
         one time another thread touches the client. ``close`` is idempotent and kills processes;
@@ -231,6 +259,7 @@ class Session:
         self._stop_requested.set()
         self._interrupt.set()
         self._frames.put(_WAKE)
+        self.link.end()  # on its way out: a resume from now on is 410
 
     # ------------------------------------------------------------------ the session's own thread
 
@@ -273,6 +302,7 @@ class Session:
             self._end(InternalError("internal error: the session cannot go on"), 1011, "internal error")
         finally:
             self.done.set()
+            self.link.end()
             with self._room:
                 self._room.notify_all()
             with self._lock:
@@ -314,12 +344,15 @@ class Session:
         with self._lock:  # idle time and lifetime count from the open reply, not the browser start
             self.started_at = self.last_activity = time.monotonic()
         self._move(State.READY)
-        self._send(protocol.session_opened(self.id))
+        self._send(protocol.session_opened(self.id, self._resume_token))
+        self._resume_token = ""  # shown once
         self.log.info("session opened: client %s", self.kind)
         return True
 
     def _loop(self) -> None:
         while True:
+            if self.link.parked and not self._sit_out_park():
+                return
             try:
                 item = self._frames.get(timeout=self._until_expiry())
             except queue.Empty:
@@ -328,6 +361,8 @@ class Session:
                 return
             if item is _WAKE:
                 continue
+            if self.link.parked and not self._sit_out_park():  # the queue stops while parked
+                return
             with self._room:
                 self._backlog -= 1
                 if isinstance(item, protocol.Action):
@@ -336,6 +371,28 @@ class Session:
                 self._room.notify_all()
             if not self._handle(item) or (self._stop_requested.is_set() and self._stopping()):
                 return
+
+    def _sit_out_park(self) -> bool:
+        """Parked: wait for a resume (True), while the idle clock runs; False when the session
+        is over (a stop, its expiry, or the resume window passed: it then ends quietly)."""
+        link = self.link
+        self.log.info("session parked: %s", link.failure or "the client went away")
+        expiry_passed = False  # and it did not expire (frames wait): then only the window counts
+        while True:
+            since = link.parked_since
+            if since is None:
+                return True
+            window_end = since + link.window
+            until = window_end if expiry_passed else min(window_end, time.monotonic() + self._until_expiry())
+            if link.wait_attached(until, self._stop_requested):
+                return True
+            if self._stopping() or self._expired():
+                return False
+            expiry_passed = True
+            if link.parked_since == since and time.monotonic() >= window_end:
+                self.abort(f"not resumed within {link.window:g}s of the drop ({link.failure})")
+                self._stopping()
+                return False
 
     def _until_expiry(self) -> float:
         """Seconds until the session would expire if nothing came (at least a little)."""
@@ -384,6 +441,8 @@ class Session:
         action = item
         name = action.name
         started = time.monotonic()
+        if name == "close":
+            self.link.end()  # a resume from now on is 410
         try:
             self._move(State.BUSY)
             try:

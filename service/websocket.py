@@ -65,6 +65,12 @@ def why_gone(ws: Any) -> str:
     return "the client went away"
 
 
+def closed_by_client(ws: Any) -> bool:
+    """True when the client sent a close frame (it meant to leave); False for a connection that
+    just ended (a reset, no close frame, a missed pong, our write deadline)."""
+    return bool(getattr(ws, "client_closed", False))
+
+
 # ------------------------------------------------------------------------------------ reading
 
 
@@ -101,6 +107,7 @@ def _handle_events(ws: Any, incoming: _Incoming, limit: int) -> bool:
             if isinstance(event, CloseConnection):
                 out += ws.ws.send(event.response())
                 ws.close_reason, ws.close_message = event.code, event.reason
+                ws.client_closed = True
                 ws.connected = False
                 ws.event.set()
                 keep_going = False
@@ -241,8 +248,9 @@ class Outbox:
         self._timeout = write_timeout
         self.failure: str | None = None
 
-    def send(self, frame: dict[str, Any]) -> bool:
-        text = protocol.encode(frame)
+    def send(self, frame: dict[str, Any] | str) -> bool:
+        """Write one frame: a dict, or its text already encoded (``protocol.encode``)."""
+        text = frame if isinstance(frame, str) else protocol.encode(frame)
         return self._write(lambda: self._ws.send(text))
 
     def send_bytes(self, data: bytes) -> bool:

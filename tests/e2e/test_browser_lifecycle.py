@@ -35,7 +35,8 @@ GONE_BOUND = 15.0  # seconds for a session's processes to end once the session h
 @pytest.fixture(scope="module")
 def lifecycle(grid, logs: Path) -> Iterator[Service]:
     """A service of this module's own, so that its session count and process tree are ours."""
-    env = service_env(grid, INNDX_NEW_SESSION_TIMEOUT=f"{NEW_SESSION_BOUND:g}s")
+    # a dropped client's session is parked for the resume window, then ends: 2s here
+    env = service_env(grid, INNDX_NEW_SESSION_TIMEOUT=f"{NEW_SESSION_BOUND:g}s", INNDX_RESUME_WINDOW="2s")
     with Service(env=env, log_dir=logs) as running:
         yield running
 

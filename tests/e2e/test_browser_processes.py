@@ -66,7 +66,8 @@ def private_tmp() -> Iterator[Path]:
 
 @pytest.fixture()
 def svc(grid, logs: Path, private_tmp: Path):
-    env = service_env(grid, TMPDIR=str(private_tmp), INNDX_NEW_SESSION_TIMEOUT="20s", INNDX_MAX_BROWSERS="4")
+    env = service_env(grid, TMPDIR=str(private_tmp), INNDX_NEW_SESSION_TIMEOUT="20s", INNDX_MAX_BROWSERS="4",
+                      INNDX_RESUME_WINDOW="1s")  # a dropped session ends 1s after the drop
     with Service(env=env, log_dir=logs) as running:
         yield running
 

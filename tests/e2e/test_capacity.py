@@ -211,7 +211,8 @@ def test_a_client_that_reconnects_at_once_finds_the_slot_it_gave_up(client, star
     opens, while its old browser may still be going (the claim waits for its end), every time."""
     tenants = tmp_path / "tenants.json"
     tenants.write_text(json.dumps({"tenants": {"one": {"max_sessions": 1, "max_browsers": 1}}}))
-    service = start_service(INNDX_TENANTS_FILE=str(tenants), INNDX_MAX_BROWSERS="1", INNDX_MAX_GRID_SESSIONS="1")
+    service = start_service(INNDX_TENANTS_FILE=str(tenants), INNDX_MAX_BROWSERS="1", INNDX_MAX_GRID_SESSIONS="1",
+                            INNDX_RESUME_WINDOW="0")  # resuming off: a drop ends the session at once
     for how in ("close", "drop", "close", "drop"):
         session = connect(service.ws_url, tenant="one")
         try:

@@ -163,7 +163,7 @@ def test_a_close_behind_a_retrying_goto_stops_its_retries(open_session, site: Si
 
 @pytest.mark.clients("standard")
 def test_a_client_that_leaves_stops_the_retries(start_service, site: Site, client: str):
-    service = start_service(INNDX_DEFAULT_MAX_SESSIONS="1")
+    service = start_service(INNDX_DEFAULT_MAX_SESSIONS="1", INNDX_RESUME_WINDOW="0")  # a drop ends the session
     site.clear()
     session = connect(service.ws_url)
     session.open(client=client, timeout="1s", max_retries=10)
@@ -182,7 +182,7 @@ def test_a_client_that_leaves_stops_the_retries(start_service, site: Site, clien
 @pytest.mark.clients("chrome", "firefox")
 @pytest.mark.local_only
 def test_a_client_that_stops_reading_loses_its_session_at_the_write_deadline(start_service, site: Site, client):
-    service = start_service(INNDX_WRITE_TIMEOUT="2s", INNDX_DEFAULT_MAX_SESSIONS="1")
+    service = start_service(INNDX_WRITE_TIMEOUT="2s", INNDX_DEFAULT_MAX_SESSIONS="1", INNDX_RESUME_WINDOW="0")
     ws = wsclient.create_connection(service.ws_url, timeout=scaled(60), header=["X-Tenant-Id: acme"],
                                     sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
     ws.send(json.dumps({"client": client, "timeout": "30s"}))

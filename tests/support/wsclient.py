@@ -8,7 +8,8 @@
   instead raises ``ServerClosed`` (an AssertionError with ``.code`` and ``.reason``).
 - ``recv_bytes(timeout=None) -> bytes``: the next frame, which must be binary (the live view).
 - ``request(frame, timeout=None) -> dict``: send, then recv.
-- ``open(frame=None, *, recv_timeout=None, **fields) -> session_id``: the handshake.
+- ``open(frame=None, *, recv_timeout=None, **fields) -> session_id``: the handshake (the open
+  reply's ``resume_token`` is kept in ``.resume_token``).
 - ``expect_close(timeout=None) -> (code, reason)``: the server's close frame (1006 when the TCP
   connection ended without one); a data frame first is an ``AssertionError``.
 - ``close()``: close our side (idempotent).
@@ -97,7 +98,7 @@ def schema_for(frame: Any) -> str:
     if "type" in frame:
         return "error.json"
     if "session_id" in frame:
-        return "open.response.json"
+        return "resume.response.json" if "resumed" in frame else "open.response.json"
     action = frame.get("action")
     assert action in RESPONSE_SCHEMAS, f"server frame has no known action ({action!r}): {frame!r}"
     return RESPONSE_SCHEMAS[action]
@@ -134,6 +135,7 @@ class Session:
         self.timeout = timeout
         self.checked = checked
         self.session_id: str | None = None
+        self.resume_token: str | None = None  # from the open reply (or the last resume reply)
         self.close_code: int | None = None
         self.close_reason: str | None = None
 
@@ -226,6 +228,7 @@ class Session:
         reply = self.request({**(frame or {}), **fields}, bound)
         assert "session_id" in reply, f"open was refused: {reply!r}"
         self.session_id = reply["session_id"]
+        self.resume_token = reply.get("resume_token")
         return reply["session_id"]
 
     def expect_close(self, timeout: float | None = None) -> tuple[int, str]:

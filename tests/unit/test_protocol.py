@@ -86,7 +86,8 @@ def test_replies_validate_against_their_schemas():
         protocol.reply(protocol.Action("click")),
         protocol.reply(protocol.Action("fill")),
         protocol.reply(protocol.Action("close")),
-        protocol.session_opened("5b6c0a3e-3c0f-4a43-9a43-6b1f7e4a2c11"),
+        protocol.session_opened("5b6c0a3e-3c0f-4a43-9a43-6b1f7e4a2c11", "A" * 43),
+        protocol.session_resumed("5b6c0a3e-3c0f-4a43-9a43-6b1f7e4a2c11", "b-" * 22, 7),
         protocol.error_frame(NotFound("no element"), "x"),
         protocol.error_frame(Unavailable("gone")),
     ]
@@ -94,8 +95,8 @@ def test_replies_validate_against_their_schemas():
         PROTOCOL.validate_outgoing(frame)
     assert frames[1]["body"] is None and frames[1]["content_type"] is None
     assert frames[2] == {"action": "content", "content": "PGh0bWw+", "id": 1}
-    assert frames[9] == {"type": "error", "message": "no element", "code": 404, "id": "x"}
-    assert frames[10]["type"] == "fatal" and "id" not in frames[10]
+    assert frames[10] == {"type": "error", "message": "no element", "code": 404, "id": "x"}
+    assert frames[11]["type"] == "fatal" and "id" not in frames[11]
 
 
 def test_frame_size_limit():

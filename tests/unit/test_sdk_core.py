@@ -92,3 +92,37 @@ def test_the_server_close_and_a_lost_link():
     assert caught.value.code == 1001 and "shutting down" in caught.value.message and caught.value.fatal
     c.lost(inndx.ConnectionClosed("later", 1006))
     assert c.closed is caught.value
+
+
+# ------------------------------------------------------------------------------- resuming (Rule 5)
+
+
+def _resumable() -> Connection:
+    c = Connection(resumable=True)
+    inndx.core.opened(json.dumps({"session_id": "s-1", "resume_token": "t" * 43}), c)
+    return c
+
+
+def test_a_drop_resumes_and_only_the_frames_the_server_did_not_read_go_again():
+    c = _resumable()
+    ids = [sent(c, {"action": "goto", "url": f"http://x/{n}"}) for n in range(3)]
+    c.receive(json.dumps({"action": "content", "id": ids[0], "content": None}))
+    assert c.dropped(1006) and c.closed is None
+    assert json.loads(c.resume_frame()) == {"resume": "s-1", "resume_token": "t" * 43, "last_id": ids[0]}
+    again = c.resumed(json.dumps({"session_id": "s-1", "resumed": True, "resume_token": "u" * 43, "last_received": 2}))
+    assert [json.loads(text)["id"] for text in again] == [3] and c.token == "u" * 43
+    c.receive(json.dumps({"action": "content", "id": ids[0], "content": None}))  # sent again: already taken, dropped
+    c.receive(json.dumps({"action": "content", "id": ids[1], "content": None}))
+    assert c.closed is None and c.answered(ids[1]) and not c.answered(ids[2])
+
+
+def test_what_ends_a_resumable_session_anyway():
+    c = _resumable()
+    assert c.dropped(1012) and c.dropped(1008, "Ping/Pong timeout")
+    assert not c.dropped(1008, "the session was resumed on another connection") and not c.dropped(1000)
+    with pytest.raises(inndx.Error) as refused:
+        c.resumed(json.dumps({"type": "fatal", "message": "gone", "code": 410}))
+    assert refused.value.code == 410 and refused.value.fatal
+    assert not Connection().dropped(1006)  # not resumable
+    c.receive(json.dumps({"type": "fatal", "message": "x", "code": 503}))
+    assert not c.dropped(1006)  # over already

@@ -3,6 +3,7 @@ browser cannot hit the window (the real-browser half: tests/e2e/test_hostile_cli
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -70,7 +71,7 @@ class FakeOutbox:
         self.closed: list[int] = []
 
     def send(self, frame):
-        self.frames.append(frame)
+        self.frames.append(json.loads(frame) if isinstance(frame, str) else frame)  # the session's link sends text
         return True
 
     def close(self, code, reason=""):

@@ -10,6 +10,10 @@ service's pings are answered while the program awaits something else; each call 
 own reply, found by ``id``, so several calls of one session can be in flight at once
 (``asyncio.gather``, or ``async with s.pipeline() as p``). Frames go out in the order their ids
 were given, through one writer.
+
+``connect(..., resume=True)``: a link that breaks is resumed on a new socket by the reader task,
+as the sync client does (``inndx.core`` Rule 5); the writer pauses meanwhile, and the frames the
+server did not read go out again, in order, before any later one.
 """
 
 from __future__ import annotations
@@ -37,11 +41,19 @@ class Session(Actions):
     """An open session; ``async with`` closes it. Every action method returns an awaitable of
     the value the sync client's returns; an error frame raises ``inndx.Error`` (or a family class)."""
 
-    def __init__(self, ws: ClientConnection, session_id: str, reply_timeout: float | None) -> None:
+    def __init__(
+        self, ws: ClientConnection, session_id: str, reply_timeout: float | None,
+        connection: core.Connection | None = None, reconnect: Callable[[], Awaitable[ClientConnection]] | None = None,
+        resume_timeout: float = 90.0,
+    ) -> None:
         self._ws = ws
         self.session_id = session_id
         self.reply_timeout = reply_timeout
-        self._core = core.Connection()
+        self._core = connection or core.Connection()
+        self._reconnect = reconnect  # a new upgraded socket for a resume (None: no resuming)
+        self._resume_timeout = resume_timeout
+        self._resuming = False  # the writer waits while the reader resumes
+        self.resumes = 0  # how many times the session was resumed on a new socket
         self._loop = asyncio.get_running_loop()
         self._waiters: dict[int, asyncio.Future[None]] = {}  # set once core.answered(id)
         self._outbox: collections.deque[str] = collections.deque()
@@ -95,11 +107,13 @@ class Session(Actions):
         return frame_id
 
     async def _write(self) -> None:
-        while self._outbox:
+        while self._outbox and not self._resuming:
             text = self._outbox.popleft()
             try:
                 await self._ws.send(text)
             except (websockets.ConnectionClosed, OSError) as exc:
+                if self._core.resumable and self._core.closed is None:
+                    return  # the core keeps it: sent again once the reader has resumed the session
                 self._outbox.clear()
                 self._lose(ConnectionClosed(f"the connection was lost: {exc}", 1006, fatal=True))
 
@@ -123,17 +137,68 @@ class Session(Actions):
         """The reader task: every frame into the core (websockets answers pings as it reads)."""
         try:
             while True:
-                message = await self._ws.recv()
+                try:
+                    message = await self._ws.recv()
+                except websockets.ConnectionClosed as exc:
+                    code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd is not None else (1006, "")
+                    if self._reconnect is not None and self._core.dropped(code, reason) and await self._resume():
+                        continue
+                    self._core.receive_close(code, reason)
+                    return
                 if isinstance(message, str):
                     self._core.receive(message)
                 else:
                     self._core.receive_binary()
                 self._wake()
-        except websockets.ConnectionClosed as exc:
-            code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd is not None else (1006, "")
-            self._core.receive_close(code, reason)
         finally:
             self._lose(ConnectionClosed("the connection was lost", 1006, fatal=True))
+
+    async def _resume(self) -> bool:
+        """The reader, after a drop: a new socket, the resume frame, the frames the server did
+        not read sent again; with backoff until ``resume_timeout``. False when it gave up or the
+        server refused (the session is then over with that refusal)."""
+        assert self._reconnect is not None
+        self._resuming = True
+        deadline, delay = self._loop.time() + self._resume_timeout, 0.1
+        try:
+            while self._loop.time() < deadline and self._core.closed is None:
+                try:
+                    ws: ClientConnection | None = await self._reconnect()
+                except Error as refusal:  # the upgrade was refused
+                    if refusal.code in (401, 403):
+                        self._lose(refusal)
+                        return False
+                    ws = None
+                except (websockets.InvalidHandshake, OSError, TimeoutError):
+                    ws = None
+                if ws is not None:
+                    try:
+                        await ws.send(self._core.resume_frame())
+                        data = await asyncio.wait_for(ws.recv(), max(1.0, deadline - self._loop.time()))
+                        if not isinstance(data, str):
+                            raise OSError("no resume reply")
+                        again = self._core.resumed(data)
+                        self._outbox.clear()  # all of them are in ``again``, in order
+                        self._ws = ws
+                        for text in again:
+                            await ws.send(text)
+                    except Error as refusal:
+                        await asyncio.shield(ws.close())
+                        if refusal.fatal and refusal.code in (403, 410):
+                            self._lose(refusal)
+                            return False
+                    except (websockets.ConnectionClosed, OSError, TimeoutError):
+                        await asyncio.shield(ws.close())
+                    else:
+                        self.resumes += 1
+                        return True
+                await asyncio.sleep(min(delay, max(0.0, deadline - self._loop.time())))
+                delay = min(delay * 2, 2.0)
+            return False
+        finally:
+            self._resuming = False
+            if self._outbox and (self._writer is None or self._writer.done()):
+                self._writer = self._loop.create_task(self._write())
 
     def _lose(self, reason: Error) -> None:
         self._core.lost(reason)
@@ -241,6 +306,8 @@ def connect(
     middleware: list[dict[str, Any]] | None = None,
     connect_timeout: float = 30.0,
     reply_timeout: float | None = None,
+    resume: bool = False,
+    resume_timeout: float = 90.0,
     **fields: Any,
 ) -> _Connect:
     """Open a session: ``s = await inndx.aio.connect(...)`` or ``async with inndx.aio.connect(...) as s``.
@@ -249,16 +316,21 @@ def connect(
     """
     frame = core.open_frame(client, viewport, timeout, max_redirects, max_retries, proxies, middleware, fields)
     headers = core.handshake_headers(tenant, api_key)
-    return _Connect(lambda: _open(ws_url(url), headers, frame, connect_timeout, reply_timeout))
+    return _Connect(lambda: _open(ws_url(url), headers, frame, connect_timeout, reply_timeout, resume, resume_timeout))
+
+
+async def _upgrade(url: str, headers: list[tuple[str, str]], connect_timeout: float) -> ClientConnection:
+    try:  # the service pings; the client answers (no pings of its own), frames of any size, no deflate
+        return await ws_connect(url, additional_headers=headers, open_timeout=connect_timeout, ping_interval=None,
+                                max_size=None, compression=None)
+    except websockets.InvalidStatus as exc:
+        raise core.refused(exc.response.status_code, exc.response.body) from None
 
 
 async def _open(url: str, headers: list[tuple[str, str]], frame: dict[str, Any], connect_timeout: float,
-                reply_timeout: float | None) -> Session:
-    try:  # the service pings; the client answers (no pings of its own), frames of any size, no deflate
-        ws = await ws_connect(url, additional_headers=headers, open_timeout=connect_timeout, ping_interval=None,
-                              max_size=None, compression=None)
-    except websockets.InvalidStatus as exc:
-        raise core.refused(exc.response.status_code, exc.response.body) from None
+                reply_timeout: float | None, resume: bool = False, resume_timeout: float = 90.0) -> Session:
+    try:
+        ws = await _upgrade(url, headers, connect_timeout)
     except (websockets.InvalidHandshake, websockets.InvalidURI, OSError, TimeoutError) as exc:
         raise Error(f"cannot connect to {url}: {exc}", None, fatal=True) from None
     try:
@@ -272,8 +344,13 @@ async def _open(url: str, headers: list[tuple[str, str]], frame: dict[str, Any],
             raise ConnectionClosed(f"the server closed the socket before the open reply ({reason})", code, fatal=True) from None
         if not isinstance(data, str):
             raise Error("the server sent a binary frame", None, fatal=True)
-        session_id = core.opened(data)
+        connection = core.Connection(resumable=resume)
+        session_id = core.opened(data, connection)
     except BaseException:
         await asyncio.shield(ws.close())
         raise
-    return Session(ws, session_id, reply_timeout)
+
+    def reconnect() -> Awaitable[ClientConnection]:
+        return _upgrade(core.resume_url(url, session_id), headers, connect_timeout)
+
+    return Session(ws, session_id, reply_timeout, connection, reconnect if resume else None, resume_timeout)

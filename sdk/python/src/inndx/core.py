@@ -16,6 +16,12 @@ Rule 3. The reply to ``close`` (``{"action": "closed"}``) ends the session too: 
         the socket right after it, and any action sent after ``close`` is answered by nothing.
 Rule 4. An action whose caller gave up (its reply timeout, a cancelled task) is ``forget``-ten: its
         reply is read and dropped when it comes, and it keeps its place in the order (Rule 1).
+Rule 5. A resumable connection (``resumable=True``) keeps the text of every frame not answered
+        yet. A link that breaks (close 1006 or 1012, or the server's ping timeout) does not end
+        the session (``dropped``): the I/O resumes it on a new socket with ``resume_frame()``,
+        and ``resumed(reply)`` gives the frames to send again, only those after the server's
+        ``last_received``. The replies the server sends again come in through ``receive``; one
+        already taken is dropped.
 """
 
 from __future__ import annotations
@@ -46,7 +52,12 @@ class Connection:
     """One session's protocol state: ids given out, replies in, why it ended. Not thread-safe:
     its owner serialises calls (the sync client under a lock, the asyncio client on its loop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, resumable: bool = False) -> None:
+        self.resumable = resumable
+        self.session_id: str | None = None
+        self.token: str | None = None  # the latest resume token (Rule 5)
+        self._texts: dict[int, str] = {}  # frames sent and not answered yet, for a resume
+        self._last_reply: int | None = None  # the id of the newest reply in
         self._ids = itertools.count(1)
         self._waiting: list[int] = []  # sent, reply not taken yet, oldest first (Rule 1)
         self._replies: dict[int, dict[str, Any]] = {}
@@ -60,7 +71,10 @@ class Connection:
             raise self.closed
         frame_id = next(self._ids)
         self._waiting.append(frame_id)
-        return frame_id, json.dumps({**frame, "id": frame_id})
+        text = json.dumps({**frame, "id": frame_id})
+        if self.resumable:
+            self._texts[frame_id] = text
+        return frame_id, text
 
     # -- in ---------------------------------------------------------------------------------
     def receive(self, data: str) -> None:
@@ -71,6 +85,8 @@ class Connection:
             reply = parse(data)
             kind = reply.get("type")
             target = reply.get("id")
+            if self._seen(target):  # sent again after a resume, taken already (Rule 5)
+                return
             if target not in self._waiting or target in self._replies:
                 target = None
                 if kind in ("error", "fatal"):  # an error about a frame too broken to carry our id
@@ -81,6 +97,8 @@ class Connection:
             self.lost(exc)
             return
         if target is not None:
+            self._last_reply = target
+            self._texts.pop(target, None)
             self._store(target, reply)
         if kind == "fatal":
             for frame_id in list(self._waiting):
@@ -100,6 +118,34 @@ class Connection:
         """The session is over for ``reason`` (kept if it was over already)."""
         if self.closed is None:
             self.closed = reason
+
+    def _seen(self, target: Any) -> bool:
+        # replies come in the order of their ids: one at or below the newest is a reply sent again
+        return self.resumable and isinstance(target, int) and self._last_reply is not None and target <= self._last_reply
+
+    # -- resuming (Rule 5) ------------------------------------------------------------------
+    def dropped(self, code: int, reason: str = "") -> bool:
+        """The link broke with ``code``: True when the session may be resumed (so not over)."""
+        if not self.resumable or self.closed is not None or self.token is None:
+            return False
+        return code in (1006, 1012) or (code == 1008 and "Ping/Pong" in reason)
+
+    def resume_frame(self) -> str:
+        frame: dict[str, Any] = {"resume": self.session_id, "resume_token": self.token}
+        if self._last_reply is not None:
+            frame["last_id"] = self._last_reply
+        return json.dumps(frame)
+
+    def resumed(self, data: str) -> list[str]:
+        """The resume reply in; the frames to send again, in order. A refusal raises its ``Error``
+        (403: not this session's token; 410: the session is over), ``fatal`` set."""
+        reply = parse(data)
+        if reply.get("resumed") is not True or not isinstance(reply.get("resume_token"), str):
+            raise error_for(reply.get("code"), reply.get("message", str(reply)), fatal=True)
+        self.token = reply["resume_token"]
+        last = reply.get("last_received")
+        floor = last if isinstance(last, int) else 0
+        return [self._texts[i] for i in sorted(self._texts) if i > floor and i not in self._replies]
 
     def _store(self, frame_id: int, reply: dict[str, Any]) -> None:
         if frame_id in self._forgotten:  # Rule 4: read and dropped
@@ -189,12 +235,22 @@ def open_frame(
     return frame
 
 
-def opened(data: str) -> str:
-    """The session id from the open reply; a refusal raises its ``Error``, ``fatal`` set."""
+def opened(data: str, connection: Connection | None = None) -> str:
+    """The session id from the open reply (kept, with its resume token, on ``connection``); a
+    refusal raises its ``Error``, ``fatal`` set."""
     reply = parse(data)
     if "session_id" not in reply:
         raise error_for(reply.get("code"), reply.get("message", str(reply)), fatal=True)
+    if connection is not None:
+        connection.session_id, connection.token = reply["session_id"], reply.get("resume_token")
     return reply["session_id"]
+
+
+def resume_url(url: str, session_id: str) -> str:
+    """The sessions endpoint with ``?session=<id>``: the socket takes no new session slot."""
+    parts = urlsplit(ws_url(url))
+    query = f"{parts.query}&session={session_id}" if parts.query else f"session={session_id}"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 def refused(status: int, body: bytes | None) -> Error:

@@ -9,6 +9,11 @@ The protocol itself (ids, matching, errors, when the session is over) is ``inndx
 module is its I/O. A reader thread of the session's own reads every frame as it arrives and hands
 it to the core, so the service's pings are answered while the program does something else between
 two actions (a session left idle for minutes stays open); a call waits until its reply is in.
+
+With ``connect(..., resume=True)`` a link that breaks (a reset, close 1006 or 1012) does not end
+the session: the reader thread reconnects with backoff and resumes it (``inndx.core`` Rule 5),
+sends again only the frames the server did not read, and the calls waiting get their replies as
+if nothing happened. Only a refusal (the window passed: 410) or ``resume_timeout`` ends it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import websocket
@@ -36,11 +43,18 @@ class Session(Actions):
     ``inndx.Error`` (or its family subclass) and leaves the session usable unless ``.fatal``.
     """
 
-    def __init__(self, ws: websocket.WebSocket, session_id: str, reply_timeout: float | None) -> None:
+    def __init__(
+        self, ws: websocket.WebSocket, session_id: str, reply_timeout: float | None,
+        connection: core.Connection | None = None, reconnect: Callable[[], websocket.WebSocket] | None = None,
+        resume_timeout: float = 90.0,
+    ) -> None:
         self._ws = ws
         self.session_id = session_id
         self.reply_timeout = reply_timeout
-        self._core = core.Connection()
+        self._core = connection or core.Connection()
+        self._reconnect = reconnect  # a new upgraded socket for a resume (None: no resuming)
+        self._resume_timeout = resume_timeout
+        self.resumes = 0  # how many times the session was resumed on a new socket
         self._state = threading.Condition()  # guards the core; notified on every frame read
         self._write = threading.RLock()  # ids go out on the wire in the order they are given
         self._reader = threading.Thread(target=self._read_forever, name=f"inndx-reader-{session_id[:8]}", daemon=True)
@@ -87,6 +101,8 @@ class Session(Actions):
                 self._ws.send(text)
                 return frame_id
             except (websocket.WebSocketException, OSError) as exc:
+                if self._core.resumable and self._core.closed is None:
+                    return frame_id  # kept: sent again once the reader has resumed the session
                 lost = ConnectionClosed(f"the connection was lost: {exc}", 1006, fatal=True)
         self._shutdown(lost)  # its reply is that error
         return frame_id
@@ -104,6 +120,11 @@ class Session(Actions):
         reads), until the socket closes or breaks."""
         while True:
             opcode, data = _next_frame(self._ws)
+            if opcode is None and self._reconnect is not None:
+                with self._state:
+                    dropped = self._core.dropped(*data)
+                if dropped and self._resume():
+                    continue
             with self._state:
                 if opcode == websocket.ABNF.OPCODE_TEXT:
                     self._core.receive(data)
@@ -115,6 +136,53 @@ class Session(Actions):
             if opcode is None:
                 self._close_socket()
                 return
+
+    def _resume(self) -> bool:
+        """The reader thread, after a drop: a new socket, the resume frame, the frames the server
+        did not read sent again; with backoff until ``resume_timeout``. False when it gave up or
+        the server refused (the session is then over with that refusal)."""
+        assert self._reconnect is not None
+        deadline, delay = time.monotonic() + self._resume_timeout, 0.1
+        while time.monotonic() < deadline and self._core.closed is None:
+            try:
+                ws = self._reconnect()
+            except Error as refusal:  # the upgrade was refused
+                if refusal.code in (401, 403):
+                    return self._refused(refusal)
+                ws = None
+            except (websocket.WebSocketException, OSError):
+                ws = None
+            if ws is not None:
+                with self._write:  # no frame of ours goes out between the resume and the frames sent again
+                    try:
+                        ws.send(self._core.resume_frame())
+                        opcode, data = _next_frame(ws, max(1.0, deadline - time.monotonic()))
+                        if opcode != websocket.ABNF.OPCODE_TEXT:
+                            raise OSError("no resume reply")
+                        with self._state:
+                            again = self._core.resumed(data)
+                        old, self._ws = self._ws, ws
+                        for text in again:
+                            ws.send(text)
+                    except Error as refusal:
+                        ws.shutdown()
+                        if refusal.fatal and refusal.code in (403, 410):
+                            return self._refused(refusal)
+                    except (websocket.WebSocketException, OSError):
+                        ws.shutdown()
+                    else:
+                        old.shutdown()
+                        self.resumes += 1
+                        return True
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))  # backoff between attempts
+            delay = min(delay * 2, 2.0)
+        return False
+
+    def _refused(self, refusal: Error) -> bool:
+        with self._state:
+            self._core.lost(refusal)
+            self._state.notify_all()
+        return False
 
     def _shutdown(self, reason: Error) -> None:
         with self._state:
@@ -168,6 +236,8 @@ def connect(
     middleware: list[dict[str, Any]] | None = None,
     connect_timeout: float = 30.0,
     reply_timeout: float | None = None,
+    resume: bool = False,
+    resume_timeout: float = 90.0,
     **fields: Any,
 ) -> Session:
     """Open a session: the WebSocket, then the open frame; the open ``Session``.
@@ -181,6 +251,8 @@ def connect(
     and the open reply (browsers take a few seconds to start); ``reply_timeout`` bounds the wait
     for each later reply (None: as long as the service takes; it bounds every action itself).
     A refused upgrade or open raises ``inndx.Error`` (or its family subclass), ``fatal`` set.
+    ``resume=True``: a broken link is resumed on a new socket (see the module's docstring), for up
+    to ``resume_timeout`` seconds after the drop.
     """
     frame = core.open_frame(client, viewport, timeout, max_redirects, max_retries, proxies, middleware, fields)
     headers = [f"{name}: {value}" for name, value in core.handshake_headers(tenant, api_key)]
@@ -197,8 +269,18 @@ def connect(
             raise ConnectionClosed(f"the server closed the socket before the open reply ({data[1]})", data[0], fatal=True)
         if opcode != websocket.ABNF.OPCODE_TEXT:
             raise Error("the server sent a binary frame", None, fatal=True)
-        session_id = core.opened(data)
+        connection = core.Connection(resumable=resume)
+        session_id = core.opened(data, connection)
     except BaseException:
         ws.shutdown()
         raise
-    return Session(ws, session_id, reply_timeout)
+
+    def reconnect() -> websocket.WebSocket:
+        try:
+            return websocket.create_connection(
+                core.resume_url(url, session_id), timeout=connect_timeout, header=headers, enable_multithread=True
+            )
+        except websocket.WebSocketBadStatusException as exc:
+            raise core.refused(exc.status_code, exc.resp_body) from None
+
+    return Session(ws, session_id, reply_timeout, connection, reconnect if resume else None, resume_timeout)
