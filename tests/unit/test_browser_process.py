@@ -27,9 +27,12 @@ def _dead_owner() -> str:
     return owner
 
 
-def _marked_sleeper(owner: str, tmp: str) -> subprocess.Popen:
+def _marked_sleeper(owner: str, tmp: str, own_session: bool = True) -> subprocess.Popen:
+    """A sleeping process with ``owner``'s marker, in a session of its own by default: a reaper
+    running beside this test (another test run on the machine) that finds it orphaned kills
+    its whole session, and that must never be the session this test runs in."""
     env = dict(os.environ, **{bp.OWNER_ENV: owner, "TMPDIR": tmp})
-    return subprocess.Popen(["sleep", "60"], env=env)
+    return subprocess.Popen(["sleep", "60"], env=env, start_new_session=own_session)
 
 
 @pytest.fixture()
@@ -187,8 +190,9 @@ def test_ownership_covers_unmarked_children_in_the_drivers_session(tmp_path):
 def test_ownership_never_reaches_the_callers_own_session(tmp_path):
     """A marked process left in the caller's session (no new session) takes only itself: the
     caller's session holds the service, its tests, everything else."""
-    owner = _dead_owner()
-    proc = _marked_sleeper(owner, str(tmp_path))
+    owner = bp.owner_of(os.getppid())  # alive (no other run's reaper takes this session) and no one else's
+    assert owner is not None
+    proc = _marked_sleeper(owner, str(tmp_path), own_session=False)
     try:
         wait_for(lambda: bp._environ(psutil.Process(proc.pid)).get(bp.OWNER_ENV), 5, what="the marker")
         assert [p.pid for p in bp.owned(owner)] == [proc.pid]
@@ -204,7 +208,7 @@ def test_the_reaper_still_ends_an_older_releases_orphans(tmp_path):
     started = int(psutil.Process(proc.pid).create_time() * 1000)
     proc.wait()
     legacy = f"{proc.pid}.{bp._base36(started)}"
-    orphan = subprocess.Popen(["sleep", "60"], env=dict(os.environ, **{bp.LEGACY_OWNER_ENV: legacy}))
+    orphan = subprocess.Popen(["sleep", "60"], env=dict(os.environ, **{bp.LEGACY_OWNER_ENV: legacy}), start_new_session=True)
     old_dir = tmp_path / f"{bp.LEGACY_TEMP_PREFIX}{legacy}-abc"
     old_dir.mkdir()
     try:
