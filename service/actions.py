@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from service import protocol, user_agents
+from service import protocol, replies, user_agents
 from service.clients.base import FetchClient, GotoRequest
 from service.deadline import Deadline
 from service.errors import Conflict, NotSupported
@@ -62,7 +62,7 @@ def perform(
     if action.name == "scroll":
         return client.scroll(args, Deadline(timeout))
     if action.name == "cookies":
-        return {"cookies": [protocol.cookie_frame(cookie) for cookie in client.cookies(Deadline(timeout))]}
+        return {"cookies": [replies.cookie_frame(cookie) for cookie in client.cookies(Deadline(timeout))]}
     if action.name == "set_cookies":
         return client.set_cookies(args["cookies"], Deadline(timeout))
     if action.name == "clear_cookies":
@@ -70,7 +70,7 @@ def perform(
     if action.name == "storage_state":
         cookies, origins = client.storage_state(Deadline(timeout))
         state = {
-            "cookies": [protocol.cookie_frame(cookie) for cookie in cookies],
+            "cookies": [replies.cookie_frame(cookie) for cookie in cookies],
             "origins": [{"origin": origin, "local_storage": [list(pair) for pair in pairs]} for origin, pairs in origins],
         }
         return {"state": state}

@@ -16,7 +16,7 @@ from typing import Any
 
 from simple_websocket import ConnectionClosed
 
-from service import protocol, websocket
+from service import protocol, replies, websocket
 from service.errors import InternalError, OpenTimeout, ServiceError
 from service.hub import Hub, Ticket
 from service.session import Session
@@ -77,7 +77,7 @@ def _open(ws: Any, hub: Hub, ticket: Ticket, outbox: Outbox) -> Session | None:
 
 
 def _refuse(outbox: Outbox, error: ServiceError, ticket: Ticket) -> None:
-    outbox.send(protocol.error_frame(error, fatal=True))
+    outbox.send(replies.error_frame(error, fatal=True))
     outbox.close(error.close_code, error.message)
     ticket.release()
 

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from service import protocol
+from service import replies
 from service.errors import Forbidden, SessionExpired
 
 TOKEN_BYTES = 32  # 256 bits
@@ -147,7 +147,7 @@ class Link:
     def send(self, frame: dict[str, Any]) -> bool:
         """Keep the reply, then write it if a socket is attached. False only once the session
         can send nothing more (its socket dropped and resuming is off)."""
-        text = protocol.encode(frame)
+        text = replies.encode(frame)
         with self._lock:
             kept = frame.get("type") != "fatal" and "session_id" not in frame  # replies only
             number = self._replay.add(frame.get("id"), text) if kept else None
@@ -234,8 +234,8 @@ class Link:
             missed = self._replay.after_id(last_id) if has_last_id else self._replay.since(self._dropped_at)
             if old is not None:
                 old.close(1008, "the session was resumed on another connection")
-            opened = protocol.session_resumed(session_id, token, self.last_received)
-            for text in [protocol.encode(opened), *missed]:
+            opened = replies.session_resumed(session_id, token, self.last_received)
+            for text in [replies.encode(opened), *missed]:
                 if not outbox.send(text):  # dropped again at once: still parked, the same replies owed
                     self._park(outbox, outbox.failure or "the client went away", self._dropped_at)
                     return old

@@ -18,13 +18,7 @@ lifetime) while it waits for frames; when it ends, that same thread closes the c
 browser quits) and then calls ``on_end`` once, which frees its slots and releases the
 tenant's ticket. Nobody else releases them.
 
-States, and the only moves between them, all made by ``_move`` (anything else raises
-``IllegalTransition``)::
-
-    OPENING --> READY <--> BUSY
-       |          |          |
-       +----------+----------+--> CLOSING --> CLOSED
-       +----------+----------+--> FAILED             (a failed session stays failed)
+States and their moves, and the bounded inbox of frames: ``service.session_inbox``.
 
 Frames are handled strictly in the order they arrived: a frame the protocol refused (400, 413)
 and a frame over the pending bound (429) get their error frame in their turn, after the replies
@@ -33,17 +27,14 @@ of the frames before them.
 
 from __future__ import annotations
 
-import enum
 import logging
-import queue
 import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from typing import Protocol as TypingProtocol
 
-from service import actions, middleware, protocol, resume
+from service import actions, middleware, protocol, replies, resume
 from service.clients.base import ClientOptions, FetchClient
 from service.deadline import Deadline
 from service.errors import (
@@ -51,49 +42,11 @@ from service.errors import (
     InternalError,
     ServiceError,
     SessionExpired,
-    TooManyRequests,
     Unavailable,
 )
+from service.session_inbox import MOVES, WAKE, IllegalTransition, Inbox, Outbox, State
 
 logger = logging.getLogger(__name__)
-
-
-class Outbox(TypingProtocol):
-    """Where a session's frames go: the endpoint's one writer. ``send`` and ``close`` return
-    False once the client cannot take frames any more; ``failure`` then says why, if we cut it."""
-
-    failure: str | None
-
-    def send(self, frame: dict[str, Any]) -> bool: ...
-
-    def close(self, code: int, reason: str = "") -> bool: ...
-
-
-class State(enum.Enum):
-    OPENING = "opening"
-    READY = "ready"
-    BUSY = "busy"
-    CLOSING = "closing"
-    CLOSED = "closed"
-    FAILED = "failed"
-
-
-_MOVES = {
-    State.OPENING: {State.READY, State.CLOSING, State.FAILED},
-    State.READY: {State.BUSY, State.CLOSING, State.FAILED},
-    State.BUSY: {State.READY, State.CLOSING, State.FAILED},
-    State.CLOSING: {State.CLOSED, State.FAILED},
-    State.CLOSED: set(),
-    State.FAILED: set(),
-}
-
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-_WAKE = object()
-BACKLOG_FACTOR = 8  # refused frames (their 429s) may queue up to this many times max_pending
 
 
 class Session:
@@ -128,21 +81,14 @@ class Session:
         self.link = resume.Link(outbox, resume_window, credentials)
         self._outbox: Outbox = self.link  # every frame goes through the link (kept for a resume)
         self._resume_token = resume_token  # shown once, in the open reply
-        self._max_pending = max_pending
-        self._max_pending_bytes = max_pending_bytes
-        self._pending_bytes = 0  # bytes of the queued actions' frames (bounded by max_pending_bytes)
-        self._max_backlog = max_pending * BACKLOG_FACTOR
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
         self._max_lifetime = max_lifetime
         self._on_action = on_action or (lambda action, outcome, seconds: None)
         self._on_end = on_end or (lambda: None)
         self._on_started = on_started or (lambda: None)  # the client's start is over, however it went
-        self._frames: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending = 0  # queued actions not yet started (bounded by max_pending)
-        self._backlog = 0  # everything queued: actions and the errors of refused frames
         self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
+        self._inbox = Inbox(self._lock, max_pending, max_pending_bytes)
         self._state = State.OPENING
         self._stop_error: ServiceError | None = None
         self._stop_requested = threading.Event()
@@ -179,28 +125,14 @@ class Session:
         action over the pending bound is queued as its 429, so that it keeps its turn."""
         with self._lock:
             self.last_activity = time.monotonic()
-            if isinstance(item, protocol.Action):
-                if self._pending >= self._max_pending:
-                    item = TooManyRequests(
-                        f"too many pending actions: at most {self._max_pending} may wait", action_id=item.id
-                    )
-                elif self._pending and self._pending_bytes + item.size > self._max_pending_bytes:
-                    item = TooManyRequests(
-                        f"too many pending bytes: the waiting frames may hold at most {self._max_pending_bytes}",
-                        action_id=item.id,
-                    )
-                else:
-                    self._pending += 1
-                    self._pending_bytes += item.size
-                    if item.name == "close":
-                        self._interrupt.set()  # a goto ahead of it stops retrying
-            self._backlog += 1
-        self._frames.put(item)
+            item = self._inbox.admit(item)
+            if isinstance(item, protocol.Action) and item.name == "close":
+                self._interrupt.set()  # a goto ahead of it stops retrying
+        self._inbox.put(item)
 
     def wait_for_room(self, timeout: float) -> bool:
         """Backpressure for the reader: False while the backlog of refused frames is full."""
-        with self._room:
-            return self._room.wait_for(lambda: self._backlog < self._max_backlog or self.done.is_set(), timeout)
+        return self._inbox.wait_for_room(timeout, self.done)
 
     def fail(self, error: ServiceError) -> None:
         """End the session with a fatal ``error`` as soon as its current action is done."""
@@ -223,7 +155,7 @@ class Session:
         if self.done.is_set():
             return
         if self.link.detach(outbox, reason):
-            self._frames.put(_WAKE)  # its thread sees the park (and the window's end)
+            self._inbox.wake()  # its thread sees the park (and the window's end)
         else:
             self.abort(reason)
 
@@ -258,7 +190,7 @@ class Session:
     def _stop(self) -> None:
         self._stop_requested.set()
         self._interrupt.set()
-        self._frames.put(_WAKE)
+        self._inbox.wake()
         self.link.end()  # on its way out: a resume from now on is 410
 
     # ------------------------------------------------------------------ the session's own thread
@@ -266,7 +198,7 @@ class Session:
     def _move(self, new: State) -> None:
         """The one way the state changes."""
         with self._lock:
-            if new not in _MOVES[self._state]:
+            if new not in MOVES[self._state]:
                 raise IllegalTransition(f"{self._state.value} -> {new.value}")
             self._state = new
 
@@ -285,7 +217,7 @@ class Session:
     def _end(self, error: ServiceError | None, close_code: int, reason: str) -> None:
         """Send the fatal frame (if any) and close the socket; the client is closed by ``_run``."""
         if error is not None:
-            self._send(protocol.error_frame(error, fatal=True))
+            self._send(replies.error_frame(error, fatal=True))
         if not self._client_gone:
             self._outbox.close(close_code, reason)
         self.done.set()
@@ -303,8 +235,7 @@ class Session:
         finally:
             self.done.set()
             self.link.end()
-            with self._room:
-                self._room.notify_all()
+            self._inbox.release_waiters()
             with self._lock:
                 client = self._client
             if client is not None:
@@ -344,7 +275,7 @@ class Session:
         with self._lock:  # idle time and lifetime count from the open reply, not the browser start
             self.started_at = self.last_activity = time.monotonic()
         self._move(State.READY)
-        self._send(protocol.session_opened(self.id, self._resume_token))
+        self._send(replies.session_opened(self.id, self._resume_token))
         self._resume_token = ""  # shown once
         self.log.info("session opened: client %s", self.kind)
         return True
@@ -353,22 +284,14 @@ class Session:
         while True:
             if self.link.parked and not self._sit_out_park():
                 return
-            try:
-                item = self._frames.get(timeout=self._until_expiry())
-            except queue.Empty:
-                item = _WAKE
+            item = self._inbox.get(self._until_expiry())
             if self._stopping() or self._expired():
                 return
-            if item is _WAKE:
+            if item is WAKE:
                 continue
             if self.link.parked and not self._sit_out_park():  # the queue stops while parked
                 return
-            with self._room:
-                self._backlog -= 1
-                if isinstance(item, protocol.Action):
-                    self._pending -= 1
-                    self._pending_bytes -= item.size
-                self._room.notify_all()
+            self._inbox.taken(item)
             if not self._handle(item) or (self._stop_requested.is_set() and self._stopping()):
                 return
 
@@ -406,7 +329,7 @@ class Session:
             error = SessionExpired(f"the session reached its maximum lifetime of {self._max_lifetime:g}s")
         else:
             with self._lock:
-                idle = self._backlog == 0 and now - self.last_activity >= self._idle_timeout
+                idle = self._inbox.backlog == 0 and now - self.last_activity >= self._idle_timeout
             if not idle:
                 return False
             error = SessionExpired(f"the session was idle for {self._idle_timeout:g}s")
@@ -436,7 +359,7 @@ class Session:
         """Handle one frame; False when the session is over."""
         if isinstance(item, ServiceError):  # refused by the protocol or over the pending bound
             self._report("invalid", str(item.code), time.monotonic())
-            self._send(protocol.error_frame(item))
+            self._send(replies.error_frame(item))
             return not self._client_gone
         action = item
         name = action.name
@@ -452,7 +375,7 @@ class Session:
                     self._move(State.READY)
             if action.name == "close":
                 self._move(State.CLOSING)
-                self._send(protocol.reply(action))
+                self._send(replies.reply(action))
                 self._report(name, "ok", started)
                 if not self._client_gone:
                     self.end_reason = "closed by the client"
@@ -462,7 +385,7 @@ class Session:
                     self._outbox.close(1000, "closed")
                 self.done.set()
                 return False
-            self._send(protocol.reply(action, value))
+            self._send(replies.reply(action, value))
             self._report(name, "ok", started)
             return not self._client_gone
         except ServiceError as error:
@@ -471,7 +394,7 @@ class Session:
                 self.log.warning("fatal error in %s: %s", name, error.message)
                 self._fail(error)
                 return False
-            self._send(protocol.error_frame(error, action.id))
+            self._send(replies.error_frame(error, action.id))
             return not self._client_gone
         finally:
             with self._lock:

@@ -31,7 +31,7 @@ from wsproto.connection import CloseReason
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.utilities import LocalProtocolError
 
-from service import protocol
+from service import replies
 from service.protocol import OversizedFrame
 
 logger = logging.getLogger(__name__)
@@ -249,8 +249,8 @@ class Outbox:
         self.failure: str | None = None
 
     def send(self, frame: dict[str, Any] | str) -> bool:
-        """Write one frame: a dict, or its text already encoded (``protocol.encode``)."""
-        text = frame if isinstance(frame, str) else protocol.encode(frame)
+        """Write one frame: a dict, or its text already encoded (``replies.encode``)."""
+        text = frame if isinstance(frame, str) else replies.encode(frame)
         return self._write(lambda: self._ws.send(text))
 
     def send_bytes(self, data: bytes) -> bool:

@@ -36,7 +36,12 @@ def small_grid(logs):
 def grid_service(small_grid, logs):
     from tests.support.service import Service
 
-    env = {"INNDX_SELENIUM_REMOTE_URL": small_grid.url, "INNDX_NEW_SESSION_TIMEOUT": f"{NEW_SESSION_TIMEOUT}s"}
+    # a vanished client's session parks for the resume window (2 s here), then ends
+    env = {
+        "INNDX_SELENIUM_REMOTE_URL": small_grid.url,
+        "INNDX_NEW_SESSION_TIMEOUT": f"{NEW_SESSION_TIMEOUT}s",
+        "INNDX_RESUME_WINDOW": "2s",
+    }
     with Service(env=env, log_dir=logs) as service:
         yield service
 

@@ -30,8 +30,9 @@ ACTIONS = {"goto", "click", "fill", "content", "evaluate", "screenshot", "close"
 
 @pytest.fixture(scope="module")
 def ops(logs: Path) -> Iterator[Service]:
-    """A service of this module's own, so that session counts and log lines are ours alone."""
-    with Service(env={"INNDX_IDLE_TIMEOUT": "10m"}, log_dir=logs) as running:
+    """A service of this module's own, so that session counts and log lines are ours alone. A
+    vanished client's session parks for the resume window (2 s here), then ends."""
+    with Service(env={"INNDX_IDLE_TIMEOUT": "10m", "INNDX_RESUME_WINDOW": "2s"}, log_dir=logs) as running:
         yield running
 
 

@@ -372,7 +372,7 @@ def test_the_syntax_check_works_on_a_page_whose_policy_forbids_eval(client, smal
 def test_an_error_message_the_page_writes_is_clipped(client, small: Session, site: Site):
     """A click's 409 names the element that covers the target, by its tag and id, which the page
     sets: a page can make the id 4 MB. Every error message is clipped to 4,000 characters
-    (protocol.MAX_MESSAGE), and says how long it was."""
+    (replies.MAX_MESSAGE), and says how long it was."""
     goto(small, site)
     hostile = (
         f"const d = document.createElement('div'); d.id = 'x'.repeat({4 * SMALL});"

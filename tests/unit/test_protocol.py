@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from service import protocol
+from service import protocol, replies
 from service.clients.base import Cookie, GotoResult, Redirect
 from service.errors import BadRequest, NotFound, TooLarge, Unavailable
 
@@ -78,18 +78,18 @@ def test_replies_validate_against_their_schemas():
         content_type="text/html",
     )
     frames = [
-        protocol.goto_reply(result, "g1"),
-        protocol.goto_reply(GotoResult(url="https://e.com/", status_code=204), None),
-        protocol.reply(protocol.Action("content", 1), b"<html>"),
-        protocol.reply(protocol.Action("evaluate"), {"a": [1, None]}),
-        protocol.reply(protocol.Action("screenshot"), None),
-        protocol.reply(protocol.Action("click")),
-        protocol.reply(protocol.Action("fill")),
-        protocol.reply(protocol.Action("close")),
-        protocol.session_opened("5b6c0a3e-3c0f-4a43-9a43-6b1f7e4a2c11", "A" * 43),
-        protocol.session_resumed("5b6c0a3e-3c0f-4a43-9a43-6b1f7e4a2c11", "b-" * 22, 7),
-        protocol.error_frame(NotFound("no element"), "x"),
-        protocol.error_frame(Unavailable("gone")),
+        replies.goto_reply(result, "g1"),
+        replies.goto_reply(GotoResult(url="https://e.com/", status_code=204), None),
+        replies.reply(protocol.Action("content", 1), b"<html>"),
+        replies.reply(protocol.Action("evaluate"), {"a": [1, None]}),
+        replies.reply(protocol.Action("screenshot"), None),
+        replies.reply(protocol.Action("click")),
+        replies.reply(protocol.Action("fill")),
+        replies.reply(protocol.Action("close")),
+        replies.session_opened("5b6c0a3e-3c0f-4a43-9a43-6b1f7e4a2c11", "A" * 43),
+        replies.session_resumed("5b6c0a3e-3c0f-4a43-9a43-6b1f7e4a2c11", "b-" * 22, 7),
+        replies.error_frame(NotFound("no element"), "x"),
+        replies.error_frame(Unavailable("gone")),
     ]
     for frame in frames:
         PROTOCOL.validate_outgoing(frame)
@@ -113,16 +113,16 @@ def test_receive_error_carries_the_frame_id():
     with pytest.raises(BadRequest) as caught:
         PROTOCOL.receive('{"action": "click", "selector": 5, "id": "c1"}', 1024)
     assert caught.value.action_id == "c1"
-    assert protocol.error_frame(caught.value)["id"] == "c1"
+    assert replies.error_frame(caught.value)["id"] == "c1"
 
 
 def test_receive_an_unreadable_id_is_not_echoed():
     with pytest.raises(BadRequest) as caught:
         PROTOCOL.receive('{"action": "content", "id": "\\ud800"}', 1024)
     assert caught.value.action_id is None and "lone surrogate" in caught.value.message
-    frame = protocol.error_frame(caught.value)
+    frame = replies.error_frame(caught.value)
     assert "id" not in frame
-    protocol.encode(frame).encode("utf-8")  # the reply itself can be sent
+    replies.encode(frame).encode("utf-8")  # the reply itself can be sent
 
 
 def test_receive_measures_bytes_not_characters():
@@ -184,7 +184,7 @@ def test_an_actions_own_timeout_and_wait_for_durations_in_seconds():
     assert action.args == {"selector": "#a", "state": "visible", "kind": "selector"}
     assert PROTOCOL.parse_action({"action": "goto", "url": "http://a.test/", "timeout": "2s"}).args["timeout"] == 2
     assert "timeout" not in PROTOCOL.parse_action({"action": "content"}).args
-    reply = protocol.reply(PROTOCOL.parse_action({"action": "wait_for", "text": "x", "id": 4}), {"elapsed_ms": 12})
+    reply = replies.reply(PROTOCOL.parse_action({"action": "wait_for", "text": "x", "id": 4}), {"elapsed_ms": 12})
     assert reply == {"action": "waited", "elapsed_ms": 12, "id": 4}
     PROTOCOL.validate_outgoing(reply)
 

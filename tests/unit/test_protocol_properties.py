@@ -8,7 +8,7 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 
-from service import protocol
+from service import protocol, replies
 from service.clients.base import GotoResult
 from service.errors import ServiceError
 from tests.support.fuzz import BAD_HOST_URLS, Frame, frames
@@ -24,10 +24,10 @@ def test_receive_answers_every_frame_with_an_action_or_our_error(frame: Frame):
         action = PROTOCOL.receive(frame.data, LIMIT)
     except ServiceError as error:
         assert error.code in (400, 413), error.message
-        reply = protocol.error_frame(error)
+        reply = replies.error_frame(error)
     else:
-        reply = protocol.reply(action, RESULTS.get(action.name, _result)())
-    wire = protocol.encode(reply).encode("utf-8")  # never a lone surrogate on the way out
+        reply = replies.reply(action, RESULTS.get(action.name, _result)())
+    wire = replies.encode(reply).encode("utf-8")  # never a lone surrogate on the way out
     PROTOCOL.validate_outgoing(json.loads(wire))
     if "id" in reply:
         assert isinstance(frame.data, str) and json.loads(frame.data)["id"] == reply["id"]

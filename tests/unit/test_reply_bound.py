@@ -17,7 +17,7 @@ from service.clients.page_scripts import _VALIDATE, _WEIGH
 from service.config import Settings, SettingsError
 from service.errors import ScriptError, TooLarge
 from service.model import RawJson
-from service.protocol import MAX_MESSAGE, encode, error_frame
+from service.replies import MAX_MESSAGE, encode, error_frame
 
 MIB = 1024 * 1024
 

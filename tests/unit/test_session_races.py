@@ -10,7 +10,7 @@ import time
 import pytest
 from simple_websocket import ConnectionClosed
 
-from service import endpoint, protocol
+from service import endpoint, protocol, replies
 from service import hub as hub_module
 from service.clients.base import ClientOptions, FetchClient
 from service.config import Settings
@@ -86,7 +86,7 @@ def _session(factory, outbox=None, *, max_retries=0, on_end=None) -> Session:
 
 
 def _action(name: str, **args) -> protocol.Action:
-    return protocol.Protocol().receive(protocol.encode({"action": name, **args}), 1 << 20)
+    return protocol.Protocol().receive(replies.encode({"action": name, **args}), 1 << 20)
 
 
 def test_a_close_before_the_client_exists_means_it_never_starts():
