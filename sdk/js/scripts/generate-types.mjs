@@ -87,7 +87,8 @@ function taggedUnion(allOf) {
 
 // A copy of `node` for TypeScript: every $ref rewritten into the combined document (its sibling
 // keywords dropped: defaults and bounds are the server's business, and each sibling would make a
-// new type), 2020-12 prefixItems as a tuple, tagged unions as unions, presence rules dropped.
+// new type), 2020-12 prefixItems as a tuple, tagged unions as unions, presence rules dropped
+// (a oneOf/anyOf of them, and an allOf's branch that is only one).
 function rewrite(node, baseId) {
   if (Array.isArray(node)) return node.map((item) => rewrite(item, baseId));
   if (node === null || typeof node !== "object") return node;
@@ -99,6 +100,9 @@ function rewrite(node, baseId) {
     if (key === "prefixItems") {
       copy.items = rewrite(value, baseId);
       copy.additionalItems = false;
+    } else if (key === "allOf" && value.some(presenceOnly)) {  // StateCookie: a Cookie that must name its domain
+      const kept = value.filter((branch) => !presenceOnly(branch));
+      if (kept.length > 0) copy.allOf = rewrite(kept, baseId);
     } else if (key === "allOf" && taggedUnion(value)) {
       delete copy.properties;
       delete copy.required;

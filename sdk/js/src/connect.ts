@@ -1,6 +1,7 @@
 /**
  * Opening a session: the WebSocket upgrade (`X-Tenant-Id` and `Authorization: Bearer` headers),
  * the open frame and its reply, all within one bound; a refused upgrade typed from its JSON body.
+ * A resume (session.ts) opens its sockets the same way, with the resume frame instead.
  */
 
 import WebSocket from "ws";
@@ -8,24 +9,33 @@ import WebSocket from "ws";
 import { ConnectionClosed, InndxError, errorFor } from "./errors.js";
 import * as frames from "./frames.js";
 import type { OpenOptions } from "./frames.js";
-import { Session, excerpt, type Reply } from "./session.js";
+import { Session, excerpt, type Reconnect, type Reply } from "./session.js";
 
 /** Options of `connect()`: the open frame's fields (as in the schema) and the client's own. */
 export interface ConnectOptions extends OpenOptions {
   /** Sent as `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
-  /** Bounds the upgrade and the open reply together, in ms (browsers take seconds). Default 30 s. */
+  /** Bounds the upgrade and the open reply together, in ms (browsers take seconds). Default 30 s.
+   * Bounds each attempt of a resume too. */
   connectTimeout?: number;
   /** Bounds the wait for each later reply, in ms. Default: none (the service bounds each action). */
   replyTimeout?: number;
   /** The largest frame the client accepts, in bytes; a larger one ends the session (close 1009).
    * Default 256 MiB (a goto body of the service's default 64 MiB limit is 86 MiB as base64). */
   maxPayload?: number;
+  /** Resume the session on a new socket when the link breaks (close 1006 or 1012): the calls in
+   * flight get their replies as if nothing happened. Default false: a drop ends the session. */
+  resume?: boolean;
+  /** How long, in ms after a drop, the client keeps trying to resume (backoff 0.1 s doubling to
+   * 2 s between attempts). Default 90 s; the service keeps a dropped session for its
+   * INNDX_RESUME_WINDOW (60 s by default). */
+  resumeTimeout?: number;
   /** Further open-frame fields, sent verbatim (fields the generated types do not know yet). */
   fields?: Record<string, unknown>;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+const DEFAULT_RESUME_TIMEOUT_MS = 90_000;
 const DEFAULT_MAX_PAYLOAD = 256 * 1024 * 1024;
 const MAX_REFUSAL_BODY = 64 * 1024;
 
@@ -37,33 +47,63 @@ const MAX_REFUSAL_BODY = 64 * 1024;
  * `fatal` set; no answer within `connectTimeout` rejects with code null.
  */
 export function connect(url: string, tenant?: string, options: ConnectOptions = {}): Promise<Session> {
-  const { apiKey, connectTimeout, replyTimeout, maxPayload, fields, ...open } = options;
+  const { apiKey, connectTimeout, replyTimeout, maxPayload, resume, resumeTimeout, fields, ...open } = options;
   const frame = frames.openFrame(open, fields ?? {});
-  const target = frames.wsUrl(url);
-  const limit = connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const headers: Record<string, string> = {};
   if (tenant !== undefined) headers["X-Tenant-Id"] = tenant;
   if (apiKey !== undefined) headers.Authorization = `Bearer ${apiKey}`;
+  const socket = { headers, limit: connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, maxPayload: maxPayload ?? DEFAULT_MAX_PAYLOAD, what: "open" as const };
 
-  return new Promise<Session>((resolve, reject) => {
+  return handshake(frames.wsUrl(url), socket, frame, (ws, reply) => {
+    if (typeof reply.session_id !== "string") return errorFor(reply.code, String(reply.message ?? JSON.stringify(reply)), { fatal: true });
+    const sessionId = reply.session_id;
+    const token = typeof reply.resume_token === "string" ? reply.resume_token : undefined;
+    const reconnect: Reconnect | undefined = resume
+      ? (resumeFrame, adopt, limit) =>
+        handshake(frames.resumeUrl(url, sessionId), { ...socket, limit, what: "resume" }, resumeFrame, adopt)
+      : undefined;
+    return new Session(ws, sessionId, replyTimeout, {
+      token, reconnect, resumeTimeout: resumeTimeout ?? DEFAULT_RESUME_TIMEOUT_MS, connectTimeout: socket.limit,
+    });
+  });
+}
+
+interface SocketOptions {
+  headers: Record<string, string>;
+  /** Bounds the upgrade and the first reply together, in ms. */
+  limit: number;
+  maxPayload: number;
+  /** Which first frame, for the messages: "open" or "resume". */
+  what: "open" | "resume";
+}
+
+/**
+ * A new socket to `target`: the upgrade, `frame` (the open or the resume frame), its reply. The
+ * reply goes to `adopt` in the very handler that read it, so that no frame after it can go
+ * unheard: `adopt` takes the socket over (its own listeners) and returns the outcome, or an
+ * `InndxError` that rejects (the socket then dropped). Every failure rejects, `fatal` set.
+ */
+export function handshake<T>(target: string, options: SocketOptions, frame: object,
+  adopt: (ws: WebSocket, reply: Reply) => T | InndxError): Promise<T> {
+  const { headers, limit, maxPayload, what } = options;
+  return new Promise<T>((resolve, reject) => {
     const ws = new WebSocket(target, {
-      headers, handshakeTimeout: limit, maxPayload: maxPayload ?? DEFAULT_MAX_PAYLOAD,
-      perMessageDeflate: false, followRedirects: false,
+      headers, handshakeTimeout: limit, maxPayload, perMessageDeflate: false, followRedirects: false,
     });
     let done = false;
     let lastError: Error | undefined;
-    const finish = (outcome: Session | InndxError): void => {
+    const finish = (outcome: T | InndxError): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       ws.removeListener("message", onMessage);
       ws.removeListener("close", onClose);
-      if (outcome instanceof Session) return resolve(outcome);
+      if (!(outcome instanceof InndxError)) return resolve(outcome);
       ws.terminate();
       reject(outcome);
     };
     const timer = setTimeout(
-      () => finish(new InndxError(`no open reply from ${target} within ${limit} ms`, null, { fatal: true })), limit);
+      () => finish(new InndxError(`no ${what} reply from ${target} within ${limit} ms`, null, { fatal: true })), limit);
 
     const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
       const text = data.toString();
@@ -75,15 +115,19 @@ export function connect(url: string, tenant?: string, options: ConnectOptions = 
         reply = undefined;
       }
       if (reply === undefined) {
-        return finish(new InndxError(`the server answered the open frame with ${excerpt(text)}`, null, { fatal: true }));
+        return finish(new InndxError(`the server answered the ${what} frame with ${excerpt(text)}`, null, { fatal: true }));
       }
-      if (typeof reply.session_id !== "string") return finish(errorFor(reply.code, String(reply.message ?? text), { fatal: true }));
-      // synchronously, so that no frame after the open reply can go unheard
-      finish(new Session(ws, reply.session_id, replyTimeout));
+      let outcome: T | InndxError;
+      try {
+        outcome = adopt(ws, reply);
+      } catch (error) {
+        outcome = error instanceof InndxError ? error : new InndxError(String(error), null, { fatal: true });
+      }
+      finish(outcome);
     };
     const onClose = (code: number, reason: Buffer): void => {
       const why = lastError?.message ?? (reason.toString("utf8") || "no reason given");
-      finish(new ConnectionClosed(`the server closed the socket before the open reply (${why})`, code, { fatal: true }));
+      finish(new ConnectionClosed(`the server closed the socket before the ${what} reply (${why})`, code, { fatal: true }));
     };
     ws.on("message", onMessage);
     ws.on("close", onClose);
@@ -105,7 +149,7 @@ export function connect(url: string, tenant?: string, options: ConnectOptions = 
     });
     ws.on("open", () => {
       ws.send(JSON.stringify(frame), (error) => {
-        if (error) finish(new InndxError(`cannot send the open frame: ${error.message}`, null, { fatal: true }));
+        if (error) finish(new InndxError(`cannot send the ${what} frame: ${error.message}`, null, { fatal: true }));
       });
     });
   });

@@ -1,6 +1,9 @@
 /** Frames from TypeScript arguments, and replies to TypeScript values: the thin mapping itself. */
 
-import type { Cookie, Duration, GotoRequest, OpenRequest } from "./generated/frames.js";
+import type {
+  Cookie, Duration, GotoRequest, OpenRequest, PdfRequest, ScreenshotRequest, ScrollRequest, StorageState,
+  TakenState, WaitForRequest,
+} from "./generated/frames.js";
 import { decodeBase64 } from "./results.js";
 
 export const WS_PATH = "/v1/sessions/ws";
@@ -15,6 +18,13 @@ export function wsUrl(url: string): string {
   return parsed.href;
 }
 
+/** The endpoint a resume goes to: `?session=<id>`, so that the socket takes no new session slot. */
+export function resumeUrl(url: string, sessionId: string): string {
+  const parsed = new URL(wsUrl(url));
+  parsed.searchParams.append("session", sessionId);
+  return parsed.href;
+}
+
 /** A duration for the wire: a string as given (`"20s"`), a number as milliseconds. */
 export function duration(value: Duration | number): Duration {
   if (typeof value === "string") return value;
@@ -24,8 +34,14 @@ export function duration(value: Duration | number): Duration {
 
 export type HeadersInit = Record<string, string> | Iterable<readonly [string, string]>;
 
+/** Every action's own option: its `timeout` instead of the open frame's, for this action alone. */
+export interface ActionOptions {
+  /** `"500ms"`, `"1m30s"`, or milliseconds; at most the service's maximum. */
+  timeout?: Duration | number;
+}
+
 /** Options of a goto: the goto frame's own fields (`body` as bytes or a UTF-8 string). */
-export interface GotoOptions {
+export interface GotoOptions extends ActionOptions {
   method?: GotoRequest["method"];
   /** A record, or `[name, value]` pairs (repeats and order kept). */
   headers?: HeadersInit;
@@ -52,7 +68,37 @@ export function gotoFrame(url: string, options: GotoOptions = {}): GotoRequest {
   if (options.cookies !== undefined) frame.cookies = options.cookies;
   if (options.referrer !== undefined) frame.referrer = options.referrer;
   if (options.user_agent !== undefined) frame.user_agent = options.user_agent;
+  if (options.timeout !== undefined) frame.timeout = duration(options.timeout);
   return frame;
+}
+
+/** The frame's own fields, less `action`, `id` and `timeout` (which `ActionOptions` gives). */
+type Fields<F> = Omit<F, "action" | "id" | "timeout">;
+
+/** What a wait_for waits for: exactly one of `selector` (with `state`), `text`, `url` (a glob),
+ * `script` (a function body, truthy ends it) or `network_idle` (a duration, or milliseconds). */
+export type WaitForOptions = Omit<Fields<WaitForRequest>, "network_idle"> & ActionOptions & {
+  network_idle?: Duration | number;
+};
+
+/** Where to scroll: exactly one of `selector` (into view), `x` and/or `y` (CSS pixels), `to`. */
+export type ScrollOptions = Fields<ScrollRequest> & ActionOptions;
+
+/** A screenshot of the viewport (default), the whole page (`full_page`) or one element
+ * (`selector`); `format` `png` (default), `jpeg` or `webp`, `quality` 0-100 for the latter two. */
+export type ScreenshotOptions = Fields<ScreenshotRequest> & ActionOptions;
+
+/** The print: `landscape`, `print_background`, `page_ranges` (`[1, "3-5"]`), `scale` 0.1-2. */
+export type PdfOptions = Fields<PdfRequest> & ActionOptions;
+
+/** `frame` with `options`' fields that are defined, `timeout` as a duration. */
+export function actionFrame<F extends { action: string }>(frame: F, options: object = {}): F {
+  const built: Record<string, unknown> = { ...frame };
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    built[key] = key === "timeout" || key === "network_idle" ? duration(value as Duration | number) : value;
+  }
+  return built as F;
 }
 
 /** The open frame's fields as `connect()` takes them: the schema's, `timeout` also in milliseconds. */
@@ -61,11 +107,13 @@ export type OpenOptions = Omit<OpenRequest, "timeout"> & {
   timeout?: Duration | number;
   /** The browser's viewport: sends `client` in its object form. */
   viewport?: { width: number; height: number };
+  /** The state to start from (what `storageState()` gave): sent as `storage_state`. */
+  storageState?: StorageState | TakenState;
 };
 
 /** The open frame: exactly the fields given (undefined ones left to the server's defaults). */
 export function openFrame(options: OpenOptions, extra: Record<string, unknown>): Record<string, unknown> {
-  const { viewport, timeout, client, ...rest } = options;
+  const { viewport, timeout, client, storageState, ...rest } = options;
   const frame: Record<string, unknown> = {};
   if (viewport !== undefined) {
     const kind = typeof client === "object" ? client.kind : (client ?? "standard");
@@ -74,6 +122,7 @@ export function openFrame(options: OpenOptions, extra: Record<string, unknown>):
     frame.client = client;
   }
   if (timeout !== undefined) frame.timeout = duration(timeout);
+  if (storageState !== undefined) frame.storage_state = storageState;
   for (const [key, value] of Object.entries({ ...rest, ...extra })) {
     if (value !== undefined) frame[key] = value;
   }
@@ -86,4 +135,8 @@ export function content(reply: { content?: string }): Buffer {
 
 export function screenshot(reply: { screenshot?: string | null }): Buffer | null {
   return reply.screenshot ? decodeBase64(reply.screenshot) : null;
+}
+
+export function pdf(reply: { pdf?: string }): Buffer {
+  return decodeBase64(reply.pdf);
 }

@@ -21,21 +21,40 @@
  *    on; the reply, if it ever comes, is dropped.
  * 6. The socket closing rejects every call in flight, and every later call, with `ConnectionClosed`
  *    (the close code: 1000 after `close()`, 1006 for a dropped connection, 1009 for a frame over
- *    `maxPayload`).
+ *    `maxPayload`). The reply to `close` (`{"action": "closed"}`) ends the session too.
+ * 7. Resuming (`connect(..., {resume: true})`): the text of every frame not answered yet is kept.
+ *    A link that breaks (close 1006 or 1012) does not end the session: the client opens a new
+ *    socket to `?session=<id>` and sends the resume frame (`last_id`: the newest reply in), with
+ *    backoff, for at most `resumeTimeout`; the frames sent meanwhile wait. The resume reply's
+ *    `last_received` says which frames the server read: only those after it are sent again, so
+ *    nothing runs twice, and the replies the server sends again settle their calls by id (one
+ *    already taken is dropped). A refusal (403: not this session's token; 410: the session is
+ *    over) ends the session with that error; so does a resume that did not succeed in time.
  */
 
 import WebSocket from "ws";
 
 import { ConnectionClosed, InndxError, errorFor } from "./errors.js";
-import * as frames from "./frames.js";
-import type { GotoOptions } from "./frames.js";
-import type {
-  ClickRequest, CloseRequest, ContentRequest, ContentResponse, EvaluateRequest, EvaluateResponse,
-  FillRequest, GotoResponse, Id, ScreenshotRequest, ScreenshotResponse,
-} from "./generated/frames.js";
-import { GotoResult } from "./results.js";
+import { Actions, type Reply } from "./actions.js";
+import type { CloseRequest, Id, ResumeRequest } from "./generated/frames.js";
 
-export type Reply = Record<string, unknown>;
+export type { Reply } from "./actions.js";
+
+/** A new socket for a resume: the upgrade to `?session=<id>`, `frame`, and its reply handed to
+ * `adopt` (which takes the socket over, or refuses); within `limit` ms. connect.ts makes it. */
+export type Reconnect = (frame: ResumeRequest, adopt: (ws: WebSocket, reply: Reply) => true | InndxError,
+  limit: number) => Promise<true>;
+
+/** How a `Session` resumes (connect.ts fills it in; no `reconnect`: it never does). */
+export interface ResumeOptions {
+  /** The open reply's resume token. */
+  token?: string | undefined;
+  reconnect?: Reconnect | undefined;
+  /** ms after a drop during which it keeps trying. */
+  resumeTimeout?: number;
+  /** Bounds each attempt, in ms. */
+  connectTimeout?: number;
+}
 
 interface Call {
   resolve: (reply: Reply) => void;
@@ -47,79 +66,74 @@ interface Call {
 const CLOSE_GRACE_MS = 5_000;
 /** How long `close()` waits for `closed` by default (the actions queued before it run first). */
 const DEFAULT_CLOSE_TIMEOUT_MS = 60_000;
+/** The backoff between two resume attempts: from the first, doubling, to the last. */
+const FIRST_BACKOFF_MS = 100;
+const LAST_BACKOFF_MS = 2_000;
 
-export class Session {
+export class Session extends Actions {
   /** The session's id, as the service answered the open frame. */
   readonly sessionId: string;
   /** Bounds the wait for each reply, in milliseconds (undefined: as long as the service takes). */
   replyTimeout: number | undefined;
   /** Why the session is over, once it is (null while it is open). */
   closed: InndxError | null = null;
+  /** How many times the session was resumed on a new socket. */
+  resumes = 0;
 
-  readonly #ws: WebSocket;
+  #ws!: WebSocket;
   #nextId = 1;
   readonly #calls = new Map<number, Call>(); // in flight, oldest first
   readonly #unanswered: number[] = []; // every id sent and not answered, oldest first (abandoned ones too)
   #lastError: Error | undefined; // the socket's error, named when it closes
-  readonly #socketClosed: Promise<void>;
+  #socketClosed!: Promise<void>;
+  // resuming (rule 7)
+  #token: string | undefined;
+  readonly #reconnect: Reconnect | undefined;
+  readonly #resumeTimeout: number;
+  readonly #connectTimeout: number;
+  readonly #texts = new Map<number, string>(); // the frames sent and not answered yet, by id
+  #lastReply: number | undefined; // the id of the newest reply in
+  #resuming = false; // the link broke: frames wait in #texts until the session is resumed
 
   /** Use `connect()`: it hands over a socket whose open frame has been answered. */
-  constructor(ws: WebSocket, sessionId: string, replyTimeout?: number) {
-    this.#ws = ws;
+  constructor(ws: WebSocket, sessionId: string, replyTimeout?: number, resume: ResumeOptions = {}) {
+    super();
     this.sessionId = sessionId;
     this.replyTimeout = replyTimeout;
+    this.#token = resume.token;
+    this.#reconnect = resume.reconnect;
+    this.#resumeTimeout = resume.resumeTimeout ?? 90_000;
+    this.#connectTimeout = resume.connectTimeout ?? 30_000;
+    this.#attach(ws);
+  }
+
+  /** The latest resume token the service gave (open or resume reply); undefined if none. */
+  get resumeToken(): string | undefined {
+    return this.#token;
+  }
+
+  /** Make `ws` the session's socket: every frame it brings is read, its close heard. */
+  #attach(ws: WebSocket): void {
+    this.#ws = ws;
+    this.#lastError = undefined;
     this.#socketClosed = new Promise((resolve) => {
       if (ws.readyState === WebSocket.CLOSED) resolve();
       ws.on("close", (code: number, reason: Buffer) => {
-        this.#onClose(code, reason.toString("utf8"));
+        if (ws === this.#ws) this.#onClose(code, reason.toString("utf8"));
         resolve();
       });
     });
-    ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => this.#onMessage(data, isBinary));
+    ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
+      if (ws === this.#ws) this.#onMessage(data, isBinary);
+    });
     ws.on("error", (error: Error) => {
-      this.#lastError = error;
+      if (ws === this.#ws) this.#lastError = error;
     });
   }
 
-  // -- actions ------------------------------------------------------------------------------
+  // -- actions (actions.ts) -----------------------------------------------------------------
 
-  /** Navigate to `url`; the final response, its hops and cookies. */
-  async goto(url: string, options: GotoOptions = {}): Promise<GotoResult> {
-    return new GotoResult((await this.#call(frames.gotoFrame(url, options))) as unknown as GotoResponse);
-  }
-
-  /** Click the first element matching the CSS `selector` (waits for it; 404 if none). */
-  async click(selector: string): Promise<void> {
-    const frame: ClickRequest = { action: "click", selector };
-    await this.#call(frame);
-  }
-
-  /** Clear the field matching `selector` and type `value` (a select: pick that option). */
-  async fill(selector: string, value: string): Promise<void> {
-    const frame: FillRequest = { action: "fill", selector, value };
-    await this.#call(frame);
-  }
-
-  /** The page as the session sees it now (the live DOM for browsers), as bytes. */
-  async content(): Promise<Buffer> {
-    const frame: ContentRequest = { action: "content" };
-    return frames.content((await this.#call(frame)) as unknown as ContentResponse);
-  }
-
-  /** Run `script` as a function body in the page; its JSON result (promises awaited). */
-  async evaluate<T = unknown>(script: string): Promise<T> {
-    const frame: EvaluateRequest = { action: "evaluate", script };
-    return ((await this.#call(frame)) as unknown as EvaluateResponse).result as T;
-  }
-
-  /** A PNG of the viewport, as bytes (null when the service sent none: the standard client). */
-  async screenshot(): Promise<Buffer | null> {
-    const frame: ScreenshotRequest = { action: "screenshot" };
-    return frames.screenshot((await this.#call(frame)) as unknown as ScreenshotResponse);
-  }
-
-  /** Send any action frame (an `id` is added) and resolve to its raw reply frame. */
-  async request(frame: { action: string; [field: string]: unknown }): Promise<Reply> {
+  protected override run(frame: object): Promise<Reply> {
     return this.#call(frame);
   }
 
@@ -153,9 +167,16 @@ export class Session {
       }
       this.#calls.set(id, call);
       this.#unanswered.push(id);
-      this.#ws.send(JSON.stringify({ ...frame, id }), (error) => {
-        if (error) this.#lastError = error; // the socket is breaking: its close rejects the call
-      });
+      const text = JSON.stringify({ ...frame, id });
+      if (this.#reconnect !== undefined) this.#texts.set(id, text);
+      if (!this.#resuming) this.#send(text);
+    });
+  }
+
+  #send(text: string): void {
+    const ws = this.#ws;
+    ws.send(text, (error) => {
+      if (error && ws === this.#ws) this.#lastError = error; // the socket is breaking: its close says what next
     });
   }
 
@@ -169,6 +190,8 @@ export class Session {
   #settle(id: number, reply: Reply): void {
     const index = this.#unanswered.indexOf(id);
     if (index >= 0) this.#unanswered.splice(index, 1);
+    this.#texts.delete(id);
+    this.#lastReply = id;
     const call = this.#calls.get(id);
     if (call === undefined) return; // abandoned: nobody waits for it any more
     this.#calls.delete(id);
@@ -194,6 +217,7 @@ export class Session {
       return this.#broken(`the server sent a frame that is not a JSON object: ${excerpt(text)}`);
     }
     const frame = reply as Reply;
+    if (this.#seen(frame.id)) return; // sent again after a resume, taken already (rule 7)
     const isError = frame.type === "error" || frame.type === "fatal";
     let target: number | undefined;
     if (typeof frame.id === "number" && this.#unanswered.includes(frame.id)) {
@@ -205,6 +229,13 @@ export class Session {
     }
     if (target !== undefined) this.#settle(target, frame);
     if (frame.type === "fatal") this.#end(asError(frame)); // rule 3
+    else if (frame.action === "closed") this.#end(new ConnectionClosed("the session was closed", 1000, { fatal: true }));
+  }
+
+  /** A reply the service sent again after a resume and that was taken already: replies come in
+   * the order of their ids, so one at or below the newest one in. */
+  #seen(id: unknown): boolean {
+    return this.#reconnect !== undefined && typeof id === "number" && this.#lastReply !== undefined && id <= this.#lastReply;
   }
 
   /** A broken server (rule 4): the session ends, the socket closes with 1002 (protocol error). */
@@ -215,12 +246,71 @@ export class Session {
 
   #onClose(code: number, reason: string): void {
     const error = this.#lastError;
+    const fault = error === undefined ? undefined : closeCodeFor(error);
+    if (fault === undefined && this.#reconnect !== undefined && this.closed === null && this.#token !== undefined
+      && (code === 1006 || code === 1012)) {
+      void this.#resume(code, error?.message ?? (reason || "no reason given")); // rule 7
+      return;
+    }
     if (error === undefined) {
       this.#end(new ConnectionClosed(`the server closed the session (${reason || "no reason given"})`, code, { fatal: true }));
     } else {  // a fault ws found in the server's frames: the code it closed with, not the 1006 that follows
-      const sent = closeCodeFor(error);
-      this.#end(new ConnectionClosed(`the connection broke (${error.message})`, sent ?? code, { fatal: true }));
+      this.#end(new ConnectionClosed(`the connection broke (${error.message})`, fault ?? code, { fatal: true }));
     }
+  }
+
+  // -- resuming (rule 7) --------------------------------------------------------------------
+
+  /** The link broke with `code`: new sockets, with backoff, until one resumes the session, the
+   * service refuses (the session ends with its error), or `resumeTimeout` has passed. */
+  async #resume(code: number, why: string): Promise<void> {
+    const reconnect = this.#reconnect;
+    if (reconnect === undefined || this.#resuming) return;
+    this.#resuming = true;
+    const deadline = Date.now() + this.#resumeTimeout;
+    let delay = FIRST_BACKOFF_MS;
+    while (this.closed === null && Date.now() < deadline) {
+      const limit = Math.max(1, Math.min(this.#connectTimeout, deadline - Date.now()));
+      try {
+        await reconnect(this.#resumeFrame(), (ws, reply) => this.#resumed(ws, reply), limit);
+        return;
+      } catch (error) {
+        if (error instanceof InndxError && refusal(error)) return this.#end(error);
+        // not yet (nothing listening, a socket lost again, no reply in time): once more, later
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, Math.max(0, deadline - Date.now()))));
+      delay = Math.min(delay * 2, LAST_BACKOFF_MS);
+    }
+    this.#end(new ConnectionClosed(
+      `the connection broke (${why}) and the session was not resumed within ${this.#resumeTimeout} ms`, code, { fatal: true }));
+  }
+
+  #resumeFrame(): ResumeRequest {
+    const frame: ResumeRequest = { resume: this.sessionId, resume_token: this.#token ?? "" };
+    if (this.#lastReply !== undefined) frame.last_id = this.#lastReply;
+    return frame;
+  }
+
+  /** The resume reply, read in the handler of the new socket's first frame: the socket becomes
+   * the session's and the frames the server did not read go again, before any later frame. */
+  #resumed(ws: WebSocket, reply: Reply): true | InndxError {
+    if (reply.resumed !== true || typeof reply.resume_token !== "string") {
+      const message = typeof reply.message === "string" ? reply.message : `not a resume reply: ${excerpt(JSON.stringify(reply))}`;
+      return errorFor(reply.code, message, { fatal: true });
+    }
+    if (this.closed !== null) { // closed meanwhile: a close frame of ours ends it on the server too
+      ws.close(1000);
+      return true;
+    }
+    this.#token = reply.resume_token;
+    this.#attach(ws);
+    this.#resuming = false;
+    this.resumes += 1;
+    const floor = typeof reply.last_received === "number" ? reply.last_received : 0;
+    for (const [id, text] of this.#texts) {
+      if (id > floor) this.#send(text); // abandoned calls too: their place in the order (rule 5)
+    }
+    return true;
   }
 
   /** The session is over: remember why (the first reason wins), reject every call in flight. */
@@ -232,6 +322,7 @@ export class Session {
       call.reject(this.closed);
     }
     this.#unanswered.length = 0;
+    this.#texts.clear();
   }
 
   /** The socket closed: at once when it has, else after the server's close or the grace period. */
@@ -257,6 +348,12 @@ function closeCodeFor(error: Error): number | undefined {
   if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || code === "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH") return 1009;
   if (code === "WS_ERR_INVALID_UTF8") return 1007;
   return 1002;
+}
+
+/** A resume the service refused for good (401, 403 not this session's, 410 over, 400...), not one
+ * that may succeed later (408, 429, a socket that failed: no code). */
+function refusal(error: InndxError): boolean {
+  return error.code !== null && error.code >= 400 && error.code < 500 && error.code !== 408 && error.code !== 429;
 }
 
 function asError(frame: Reply): InndxError {

@@ -1,71 +1,28 @@
 /**
  * The client's own error paths, against a hostile WebSocket server of the test's own on 127.0.0.1
- * (ws's server): each test scripts what the "service" does after the open frame. Every wait is
- * bounded (the test's own timeout, and the client's connectTimeout / replyTimeout).
+ * (ws's server, hostile-server.ts): each test scripts what the "service" does after the open frame
+ * (and, for resuming, what it answers a resume frame). Every wait is bounded (the test's own
+ * timeout, and the client's connectTimeout / replyTimeout / resumeTimeout).
  */
 
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { after, describe, test } from "node:test";
 
-import { WebSocket, WebSocketServer } from "ws";
+import type { WebSocket } from "ws";
 
 import { CapacityError, ConnectionClosed, InndxError, NotFound, PolicyError, connect, type Session } from "inndx";
 
+import { Hostile, SESSION_ID, TOKENS, reply, type Frame, type Script } from "./hostile-server.js";
 import { scaled } from "./support.js";
-
-type Frame = Record<string, unknown>;
-type Script = (socket: WebSocket, frame: Frame, request: IncomingMessage) => void;
-
-/** A WebSocket server on 127.0.0.1 that answers the open frame, then runs `script` per frame. */
-class Hostile {
-  readonly http: Server;
-  readonly wss: WebSocketServer;
-  readonly received: Frame[] = [];
-  readonly sockets = new Set<WebSocket>();
-  answerOpen = true;
-
-  constructor(private readonly script: Script) {
-    this.http = createServer((_request, response) => response.writeHead(404).end());
-    this.wss = new WebSocketServer({ server: this.http, maxPayload: 1024 * 1024 });
-    this.wss.on("connection", (socket, request) => {
-      this.sockets.add(socket);
-      let opened = false;
-      socket.on("message", (data) => {
-        const frame = JSON.parse(data.toString()) as Frame;
-        this.received.push(frame);
-        if (!opened) {
-          opened = true;
-          if (this.answerOpen) socket.send(JSON.stringify({ session_id: "00000000-0000-4000-8000-000000000000" }));
-          return;
-        }
-        this.script(socket, frame, request);
-      });
-    });
-  }
-
-  async start(): Promise<string> {
-    this.http.listen(0, "127.0.0.1");
-    await once(this.http, "listening");
-    return `ws://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.terminate();
-    this.wss.close();
-    this.http.closeAllConnections();
-    this.http.close();
-    await once(this.http, "close");
-  }
-}
 
 const servers: Hostile[] = [];
 const sessions: Session[] = [];
 
-async function serve(script: Script, answerOpen = true): Promise<[Hostile, string]> {
-  const server = new Hostile(script);
+async function serve(script: Script, answerOpen = true, first?: Script): Promise<[Hostile, string]> {
+  const server = new Hostile(script, first);
   server.answerOpen = answerOpen;
   servers.push(server);
   return [server, await server.start()];
@@ -82,7 +39,6 @@ after(async () => {
   for (const server of servers) await server.stop();
 });
 
-const reply = (socket: WebSocket, frame: Frame, fields: Frame) => socket.send(JSON.stringify({ ...fields, id: frame.id }));
 
 describe("a hostile server", { timeout: scaled(30_000) }, () => {
   test("sends the open frame and action frames as the schemas say, ids fresh integers", async () => {
@@ -104,6 +60,47 @@ describe("a hostile server", { timeout: scaled(30_000) }, () => {
       action: "goto", url: "http://a.invalid/", method: "POST", headers: [["X-A", "1"]], body: "w6k=", id: 1,
     });
     assert.deepEqual(server.received[2], { action: "click", selector: "#b", id: 2 });
+  });
+
+  test("the new actions' frames are as the schemas say; their replies typed", async () => {
+    const replies: Record<string, Frame> = {
+      wait_for: { action: "waited", elapsed_ms: 12 }, scroll: { action: "scrolled", x: 0, y: 40 },
+      pdf: { action: "pdf", pdf: Buffer.from("%PDF-1.7").toString("base64") },
+      screenshot: { action: "screenshot", screenshot: Buffer.from("jpeg").toString("base64") },
+      cookies: { action: "cookies", cookies: [{ name: "a", value: "1" }] },
+      storage_state: { action: "storage_state", state: { cookies: [], origins: [{ origin: "http://a.invalid", local_storage: [["k", "v"]] }] } },
+    };
+    const [server, url] = await serve((socket, frame) => reply(socket, frame, replies[String(frame.action)] ?? { action: "done" }));
+    const session = await open(url, { storageState: { cookies: [{ name: "s", value: "1", domain: "a.invalid" }], origins: [] } });
+    assert.equal(await session.waitFor("#a", { state: "hidden", timeout: 1500 }), 12);
+    await session.waitFor({ network_idle: 500 });
+    await session.press("Control+A", { selector: "#k" });
+    await session.hover("#m");
+    await session.select("#s", ["a", "b"], { timeout: "2s" });
+    assert.deepEqual(await session.scroll("#item"), { x: 0, y: 40 });
+    await session.scroll({ to: "bottom" });
+    assert.deepEqual(await session.pdf({ landscape: true, page_ranges: [1, "3-5"] }), Buffer.from("%PDF-1.7"));
+    assert.deepEqual(await session.screenshot({ format: "jpeg", quality: 50, full_page: true }), Buffer.from("jpeg"));
+    assert.deepEqual(await session.cookies(), [{ name: "a", value: "1" }]);
+    await session.setCookies([{ name: "b", value: "2", domain: ".a.invalid" }]);
+    await session.clearCookies();
+    assert.deepEqual((await session.storageState()).origins, [{ origin: "http://a.invalid", local_storage: [["k", "v"]] }]);
+    assert.deepEqual(server.received, [
+      { storage_state: { cookies: [{ name: "s", value: "1", domain: "a.invalid" }], origins: [] } },
+      { action: "wait_for", selector: "#a", state: "hidden", timeout: "1500ms", id: 1 },
+      { action: "wait_for", network_idle: "500ms", id: 2 },
+      { action: "press", keys: "Control+A", selector: "#k", id: 3 },
+      { action: "hover", selector: "#m", id: 4 },
+      { action: "select", selector: "#s", values: ["a", "b"], timeout: "2s", id: 5 },
+      { action: "scroll", selector: "#item", id: 6 },
+      { action: "scroll", to: "bottom", id: 7 },
+      { action: "pdf", landscape: true, page_ranges: [1, "3-5"], id: 8 },
+      { action: "screenshot", format: "jpeg", quality: 50, full_page: true, id: 9 },
+      { action: "cookies", id: 10 },
+      { action: "set_cookies", cookies: [{ name: "b", value: "2", domain: ".a.invalid" }], id: 11 },
+      { action: "clear_cookies", id: 12 },
+      { action: "storage_state", id: 13 },
+    ]);
   });
 
   test("a reply that is not JSON ends the session with a fatal error, every later call too", async () => {
@@ -309,5 +306,96 @@ describe("a hostile server", { timeout: scaled(30_000) }, () => {
     await session.close();
     assert.ok(Date.now() - started < scaled(7_000));
     assert.ok(session.closed instanceof ConnectionClosed);
+  });
+});
+
+describe("a hostile server and a resumable session", { timeout: scaled(30_000) }, () => {
+  const opened = (socket: WebSocket) => socket.send(JSON.stringify({ session_id: SESSION_ID, resume_token: TOKENS[0] }));
+  const resumed = (socket: WebSocket, lastReceived: number | null) => socket.send(JSON.stringify({
+    session_id: SESSION_ID, resumed: true, resume_token: TOKENS[1], last_received: lastReceived,
+  }));
+  const answer = (socket: WebSocket, frame: Frame) => {
+    if (frame.action === "close") {
+      reply(socket, frame, { action: "closed" });
+      socket.close(1000);
+    } else {
+      reply(socket, frame, { action: "evaluated", result: frame.script });
+    }
+  };
+  const following = (server: Hostile, frame: Frame) => server.received.slice(server.received.indexOf(frame) + 1);
+
+  test("a drop mid-pipeline: last_id sent, only the frames after last_received sent again, replays matched by id", async () => {
+    let second: WebSocket | undefined;
+    const firsts: [Frame, IncomingMessage][] = [];
+    const [server, url] = await serve((socket, frame) => {
+      if (socket === second || frame.id === 1) answer(socket, frame);
+      else if (frame.id === 3) socket.terminate(); // read 2 and 3, ran 2: its reply is lost with the link
+    }, true, (socket, frame, request) => {
+      firsts.push([frame, request]);
+      if (frame.resume === undefined) return opened(socket);
+      second = socket;
+      resumed(socket, 2);
+      reply(socket, { id: 1 }, { action: "evaluated", result: "a again" }); // taken already: dropped
+      reply(socket, { id: 2 }, { action: "evaluated", result: "b" });
+    });
+    const session = await open(url, { resume: true });
+    assert.equal(session.resumeToken, TOKENS[0]);
+    assert.equal(await session.evaluate("a"), "a");
+    assert.deepEqual(await Promise.all([session.evaluate("b"), session.evaluate("c")]), ["b", "c"]);
+    assert.deepEqual([session.resumes, session.closed, session.resumeToken], [1, null, TOKENS[1]]);
+    const [resumeFrame, request] = firsts[1] ?? assert.fail("no resume");
+    assert.deepEqual(resumeFrame, { resume: SESSION_ID, resume_token: TOKENS[0], last_id: 1 });
+    assert.equal(new URL(request.url ?? "", "ws://x").searchParams.get("session"), SESSION_ID);
+    assert.equal(request.headers["x-tenant-id"], "hostile");
+    assert.deepEqual(following(server, resumeFrame), [{ action: "evaluate", script: "c", id: 3 }]);
+    assert.equal(await session.evaluate("d"), "d"); // the session goes on, on the new socket
+  });
+
+  test("close 1012: resumed; the reply the server kept settles its call, nothing runs twice", async () => {
+    let second: WebSocket | undefined;
+    const [server, url] = await serve((socket, frame) => {
+      if (socket === second) answer(socket, frame);
+      else socket.close(1012, "service restart");
+    }, true, (socket, frame) => {
+      if (frame.resume === undefined) return opened(socket);
+      second = socket;
+      resumed(socket, 1);
+      reply(socket, { id: 1 }, { action: "evaluated", result: "ran once" });
+    });
+    const session = await open(url, { resume: true });
+    assert.equal(await session.evaluate("x"), "ran once");
+    const resumeFrame = server.received.find((frame) => frame.resume !== undefined) ?? assert.fail("no resume");
+    assert.deepEqual(resumeFrame, { resume: SESSION_ID, resume_token: TOKENS[0] }); // no reply in yet: no last_id
+    assert.equal(await session.evaluate("y"), "y");
+    assert.deepEqual(following(server, resumeFrame), [{ action: "evaluate", script: "y", id: 2 }]);
+  });
+
+  for (const [code, family] of [[410, InndxError], [403, PolicyError]] as const) {
+    test(`a resume refused with ${code}: the calls in flight and every later call reject with it, no retry`, async () => {
+      const message = code === 410 ? "the session has ended" : "no such session";
+      const [server, url] = await serve((socket) => socket.terminate(), true, (socket, frame) => {
+        if (frame.resume === undefined) return opened(socket);
+        socket.send(JSON.stringify({ type: "fatal", message, code }));
+        socket.close(1008);
+      });
+      const session = await open(url, { resume: true });
+      const refused = (error: InndxError) =>
+        Object.getPrototypeOf(error) === family.prototype && error.code === code && error.fatal && error.message === message;
+      await assert.rejects(session.goto("http://a.invalid/"), refused);
+      await assert.rejects(session.content(), refused);
+      assert.equal(session.resumes, 0);
+      assert.equal(server.received.filter((frame) => frame.resume !== undefined).length, 1);
+    });
+  }
+
+  test("a resume never answered: the session ends within resumeTimeout with the drop's ConnectionClosed", async () => {
+    const [, url] = await serve((socket) => socket.terminate(), true, (socket, frame) => {
+      if (frame.resume === undefined) opened(socket);
+    });
+    const session = await open(url, { resume: true, resumeTimeout: 300 });
+    const started = Date.now();
+    await assert.rejects(session.content(), (error: InndxError) =>
+      error instanceof ConnectionClosed && error.code === 1006 && error.fatal && /not resumed within 300 ms/.test(error.message));
+    assert.ok(Date.now() - started < scaled(3_000));
   });
 });

@@ -22,7 +22,7 @@ import {
   ConnectionClosed, GotoResult, Headers, InndxError, NotFound, Timeout, connect, type ClientKind, type Session,
 } from "inndx";
 
-import { required, scaled } from "./support.js";
+import { CuttableProxy, required, scaled, until } from "./support.js";
 
 const SERVICE = required("INNDX_SDK_SERVICE_URL");
 const SITE = required("INNDX_SDK_SITE_URL");
@@ -114,6 +114,61 @@ describe(`the client against the service (${CLIENT})`, { timeout: scaled(150_000
     });
   }
 
+  if (BROWSER) {
+    test("the new actions: waits, keys, hover, select, scroll, pdf, screenshot options", async () => {
+      await s.goto(site("/actions/delayed?ms=300"));
+      const elapsed = await s.waitFor("#late", { state: "attached" });
+      assert.ok(Number.isInteger(elapsed) && elapsed >= 0 && elapsed < 10_000, String(elapsed));
+      assert.equal(typeof await s.waitFor({ url: "*step=2" }), "number");
+      assert.equal(typeof await s.waitFor({ script: "return document.getElementById('going').style.display === 'none'" }), "number");
+      await assert.rejects(s.waitFor({ text: "never written" }, { timeout: 500 }), (error: InndxError) =>
+        error instanceof Timeout && error.code === 504 && !error.fatal);
+      await s.goto(site("/actions/input"));
+      await s.fill("#k", "ab");
+      assert.equal(await s.press("Backspace", { selector: "#k" }), undefined);
+      assert.equal(await s.hover("#menu"), undefined);
+      assert.equal(await s.select("#many", ["c"]), undefined);
+      const seen = await s.evaluate("return [document.querySelector('#k').value, document.querySelector('#many').value, hovers]");
+      assert.deepEqual(seen, ["a", "c", 1]);
+      await assert.rejects(s.select("#one", ["z"]), NotFound);
+      await s.goto(site("/actions/lazy"));
+      const bottom = await s.scroll({ to: "bottom" });
+      assert.ok(bottom.x === 0 && bottom.y > 1000, JSON.stringify(bottom));
+      assert.deepEqual(await s.scroll({ y: 150 }), { x: 0, y: 150 });
+      assert.equal((await s.scroll("#item-1")).y, 0);
+      await s.goto(site("/actions/print"));
+      const pdf = await s.pdf({ landscape: true, print_background: true, page_ranges: [1, "2-3"], scale: 1, timeout: "20s" });
+      assert.equal(pdf.subarray(0, 5).toString("latin1"), "%PDF-");
+      const jpeg = await s.screenshot({ full_page: true, format: "jpeg", quality: 50 });
+      assert.deepEqual(jpeg?.subarray(0, 2), Buffer.from([0xff, 0xd8]));
+      const box = await s.screenshot({ selector: "#box", timeout: 10_000 });
+      assert.deepEqual(box?.subarray(0, 8), PNG_SIGNATURE);
+    });
+  } else {
+    test("the page actions answer 501 on the standard client", async () => {
+      await s.goto(site("/actions/input"));
+      const calls = [() => s.waitFor("#k"), () => s.press("Enter"), () => s.hover("#menu"), () => s.select("#one", ["a"]),
+        () => s.scroll({ to: "top" }), () => s.pdf()];
+      for (const call of calls) await assert.rejects(call(), (error: InndxError) => error.code === 501 && !error.fatal);
+    });
+  }
+
+  test("cookies, setCookies, clearCookies, storageState", async () => {
+    await s.clearCookies();
+    await s.goto(site("/actions/login"));
+    const cookies = await s.cookies();
+    assert.deepEqual(cookies.map((cookie) => cookie.name).sort(), ["pref", "session"]);
+    assert.equal(cookies.find((cookie) => cookie.name === "session")?.value, "ok");
+    const state = await s.storageState();
+    assert.deepEqual(state.origins, BROWSER ? [{ origin: new URL(SITE).origin, local_storage: [["theme", "dark"]] }] : []);
+    assert.deepEqual(state.cookies.map((cookie) => cookie.name).sort(), ["pref", "session"]);
+    assert.equal(await s.clearCookies(), undefined);
+    assert.deepEqual(await s.cookies(), []);
+    assert.equal(await s.setCookies(state.cookies.filter((cookie) => cookie.name === "session")), undefined);
+    assert.deepEqual((await s.cookies()).map((cookie) => cookie.name), ["session"]);
+    await s.clearCookies({ timeout: "5s" });
+  });
+
   test("errors are typed and the session goes on", async () => {
     await s.goto(site("/form"));
     if (BROWSER) {
@@ -157,6 +212,17 @@ describe(`the client against the service (${CLIENT})`, { timeout: scaled(150_000
       await short.close(); // idempotent
     });
 
+    test("a session opened with storageState starts with its cookies", async () => {
+      const state = { cookies: [{ name: "session", value: "ok", domain: new URL(SITE).hostname, path: "/" }], origins: [] };
+      const logged = await open({ storageState: state, max_retries: 0 });
+      try {
+        assert.match((await logged.goto(site("/actions/account"))).text, /Welcome back/);
+        assert.deepEqual((await logged.cookies()).map((cookie) => cookie.name), ["session"]);
+      } finally {
+        await logged.close();
+      }
+    });
+
     test("refusals are typed and fatal: a malformed tenant, an invalid open frame", async () => {
       await assert.rejects(connect(SERVICE, "not a tenant!", { connectTimeout: scaled(10_000) }), (error: InndxError) =>
         error.constructor === InndxError && error.code === 400 && error.fatal && /tenant/i.test(error.message));
@@ -185,4 +251,40 @@ describe(`the client against the service (${CLIENT})`, { timeout: scaled(150_000
       }
     });
   }
+});
+
+describe(`resuming a session under a running script (${CLIENT})`, { timeout: scaled(150_000) }, () => {
+  const proxy = new CuttableProxy(SERVICE);
+
+  after(async () => {
+    await proxy.stop();
+  });
+
+  test("the TCP connection is cut mid-goto; the script finishes without noticing, each goto ran once", async () => {
+    const url = await proxy.start();
+    const mark = `js-${process.pid}-${Date.now()}`;
+    const slow = (n: number) => site(`/slow?seconds=0.5&key=${mark}-${n}`);
+    const count = async (n: number): Promise<number> =>
+      ((await (await fetch(site(`/counter?key=${mark}-${n}`))).json()) as { count: number }).count;
+    const session = await open({ client: CLIENT, timeout: "20s", max_retries: 0, resume: true }, url);
+    try {
+      assert.equal(typeof session.resumeToken, "string");
+      const script = (async () => {
+        const results: GotoResult[] = [];
+        for (let n = 0; n < 6; n += 1) results.push(await session.goto(slow(n)));
+        return { results, content: await session.content() };
+      })();
+      await until(async () => (await count(2)) > 0, scaled(30_000), "the third goto to start");
+      proxy.cut(); // the third goto is running: its reply comes on the new socket
+      const { results, content } = await script;
+      assert.equal(session.resumes, 1);
+      assert.equal(session.closed, null);
+      assert.deepEqual(results.map((result) => result.url), [0, 1, 2, 3, 4, 5].map(slow));
+      assert.deepEqual(results.map((result) => result.status_code), [200, 200, 200, 200, 200, 200]);
+      for (let n = 0; n < 6; n += 1) assert.equal(await count(n), 1, `goto ${n} ran once`);
+      assert.match(content.toString("utf8"), /Slow page/);
+    } finally {
+      await session.close();
+    }
+  });
 });
