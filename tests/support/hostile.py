@@ -194,14 +194,9 @@ class HostileServer:
     def _serve(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(scaled(30))
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < MAX_HEAD:
-                piece = conn.recv(4096)
-                if not piece:
-                    return
-                head += piece
-            target = head.split(b"\r\n", 1)[0].split(b" ")
-            path = target[1].decode("latin-1").split("?", 1)[0] if len(target) > 1 else ""
+            path = self._read(conn)
+            if path is None:
+                return
             with self._lock:
                 self.requests.append(path)
                 answer = self._answers.get(path)
@@ -219,3 +214,14 @@ class HostileServer:
             except OSError:
                 pass
             conn.close()
+
+    def _read(self, conn: socket.socket) -> str | None:
+        """Read one request's head: its path (no query), or None when the client went away."""
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < MAX_HEAD:
+            piece = conn.recv(4096)
+            if not piece:
+                return None
+            head += piece
+        target = head.split(b"\r\n", 1)[0].split(b" ")
+        return target[1].decode("latin-1").split("?", 1)[0] if len(target) > 1 else ""

@@ -16,7 +16,6 @@ import socket
 from dataclasses import dataclass
 
 from tests.support.hostile import MAX_HEAD, HostileServer, response
-from tests.support.ports import scaled
 
 MAX_BODY = 4 * 1024 * 1024
 
@@ -57,43 +56,27 @@ class WireServer(HostileServer):
         with self._lock:
             return [wire for wire in self.received if wire.path == path]
 
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            conn.settimeout(scaled(30))
-            data = b""
-            while b"\r\n\r\n" not in data and len(data) < MAX_HEAD:
-                piece = conn.recv(65536)
-                if not piece:
-                    return
-                data += piece
-            head, _, body = data.partition(b"\r\n\r\n")
-            wire = parse_request(head, b"")
-            length = next((v for k, v in wire.headers if k.lower() == "content-length"), "0")
-            wanted = min(int(length) if length.isdigit() else 0, MAX_BODY)
-            while len(body) < wanted:
-                piece = conn.recv(65536)
-                if not piece:
-                    break
-                body += piece
-            wire = parse_request(head + b"\r\n\r\n", body[:wanted])
-            with self._lock:
-                self.received.append(wire)
-                self.requests.append(wire.path)
-                answer = self._answers.get(wire.path)
-            if answer is None:
-                conn.sendall(response("HTTP/1.1 404 Not Found", ["Content-Length: 0", "Connection: close"]))
-            elif isinstance(answer, bytes):
-                conn.sendall(answer)
-            else:
-                answer(conn, self._stopping)
-        finally:
-            with self._lock:
-                self._conns.discard(conn)
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            conn.close()
+    def _read(self, conn: socket.socket) -> str | None:
+        """The whole request (head, then a ``Content-Length`` body), kept in ``received``."""
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < MAX_HEAD:
+            piece = conn.recv(65536)
+            if not piece:
+                return None
+            data += piece
+        head, _, body = data.partition(b"\r\n\r\n")
+        wire = parse_request(head, b"")
+        length = next((v for k, v in wire.headers if k.lower() == "content-length"), "0")
+        wanted = min(int(length) if length.isdigit() else 0, MAX_BODY)
+        while len(body) < wanted:
+            piece = conn.recv(65536)
+            if not piece:
+                break
+            body += piece
+        wire = parse_request(head + b"\r\n\r\n", body[:wanted])
+        with self._lock:
+            self.received.append(wire)
+        return wire.path
 
 
 def page(body: bytes = b"<!doctype html><title>wire</title><p>wire page</p>", headers: list[str] | None = None,
