@@ -25,6 +25,7 @@ import websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from service.clients.browser_process import tree_cpu_seconds  # noqa: E402
 from tests.support.service import Service  # noqa: E402
 from tests.support.site import Site  # noqa: E402
 from tests.support.wsclient import connect  # noqa: E402
@@ -65,15 +66,6 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def cpu_seconds(root: psutil.Process) -> float:
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            total += times.user + times.system
-    return total
-
-
 def request(session, frame: dict) -> float:
     started = time.perf_counter()
     reply = session.request(frame, timeout=60)
@@ -93,9 +85,9 @@ def run(service: Service, site: Site, kind: str, rounds: int, idle: float) -> No
             watchers = [Watcher(frames_url) for _ in range(viewers)]
             for watcher in watchers:
                 watcher.start()
-            cpu, started = cpu_seconds(master), time.monotonic()
+            cpu, started = tree_cpu_seconds(master), time.monotonic()
             time.sleep(idle)  # the session idle, its page animating: what watching alone costs
-            cpu = (cpu_seconds(master) - cpu) / (time.monotonic() - started)
+            cpu = (tree_cpu_seconds(master) - cpu) / (time.monotonic() - started)
             got = sum(w.frames for w in watchers)
             figures = {
                 "evaluate": [request(session, {"action": "evaluate", "script": "return 1"}) for _ in range(rounds)],

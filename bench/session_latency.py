@@ -39,6 +39,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from service.clients import browser_settings  # noqa: E402
+from service.clients.browser_process import tree_cpu_seconds  # noqa: E402
 from service.config import Settings  # noqa: E402
 from tests.support.service import Service  # noqa: E402
 from tests.support.site import Site  # noqa: E402
@@ -187,15 +188,6 @@ def tree_pss(root: psutil.Process) -> int:
     return total
 
 
-def tree_cpu(root: psutil.Process) -> float:
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            total += times.user + times.system
-    return total
-
-
 def units(kind: str, count: int, url: str) -> None:
     """Both candidate units side by side, measured the same way."""
     from selenium.webdriver.common.proxy import Proxy, ProxyType  # noqa: PLC0415
@@ -213,14 +205,14 @@ def units(kind: str, count: int, url: str) -> None:
 
     def gotos(calls) -> tuple[float, float]:
         """Wall ms of ``calls`` run at once, and CPU seconds the browsers spent, per goto."""
-        before = tree_cpu(me)
+        before = tree_cpu_seconds(me)
         started = time.perf_counter()
         threads = [threading.Thread(target=call) for call in calls]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(120)
-        return (time.perf_counter() - started) * 1000, (tree_cpu(me) - before) * 1000 / len(calls)
+        return (time.perf_counter() - started) * 1000, (tree_cpu_seconds(me) - before) * 1000 / len(calls)
 
     # (a) a whole browser per session
     listeners = [gateway.open(f"bench-a-{i}", kind) for i in range(count)]

@@ -148,6 +148,19 @@ KILL_WAIT = 2.0  # seconds kill_processes waits for SIGKILLed processes to be go
 KILL_POLL = 0.01  # seconds between its looks
 
 
+def tree_cpu_seconds(root: psutil.Process) -> float:
+    """CPU time (user + system) ``root`` and every process under it have spent so far, with
+    their children that ended and were reaped (so the sum never falls when one ends)."""
+    total = 0.0
+    for proc in (root, *root.children(recursive=True)):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 def kill_processes(procs: Iterable[psutil.Process], grace: float = 0.5) -> None:
     """SIGTERM, wait up to ``grace`` seconds, SIGKILL what is left, wait again (bounded). With
     ``grace`` 0: SIGKILL at once, then wait (up to KILL_WAIT) until they are gone."""
@@ -313,17 +326,7 @@ class SessionProcesses:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the driver and every process under it have spent so far."""
-        if self.driver_pid is None:
-            return 0.0
-        root = psutil.Process(self.driver_pid)
-        total = 0.0
-        for proc in (root, *root.children(recursive=True)):
-            try:
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system + times.children_user + times.children_system
-        return total
+        return 0.0 if self.driver_pid is None else tree_cpu_seconds(psutil.Process(self.driver_pid))
 
     def alive(self) -> bool:
         """The driver runs, and so does one of the browsers it had started (when it had any)."""
