@@ -96,6 +96,12 @@ def check_assumptions() -> list[str]:
 
     if "enable_multithread=True" not in inspect.getsource(WebSocketApp.run_forever):
         broken.append("websocket._app.WebSocketApp.run_forever no longer makes a socket safe to send on from two threads")
+    # ``browser_launch.remote_config``: a Grid's classic commands are never retried
+    from selenium.webdriver.remote.remote_connection import RemoteConnection
+
+    making = getattr(RemoteConnection, "_get_connection_manager", None)
+    if making is None or 'init_args_for_pool_manager.get("init_args_for_pool_manager"' not in inspect.getsource(making):
+        broken.append("RemoteConnection no longer reads init_args_for_pool_manager the way remote_config gives it")
     return broken
 
 

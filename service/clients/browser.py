@@ -36,7 +36,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import urllib3
 from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
@@ -51,7 +50,7 @@ from service.clients.base import (
     GotoResult,
 )
 from service.clients.bidi import PROBE, PROBE_BOUND, Bidi, BidiClosed, BidiError, BrowserUnresponsive
-from service.clients.browser_errors import first_line, means_lost, translate
+from service.clients.browser_errors import first_line, means_lost, timed_out, translate
 from service.clients.browser_launch import Launched, fresh_tab, prepare
 from service.clients.browser_options import BrowserSettings
 from service.clients.navigation import Navigation
@@ -336,10 +335,10 @@ class BrowserClient(FetchClient):
         try:
             launched.set_http_timeout(REMOTE_HEARTBEAT)
             launched.driver.execute(Command.W3C_GET_WINDOW_HANDLES)
-        except (TimeoutError, urllib3.exceptions.TimeoutError):
-            return True
-        except Exception as exc:  # noqa: BLE001 - the Grid says the session is gone
-            logger.debug("remote heartbeat failed: %r", exc)
+        except Exception as exc:  # noqa: BLE001 - the Grid says the session is gone, unless slow
+            if timed_out(exc):
+                return True
+            logger.warning("remote heartbeat failed: %r", exc)
             return False
         finally:
             executor.client_config.timeout = saved

@@ -149,6 +149,22 @@ def _require_file(path: str, what: str) -> None:
         raise errors.Unavailable(f"{what} not found or not executable at {path}")
 
 
+def remote_config(remote_url: str, bound: float) -> Any:
+    """How a Grid is asked: every classic command once. urllib3 retries a GET that timed out
+    three more times by default, so a bound of 2 s became 8 s, and the error that finally came
+    was a MaxRetryError, which says "lost", not the ReadTimeoutError that says "slow" (the Grid
+    heartbeat took a navigation Chrome was still finishing for a dead node). The doubled key is
+    how Selenium reads it (``channel.check_assumptions`` checks that it still does)."""
+    from selenium.webdriver.remote.client_config import ClientConfig
+
+    return ClientConfig(
+        remote_server_addr=remote_url,
+        timeout=bound,
+        websocket_interval=channel.WEBSOCKET_INTERVAL,
+        init_args_for_pool_manager={"init_args_for_pool_manager": {"retries": False}},
+    )
+
+
 def new_driver(kind: str, opts: Any, service: Any, remote_url: str | None, bound: float) -> Any:
     """A WebDriver session: local through ``service``, or on the Grid at ``remote_url``. Never
     with Selenium's default file detector, the local one, which makes ``WebElement.send_keys``
@@ -156,11 +172,11 @@ def new_driver(kind: str, opts: Any, service: Any, remote_url: str | None, bound
     reads no file (given to the Grid's driver before its first command; we never send keys to an
     element anyway, see ``browser_page``)."""
     if service is None:
-        from selenium.webdriver.remote.client_config import ClientConfig
-
-        config = ClientConfig(remote_server_addr=remote_url, timeout=bound, websocket_interval=channel.WEBSOCKET_INTERVAL)
         return webdriver.Remote(
-            command_executor=remote_url, options=opts, client_config=config, file_detector=UselessFileDetector()
+            command_executor=remote_url,
+            options=opts,
+            client_config=remote_config(remote_url, bound),
+            file_detector=UselessFileDetector(),
         )
     local = webdriver.Chrome if kind == "chrome" else webdriver.Firefox
     driver = local(options=opts, service=service)
