@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from service import errors
-from service.clients.bidi import BrowserUnresponsive, from_remote, local_value
+from service.clients.bidi import BrowserUnresponsive
+from service.clients.bidi_values import from_remote, local_value
 from service.clients.page_scripts import FILL, FIND, SANDBOX
 from service.deadline import Deadline
 
