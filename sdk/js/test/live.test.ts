@@ -250,6 +250,22 @@ describe(`the client against the service (${CLIENT})`, { timeout: scaled(150_000
         await idle.close();
       }
     });
+
+    test("a client too busy to answer pings is cut by the service's ping timeout and resumes", async () => {
+      const pinging = required("INNDX_SDK_PINGING_URL"); // pings every second, cuts a client after one unanswered
+      const busy = await open({ timeout: "20s", resume: true }, pinging);
+      try {
+        assert.equal((await busy.goto(site("/html?title=before"))).status_code, 200);
+        // the program blocks its own thread (a long synchronous computation): no ping is answered
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3_500);
+        // the service's close (1008 "Ping/Pong timeout") is read now: the session resumes
+        assert.equal((await busy.goto(site("/html?title=after"))).status_code, 200);
+        assert.equal(busy.resumes, 1);
+        assert.equal(busy.closed, null);
+      } finally {
+        await busy.close();
+      }
+    });
   }
 });
 
