@@ -18,7 +18,7 @@ from service.model import Cookie, StorageState
 ACTIONS = (
     "goto", "click", "fill", "content", "evaluate", "screenshot", "close",
     "wait_for", "press", "hover", "select", "scroll", "pdf",
-    "cookies", "set_cookies", "clear_cookies", "storage_state",
+    "cookies", "set_cookies", "clear_cookies", "storage_state", "har",
 )
 REPLY_ACTION = {
     "goto": "goto",
@@ -38,9 +38,10 @@ REPLY_ACTION = {
     "set_cookies": "cookies_set",
     "clear_cookies": "cookies_cleared",
     "storage_state": "storage_state",
+    "har": "har",
 }
 # actions whose client result is a dict of the reply's own fields
-FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state"})
+FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state", "har"})
 
 WAIT_KINDS = ("selector", "text", "url", "script", "network_idle")
 

@@ -74,6 +74,8 @@ def perform(
             "origins": [{"origin": origin, "local_storage": [list(pair) for pair in pairs]} for origin, pairs in origins],
         }
         return {"state": state}
+    if action.name == "har":
+        return {"har": client.har(Deadline(timeout))}
     if action.name == "close":
         return None
     raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions

@@ -100,6 +100,10 @@ class FetchClient(abc.ABC):
     def clear_cookies(self, deadline: Deadline) -> None:
         raise self._unsupported("clear_cookies")
 
+    def har(self, deadline: Deadline) -> dict[str, Any]:
+        """The session's requests since its open or the last ``har``, as HAR 1.2 (``service.har``)."""
+        raise self._unsupported("har")
+
     def storage_state(self, deadline: Deadline) -> tuple[list[Cookie], list[tuple[str, list[tuple[str, str]]]]]:
         """The session's cookies, and the open page's origin with its localStorage pairs."""
         return self.cookies(deadline), []

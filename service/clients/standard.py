@@ -26,12 +26,15 @@ from service.errors import (
     BadAnswer,
     BadRequest,
     Conflict,
+    Forbidden,
     GatewayTimeout,
     NotSupported,
+    ServiceError,
     TooLarge,
     TooManyRedirects,
     UpstreamError,
 )
+from service.har import HarLog
 from service.headers import media_type
 from service.model import Cookie
 from service.redirects import REDIRECT_STATUSES, keeps_body, method_after, server_hop
@@ -45,7 +48,11 @@ class StandardClient(FetchClient):
     kind = "standard"
 
     def __init__(
-        self, options: ClientOptions, max_body_bytes: int = 64 * 1024 * 1024, max_reply_bytes: int = 32 * 1024 * 1024
+        self,
+        options: ClientOptions,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        max_reply_bytes: int = 32 * 1024 * 1024,
+        har_body_bytes: int = 0,
     ):
         self.options = options
         self.max_body_bytes = max_body_bytes
@@ -57,6 +64,7 @@ class StandardClient(FetchClient):
         self._loaded = False
         self._location: str | None = None
         self._deadline: Deadline | None = None  # the running goto's (read by _DeadlineStream)
+        self.har_log = HarLog(har_body_bytes, max_reply_bytes // 2)  # every request of the session's gotos (the har action)
         if options.storage_state is not None:  # the cookies of a state; localStorage means nothing here
             standard_cookies.put(self._jar, options.storage_state.cookies)
 
@@ -97,8 +105,14 @@ class StandardClient(FetchClient):
         left = dropped = False  # left the goto's origin (its headers stay behind); body dropped
         redirects, cookies = [], []
         while True:
-            self.options.policy.check_url(url)
-            response_headers, status, content = self._send(client, method, url, headers, body, deadline, bool(redirects))
+            key = self.har_log.key()
+            try:
+                self.options.policy.check_url(url)
+            except ServiceError as exc:  # a refusal before any byte was sent: in the HAR all the same
+                self.har_log.begin(key, method, url, [(k, v.decode("latin-1")) for k, v in headers], body)
+                self.har_log.fail(key, str(exc), refusal=str(exc) if isinstance(exc, Forbidden) else None)
+                raise
+            response_headers, status, content = self._send(client, method, url, headers, body, deadline, bool(redirects), key)
             cookies.extend(cookies_from_headers(response_headers, url))
             location = next((v for k, v in response_headers if k.lower() == "location"), "").strip()
             if status not in REDIRECT_STATUSES or not location:  # an empty Location: no redirect (as browsers)
@@ -167,9 +181,21 @@ class StandardClient(FetchClient):
         body: bytes | None,
         deadline: Deadline,
         hop: bool = False,
+        key: int = 0,
     ) -> tuple[list[tuple[str, str]], int, bytes]:
-        """One request: (headers in received order, status, decoded body). ``hop``: the URL came
-        from a server's Location, so a URL httpx cannot use is the server's fault (502)."""
+        """One request: (headers in received order, status, decoded body), recorded in the HAR
+        under ``key``. ``hop``: the URL came from a server's Location, so a URL httpx cannot use
+        is the server's fault (502)."""
+        try:
+            return self._exchange(client, method, url, headers, body, deadline, hop, key)
+        except ServiceError as exc:
+            self.har_log.fail(key, str(exc), refusal=str(exc) if isinstance(exc, Forbidden) else None)
+            raise
+
+    def _exchange(
+        self, client: httpx.Client, method: str, url: str, headers: list, body: bytes | None, deadline: Deadline,
+        hop: bool, key: int,
+    ) -> tuple[list[tuple[str, str]], int, bytes]:
         remaining = deadline.remaining()
         if remaining <= 0:
             raise GatewayTimeout(f"timed out after {deadline.seconds:g}s")
@@ -187,6 +213,8 @@ class StandardClient(FetchClient):
             prepared.headers.pop("cookie", None)
             httpx.Cookies(self._jar).set_cookie_header(prepared)
         self._location = None
+        sent = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in prepared.headers.raw]
+        self.har_log.begin(key, method, url, sent, body)
         try:
             response = client.send(prepared, stream=True)
         except httpx.InvalidURL as exc:
@@ -201,11 +229,13 @@ class StandardClient(FetchClient):
             raise UpstreamError(f"proxy failed for {_brief(url)}: {exc}") from exc
         except httpx.TransportError as exc:
             raise UpstreamError(f"fetching {_brief(url)} failed: {type(exc).__name__}: {exc}") from exc
+        headers_received = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+        self.har_log.respond(key, response.status_code, headers_received, response.reason_phrase, response.http_version)
         try:
             content = self._read_body(response, deadline, url)
         finally:
             response.close()
-        headers_received = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+        self.har_log.finish(key, content, transferred=response.num_bytes_downloaded)
         return headers_received, response.status_code, content
 
     def _read_body(self, response: httpx.Response, deadline: Deadline, url: str) -> bytes:
@@ -231,6 +261,9 @@ class StandardClient(FetchClient):
         return b"".join(chunks)
 
     # ---------------------------------------------------------------------------------- actions
+
+    def har(self, deadline: Deadline) -> dict[str, Any]:
+        return self.har_log.take()
 
     def content(self, deadline: Deadline) -> bytes:
         if not self._loaded:

@@ -153,6 +153,17 @@ describe(`the client against the service (${CLIENT})`, { timeout: scaled(150_000
     });
   }
 
+  test("har: the archive of what came since the last har", async () => {
+    await s.har();
+    const target = site(`/redirect/302?to=/html&js-har=${CLIENT}`);
+    await s.goto(target);
+    const archive = await s.har();
+    assert.equal(archive.log.version, "1.2");
+    const entries = archive.log.entries.filter((entry) => entry.request.url === target);
+    assert.deepEqual(entries.map((entry) => entry.response.status), [302]);
+    assert.deepEqual((await s.har({ timeout: "5s" })).log.entries.filter((entry) => entry.request.url === target), []);
+  });
+
   test("cookies, setCookies, clearCookies, storageState", async () => {
     await s.clearCookies();
     await s.goto(site("/actions/login"));
