@@ -31,86 +31,22 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from service.clients.base import Cookie, GotoRequest, GotoResult
-from service.clients.chrome_blocking import UNSAYABLE
+from service.blocking import RESOURCE_TYPES, UNSAYABLE, Block, BlockRules, glob, resource_type  # noqa: F401 - re-exported
 from service.config import parse_duration
-from service.errors import BadRequest, Forbidden
+from service.errors import BadRequest
 from service.headers import header_value
+from service.model import Cookie, GotoRequest, GotoResult
 from service.retries import with_retries
 
 logger = logging.getLogger(__name__)
 
 TYPES = ("headers", "cookies", "block", "retry_status")
-
-# What a browser reports for a sub-resource (BiDi ``request.destination``, then
-# ``request.initiatorType`` when the destination is empty) -> our resource type. Measured:
-# Chromium 156 gives a font destination "" and initiatorType "font", and a media element's
-# request neither (only its ``Range`` header tells it apart); Firefox ESR 153 gives destinations.
-DESTINATIONS = {
-    "image": "image",
-    "font": "font",
-    "audio": "media",
-    "video": "media",
-    "track": "media",
-    "style": "stylesheet",
-    "script": "script",
-    "iframe": "subdocument",
-    "frame": "subdocument",
-}
-INITIATORS = {
-    "fetch": "fetch",
-    "xmlhttprequest": "fetch",
-    "beacon": "fetch",
-    "img": "image",
-    "css": "stylesheet",
-    "font": "font",
-    "audio": "media",
-    "video": "media",
-}
-RESOURCE_TYPES = ("image", "font", "media", "stylesheet", "script", "fetch", "subdocument", "other")
-
-
-def glob(pattern: str) -> re.Pattern[str]:
-    """A URL glob as a regular expression: ``*`` is any run of characters, nothing else is special."""
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
-
-
-def resource_type(destination: str | None, initiator: str | None, has_range: bool = False) -> str:
-    """Our resource type for a browser request's destination, initiator type and whether it
-    asked for a byte range."""
-    if destination:
-        return DESTINATIONS.get(destination, "other")
-    if initiator:
-        return INITIATORS.get(initiator.lower(), "other")
-    return "media" if has_range else "other"
-
-
-@dataclass(frozen=True)
-class Block:
-    url_patterns: tuple[str, ...] = ()
-    resource_types: frozenset[str] = frozenset()
-    _compiled: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
-
-    @classmethod
-    def build(cls, url_patterns: Iterable[str], resource_types: Iterable[str]) -> Block:
-        patterns = tuple(url_patterns)
-        return cls(patterns, frozenset(resource_types), tuple(glob(p) for p in patterns))
-
-    def url_matches(self, url: str) -> bool:
-        return any(p.fullmatch(url) for p in self._compiled)
-
-    def blocks_subresource(self, url: str, kind: str) -> bool:
-        """A browser sub-resource: its URL and its type both match (an empty list matches all)."""
-        url_ok = not self.url_patterns or self.url_matches(url)
-        return url_ok and (not self.resource_types or kind in self.resource_types)
-
 
 @dataclass(frozen=True)
 class RetryStatus:
@@ -119,12 +55,12 @@ class RetryStatus:
 
 
 @dataclass
-class Chain:
-    """One session's middleware, in the open frame's order. Used by the session's thread only;
-    ``blocked`` counts the sub-resource requests its ``block`` rules failed in this session."""
+class Chain(BlockRules):
+    """One session's middleware, in the open frame's order (its ``block`` rules: ``BlockRules``,
+    what a fetch client is given). Used by the session's thread only; ``blocked`` counts the
+    sub-resource requests its ``block`` rules failed in this session."""
 
     steps: tuple[Mapping[str, Any], ...] = ()
-    blocks: tuple[Block, ...] = ()
     retry: RetryStatus | None = None
     client: str = "standard"
     on_blocked: Callable[[str, int], Any] | None = None  # (client kind, count): the metrics
@@ -144,15 +80,6 @@ class Chain:
         if not cookies and headers == list(request.headers):
             return request
         return replace(request, headers=tuple(headers), cookies=tuple(cookies) + request.cookies)
-
-    def check_url(self, url: str) -> None:
-        """The standard client: a goto whose URL a ``block`` pattern matches is refused."""
-        for block in self.blocks:
-            if block.url_matches(url):
-                raise Forbidden(f"{url} is blocked by the session's block middleware")
-
-    def blocks_subresource(self, url: str, kind: str) -> bool:
-        return any(block.blocks_subresource(url, kind) for block in self.blocks)
 
     # -- running the goto
 
@@ -263,7 +190,7 @@ def build(
             except ValueError as exc:
                 raise BadRequest(f"invalid open frame at $.middleware[{index}].backoff: {exc}", fatal=True) from exc
             retry = RetryStatus(frozenset(step["statuses"]), backoff)
-    return Chain(tuple(middleware), tuple(blocks), retry, client, on_blocked)
+    return Chain(blocks=tuple(blocks), steps=tuple(middleware), retry=retry, client=client, on_blocked=on_blocked)
 
 
 __all__ = ["Block", "Chain", "RetryStatus", "build", "glob", "resource_type", "retry_after"]

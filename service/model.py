@@ -15,7 +15,7 @@ from service.policy import Policy
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from service.middleware import Chain
+    from service.blocking import BlockRules
 
 __all__ = [
     "ClientOptions",
@@ -93,7 +93,7 @@ class ClientOptions:
     policy: Policy = field(default_factory=Policy)  # the network policy every connection obeys
     proxies: tuple[Proxy, ...] = ()  # the open frame's proxies, in order
     viewport: Viewport | None = None
-    middleware: Chain | None = None  # the open frame's middleware (browsers: the block rules)
+    middleware: BlockRules | None = None  # the open frame's middleware (browsers: the block rules)
     egress: Egress | None = None  # browsers: the session's listener on the egress gateway
     on_fresh_tab: Callable[[str], None] | None = None  # browsers: told (the kind) when the session moves to a fresh tab
     storage_state: StorageState | None = None  # the open frame's state to start from

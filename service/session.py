@@ -100,7 +100,8 @@ class Session:
         self.last_activity = self.started_at
         self.end_reason = "open"
         self.done = threading.Event()  # set once the session will write nothing more
-        self.middleware = options.middleware or middleware.Chain(client=open_frame.client)
+        given = options.middleware  # the hub's Chain; the client sees it as its BlockRules
+        self.middleware = given if isinstance(given, middleware.Chain) else middleware.Chain(client=open_frame.client)
         self.log = logging.LoggerAdapter(logger, {"tenant": tenant, "session_id": session_id})
         self.thread = threading.Thread(target=self._run, name=f"session-{session_id[:8]}", daemon=True)
 

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from service.blocking import resource_type
 from service.clients.chrome_blocking import BLOCKED_ERROR
 from service.deadline import Deadline
-from service.middleware import resource_type
 
 if TYPE_CHECKING:
+    from service.blocking import BlockRules
     from service.clients.bidi import Bidi
-    from service.middleware import Chain
 
 
 class Blocking:
-    def __init__(self, bidi: Bidi, context: str, chain: Chain | None, kind: str):
+    def __init__(self, bidi: Bidi, context: str, chain: BlockRules | None, kind: str):
         self.bidi = bidi
         self.context = context
         chain = chain if chain is not None and chain.blocks else None

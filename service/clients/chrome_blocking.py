@@ -33,8 +33,10 @@ import zipfile
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from service.blocking import UNSAYABLE
+
 if TYPE_CHECKING:
-    from service.middleware import Block
+    from service.blocking import Block
 
 # our resource type -> declarativeNetRequest resource types
 DNR_TYPES: dict[str, tuple[str, ...]] = {
@@ -58,11 +60,11 @@ MANIFEST = {
 }
 
 
-UNSAYABLE = frozenset("|^")  # urlFilter's anchor and separator: no escape for them
+# UNSAYABLE (service.blocking): urlFilter's anchor and separator, with no escape for them
 
 
 def url_condition(pattern: str) -> dict | None:
-    """The declarativeNetRequest URL condition that matches what ``middleware.glob`` matches, or
+    """The declarativeNetRequest URL condition that matches what ``blocking.glob`` matches, or
     None when the pattern can match no URL (a non-ASCII character)."""
     if UNSAYABLE & set(pattern):
         raise ValueError(f"a Chrome block pattern cannot hold | or ^: {pattern!r}")

@@ -34,10 +34,10 @@ from service.deadline import Deadline
 from service.model import GotoRequest, GotoResult
 
 if TYPE_CHECKING:
+    from service.blocking import BlockRules
     from service.clients.bidi import Bidi
     from service.clients.browser_launch import Launched
     from service.clients.browser_options import BrowserSettings
-    from service.middleware import Chain
     from service.model import Egress
     from service.policy import Policy
 
@@ -56,7 +56,7 @@ class Navigation:
         max_redirects: int,
         policy: Policy,
         egress: Egress | None = None,
-        middleware: Chain | None = None,
+        middleware: BlockRules | None = None,
     ):
         self.launched = launched
         self.bidi: Bidi = launched.bidi

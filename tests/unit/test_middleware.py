@@ -194,7 +194,10 @@ def _schema(kind: str) -> dict:
     return _draft7(schema)
 
 
-@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+# filter_too_much: hypothesis-jsonschema filters what the schemas' patterns and unique items refuse, and
+# on some seeds discards more than it keeps (a failed health check once in about ten runs, not a finding)
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(st.lists(st.one_of(*[from_schema(_schema(kind)) for kind in TYPES]), max_size=4))
 def test_any_valid_open_frame_middleware_builds_and_applies(steps):
     """Middleware drawn from the schemas: whatever the handshake accepts, the chain takes."""
