@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             live.serve(ws, g.pop("viewer"), settings.write_timeout)
         finally:
-            endpoint._let_reader_finish(ws)  # as a session's socket does
+            endpoint.let_reader_finish(ws)  # as a session's socket does
 
     @app.get("/healthz")
     def healthz():

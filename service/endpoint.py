@@ -46,7 +46,7 @@ def serve(ws: Any, hub: Hub, ticket: Ticket) -> None:
                     session.abort("the client closed the connection")
             else:
                 session.connection_lost(outbox, outbox.failure or websocket.why_gone(ws))
-        _let_reader_finish(ws)
+        let_reader_finish(ws)
 
 
 def _open(ws: Any, hub: Hub, ticket: Ticket, outbox: Outbox) -> Session | None:
@@ -109,7 +109,7 @@ def _read_frames(ws: Any, hub: Hub, session: Session, outbox: Outbox) -> None:
                 return
 
 
-def _let_reader_finish(ws: Any) -> None:
+def let_reader_finish(ws: Any) -> None:
     """Wait (bounded) for simple-websocket's reader thread to see the closing handshake end.
 
     Once this handler returns, gunicorn closes the socket; a reader thread still in ``select()``

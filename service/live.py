@@ -137,7 +137,7 @@ class Viewer:
     def leave(self) -> None:
         if not self._left:
             self._left = True
-            self._viewers._leave(self)
+            self._viewers.release(self)
 
 
 class Viewers:
@@ -187,7 +187,7 @@ class Viewers:
             )
         return None
 
-    def _leave(self, viewer: Viewer) -> None:
+    def release(self, viewer: Viewer) -> None:
         feed = viewer.feed
         with self._lock:
             self._viewers.discard(viewer)

@@ -22,6 +22,26 @@ class Owner(Protocol):
     _deadline: Deadline | None
 
 
+HTTPX_PIN, HTTPCORE_PIN = ("0.28.",), ("1.0.",)  # the versions whose internals ``install`` reaches
+
+
+def check_assumptions() -> list[str]:
+    """What no longer holds in the installed httpx / httpcore (empty when all does): run by
+    tests/unit/test_private_reaches.py, so that a moved pin fails loudly, naming the change."""
+    broken = []
+    if not httpx.__version__.startswith(HTTPX_PIN):
+        broken.append(f"httpx {httpx.__version__} is not a checked version {HTTPX_PIN}")
+    if not httpcore.__version__.startswith(HTTPCORE_PIN):
+        broken.append(f"httpcore {httpcore.__version__} is not a checked version {HTTPCORE_PIN}")
+    with httpx.Client() as client:
+        pool = getattr(getattr(client, "_transport", None), "_pool", None)
+        if pool is None:
+            broken.append("httpx.Client no longer has _transport._pool")
+        elif not isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend):
+            broken.append("httpcore's connection pool no longer opens sockets through _network_backend")
+    return broken
+
+
 def install(client: httpx.Client, policy: Policy | None, owner: Any) -> None:
     """``client``'s sockets: through ``policy`` (None: a proxy's, or an open policy: not
     checked here) and bounded by ``owner._deadline``."""

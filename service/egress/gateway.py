@@ -163,11 +163,13 @@ class Listener:
         with self._answers_lock:
             return self._answers.get(key_url) or self._answers.get(key_authority.lower())
 
-    def _forget(self, key: str) -> None:
+    def forget_answer(self, key: str) -> None:
+        """The relay: the request for ``key`` went through this time (an earlier answer is stale)."""
         with self._answers_lock:
             self._answers.pop(key, None)
 
-    def _remember(self, key: str, code: int, message: str) -> None:
+    def remember_answer(self, key: str, code: int, message: str) -> None:
+        """The relay: the gateway itself answered the request for ``key`` (a URL, or host:port)."""
         with self._answers_lock:
             self._answers[key] = (code, message)
             self._answers.move_to_end(key)

@@ -78,7 +78,7 @@ class Connection:
                     self.listener.refusals += 1
                     self.gateway.refused(answer.reason)
                     self.listener.log.info("egress refused: %s", answer.text)
-                self.listener._remember(self.key, answer.code, answer.text)
+                self.listener.remember_answer(self.key, answer.code, answer.text)
                 await self._reply(http.answer(answer.code, answer.text))
                 return
             except http.ProxyProtocolError as exc:
@@ -88,7 +88,7 @@ class Connection:
                 self.listener.log.info("egress cut a connection: %s", exc)
                 # a body cut short can look whole to the browser (one framed by the connection's
                 # close): the goto asks, and answers 413 rather than a truncated page
-                self.listener._remember(self.key, 413, f"inndx egress gateway: {exc}")
+                self.listener.remember_answer(self.key, 413, f"inndx egress gateway: {exc}")
                 return
             except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
                 return  # a side went away
@@ -147,7 +147,7 @@ class Connection:
         upstream = self.listener.upstream
         if upstream is not None:
             opened = await self._open_upstream(upstream)
-            self.listener._forget(self.key)
+            self.listener.forget_answer(self.key)
             return opened
         error: Exception | None = None
         for address in addresses:
@@ -157,7 +157,7 @@ class Connection:
             except (OSError, TimeoutError) as exc:
                 error = exc
                 continue
-            self.listener._forget(self.key)
+            self.listener.forget_answer(self.key)
             return opened
         shown = http.authority(host, port)
         raise _Answered(502, f"inndx egress gateway: cannot connect to {shown[:200]}: {_why(error)}")

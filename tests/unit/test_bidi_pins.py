@@ -35,18 +35,4 @@ def test_the_check_notices_another_selenium_version(monkeypatch):
     assert any("4.99.0" in line for line in bidi.check_assumptions())
 
 
-def test_no_other_module_reaches_into_a_private_attribute():
-    """Every ``driver._x`` / ``conn._x`` / ``ws.sock`` lives in bidi.py."""
-    import pathlib
-    import re
-
-    here = pathlib.Path(bidi.__file__).parent
-    pattern = re.compile(r"\b(driver|conn|connection|ws)\._[a-z]")
-    offenders = [
-        f"{path.name}:{number}"
-        for path in here.glob("*.py")
-        if path.name != "bidi.py"
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if pattern.search(line)
-    ]
-    assert offenders == []
+# every other module's private reaches: tests/unit/test_private_reaches.py
