@@ -76,16 +76,22 @@ TARGET = """async function(selector, waitMs) {
 }"""
 
 
+def _fit(base: str, suffix: str = "") -> str:
+    """``base`` with ``suffix`` before its extension, cut to ``NAME_BYTES`` of UTF-8 (the
+    extension kept unless it is long)."""
+    stem, ext = os.path.splitext(base)
+    if len(ext.encode("utf-8")) > EXT_BYTES:
+        stem, ext = base, ""
+    if len((stem + suffix + ext).encode("utf-8")) > NAME_BYTES:
+        room = NAME_BYTES - len((suffix + ext).encode("utf-8"))
+        stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip()
+    return stem + suffix + ext
+
+
 def safe_name(name: str) -> str:
     """A base name that is safe to create in a directory of ours and to show a page."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = "".join(c for c in base if unicodedata.category(c) not in ("Cc", "Cs")).strip()
-    if len(base.encode("utf-8")) > NAME_BYTES:
-        stem, ext = os.path.splitext(base)
-        if len(ext.encode("utf-8")) > EXT_BYTES:
-            stem, ext = base, ""
-        room = NAME_BYTES - len(ext.encode("utf-8"))
-        base = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip() + ext
+    base = _fit("".join(c for c in base if unicodedata.category(c) not in ("Cc", "Cs")).strip())
     return FALLBACK if base in ("", ".", "..") else base
 
 
@@ -95,10 +101,9 @@ def safe_names(names: Sequence[str]) -> list[str]:
     result = []
     for name in names:
         safe = candidate = safe_name(name)
-        stem, ext = os.path.splitext(safe)
         number = 2
         while candidate in taken:
-            candidate = f"{stem} ({number}){ext}"
+            candidate = _fit(safe, f" ({number})")
             number += 1
         taken.add(candidate)
         result.append(candidate)

@@ -69,6 +69,8 @@ def test_safe_name_examples(name, safe):
 def test_duplicate_names_are_made_distinct():
     names = ["a.txt", "a.txt", "x/a.txt", "a (2).txt", "b"]
     assert safe_names(names) == ["a.txt", "a (2).txt", "a (3).txt", "a (2) (2).txt", "b"]
+    long = "x" * 300 + ".txt"  # the mark fits within the bound too
+    assert safe_names([long, long]) == ["x" * 196 + ".txt", "x" * 192 + " (2).txt"]
 
 
 def test_files_are_written_into_a_fresh_private_dir_and_nowhere_else(tmp_path):
