@@ -261,6 +261,13 @@ def test_cli(client, service: Service, site: Site, tmp_path: Path):
     assert json.loads(done.stdout)["url"] == site.url("/form")
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert any(r["path"] == "/echo" and "name=from-cli" in r["query"] for r in site.requests)
+    upload = tmp_path / "report.bin"
+    upload.write_bytes(b"\x00from the cli\xff")
+    done = _cli(service, "goto", site.url("/actions/upload"), "--client", client, "--upload", "#f", str(upload),
+                "--click", "#send")
+    assert done.returncode == 0, done.stderr
+    [posted] = site.requests_to("/actions/uploaded")[-1:]
+    assert b'filename="report.bin"' in posted["body"] and b"\x00from the cli\xff" in posted["body"]
 
 
 # ------------------------------------------------------------------------- idle sessions
