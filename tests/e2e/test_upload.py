@@ -11,6 +11,7 @@ it opened, and nothing may be written anywhere else below that root. Its upload 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import json
@@ -22,9 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from service.clients.browser_process import TEMP_PREFIX
+from service.clients.browser_process import TEMP_PREFIX, owned_by
 from service.clients.browser_upload import DIR_PREFIX
 from tests.e2e.conftest import service_env
 from tests.support.ports import scaled, wait_for
@@ -130,6 +132,16 @@ def post(session: Session) -> list[dict[str, Any]]:
     found = re.search(r'<pre id="parts">(.*?)</pre>', text, re.S)
     assert found, text[:500]
     return [part for part in json.loads(html.unescape(found.group(1))) if part.get("filename")]
+
+
+def running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running (a pid taken again by another process is not; a zombie is not)."""
+    found = []
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
 
 
 def digest(data: bytes) -> str:
@@ -244,15 +256,20 @@ def test_click_and_fill_on_a_file_input_name_the_upload_action(opened: Opened, s
 
 
 @pytest.mark.local_only
-def test_the_upload_dir_goes_with_the_session(upload_service: Service, root: Path, grid, client: str, site: Site):
+def test_the_upload_dir_and_every_process_go_with_the_session(
+    upload_service: Service, root: Path, grid, client: str, site: Site
+):
     one = _open(upload_service, root, grid, client)
+    assert one.temp_dir is not None
     try:
         upload_page(one.session, site)
         assert act(one.session, {"action": "upload", "selector": "#f", "files": [file("keep.txt", b"k")]})["action"] == "uploaded"
         [folder] = one.uploads()
         assert (folder / "keep.txt").read_bytes() == b"k"
+        processes = owned_by(lambda env: env.get("TMPDIR") == str(one.temp_dir))  # the session's driver and browser
+        assert processes, "the session's browser processes were not found"
     finally:
         _close(one.session)
-    assert one.temp_dir is not None
     wait_for(lambda: not one.temp_dir.exists(), scaled(10), what="the session's temp dir (and its uploads) removed")
     assert not folder.exists()
+    wait_for(lambda: not running(processes), scaled(10), what="the session's processes ended")
