@@ -203,6 +203,20 @@ def test_names_with_paths_are_cut_to_a_safe_base_name(opened: Opened, site: Site
     assert [p["filename"] for p in post(session)] == safe
 
 
+def test_a_large_file_under_the_default_bound_arrives_whole(service: Service, site: Site, client: str):
+    """The service's defaults (16 MiB of files, 16 MiB frames): 10 MiB, 13.3 MiB as base64."""
+    session = connect(service.ws_url)
+    try:
+        session.open(client=client, timeout="60s", max_retries=0)
+        upload_page(session, site)
+        data = os.urandom(10 * 1024 * 1024)
+        reply = act(session, {"action": "upload", "selector": "#f", "files": [file("big.bin", data)]}, timeout=90)
+        assert reply == {"action": "uploaded"}, reply
+        assert [(p["filename"], p["size"], p["sha256"]) for p in post(session)] == [("big.bin", len(data), digest(data))]
+    finally:
+        _close(session)
+
+
 # ------------------------------------------------------------------------------- hostile cases
 
 
