@@ -174,6 +174,17 @@ def test_a_form_posts_the_uploaded_files_bytes_and_names(opened: Opened, site: S
     ]
 
 
+def test_a_hidden_file_input_takes_files_too(opened: Opened, site: Site):
+    """Pages hide their file input behind a styled label or button: it still takes an upload."""
+    session = opened.session
+    upload_page(session, site)
+    assert act(session, {"action": "upload", "selector": "#hidden", "files": [file("h.txt", b"hidden")]}) == {
+        "action": "uploaded"
+    }
+    assert picked(session) == [["hidden", ["h.txt"], [6]]]
+    assert [(p["field"], p["filename"], p["sha256"]) for p in post(session)] == [("hidden", "h.txt", digest(b"hidden"))]
+
+
 def test_an_empty_file_arrives_as_an_empty_file(opened: Opened, site: Site):
     session = opened.session
     upload_page(session, site)
@@ -245,9 +256,10 @@ def test_an_upload_over_the_bound_is_413_and_the_session_goes_on(opened: Opened,
         ({"selector": "#f", "files": [{"name": "a", "content": "!!not base64"}]}, 400, "$.files[0].content"),
         ({"selector": "#off"}, 409, "disabled"),
         ({"selector": "[["}, 400, "invalid CSS selector"),
+        ({"selector": "#nope", "timeout": "1s"}, 404, "no element matches"),
         ({"selector": "#f", "files": [{"name": "a", "content": "", "path": "/etc/passwd"}]}, 400, "$.files[0]"),
     ],
-    ids=["text-input", "div", "two-for-single", "bad-base64", "disabled", "bad-selector", "path-field"],
+    ids=["text-input", "div", "two-for-single", "bad-base64", "disabled", "bad-selector", "missing", "path-field"],
 )
 def test_refused_uploads_are_errors_and_the_session_goes_on(opened: Opened, site: Site, frame, code, words):
     session = opened.session

@@ -21,6 +21,7 @@ unknown name is 404). ``respond(name, method, args, headers, body)`` -> ``(statu
                     appends 20 more, up to 100
 ``upload``          ``form#form`` (multipart, POST to ``uploaded``): ``input#f`` (type file),
                     ``input#many`` (type file, multiple), ``input#off`` (type file, disabled),
+                    ``input#hidden`` (type file, ``display:none``, behind ``label#styled``),
                     ``input#t`` (text, ``name=t``), ``div#plain``, ``button#send``; each change of
                     a file input is in ``window.picked`` as ``[id, [names], [sizes]]``
 ``uploaded``        (POST, multipart) the site checks the parts: ``<pre id="parts">``, JSON, one
@@ -120,6 +121,7 @@ UPLOAD = html_page("Upload", body="""
 <form id="form" method="post" enctype="multipart/form-data" action="/actions/uploaded">
 <input id="f" name="f" type="file"> <input id="many" name="many" type="file" multiple>
 <input id="off" name="off" type="file" disabled> <input id="t" name="t" value="text field">
+<label for="hidden" id="styled">pick a file</label><input id="hidden" name="hidden" type="file" style="display:none">
 <div id="plain">plain</div> <button id="send" type="submit">send</button>
 </form>
 <script>
