@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import shutil
 import tempfile
 import unicodedata
 import zipfile
@@ -143,11 +144,13 @@ def upload(launched: Launched, selector: str, files: Sequence[UploadFile], wait:
 
 
 def write_local(temp_dir: str, names: Sequence[str], contents: Sequence[bytes]) -> list[str]:
-    """Write the files into a fresh 0700 directory of ``temp_dir``, owned like it; their paths."""
-    owner = os.stat(temp_dir)
-    folder = os.path.abspath(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=temp_dir))
-    chown = (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid())
+    """Write the files into a fresh 0700 directory of ``temp_dir``, owned like it; their paths.
+    A write that fails (the disk full, say) leaves nothing behind: a 500, the session goes on."""
+    folder = None
     try:
+        owner = os.stat(temp_dir)
+        chown = (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid())
+        folder = os.path.abspath(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=temp_dir))
         directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             if chown:
@@ -162,6 +165,8 @@ def write_local(temp_dir: str, names: Sequence[str], contents: Sequence[bytes]) 
         finally:
             os.close(directory)
     except OSError as exc:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         raise errors.InternalError(f"could not write the upload's files: {exc.strerror or exc}", fatal=False) from exc
     return [os.path.join(folder, name) for name in names]
 

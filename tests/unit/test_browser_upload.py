@@ -105,7 +105,13 @@ def test_a_name_that_is_a_link_is_never_followed(tmp_path, monkeypatch):
     with pytest.raises(InternalError) as caught:
         write_local(str(temp), ["a.txt"], [b"x"])
     assert not caught.value.fatal
-    assert not target.exists()
+    assert not target.exists() and list(temp.iterdir()) == []  # the failed upload's dir went too
+
+
+def test_a_temp_dir_that_is_gone_is_a_500_the_session_survives(tmp_path):
+    with pytest.raises(InternalError) as caught:
+        write_local(str(tmp_path / "gone"), ["a.txt"], [b"x"])
+    assert not caught.value.fatal and "could not write" in caught.value.message
 
 
 # ------------------------------------------------------------------------------- the frame
