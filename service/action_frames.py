@@ -3,21 +3,24 @@ replies, the fields every action may carry (its own ``timeout``), the durations 
 action's schema cannot check alone, and the fields its reply carries.
 
 An action's ``args`` (``protocol.Action.args``) hold its frame's fields as parsed here: ``timeout``
-and ``network_idle`` in seconds (floats).
+and ``network_idle`` in seconds (floats), an upload's ``files`` as ``UploadFile``s, their bytes
+decoded, after their total was weighed against the bound (413 past it, before any is decoded).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
 from service.config import parse_duration
-from service.errors import BadRequest
-from service.model import Cookie, StorageState
+from service.errors import BadRequest, TooLarge
+from service.model import Cookie, StorageState, UploadFile
 
 ACTIONS = (
     "goto", "click", "fill", "content", "evaluate", "screenshot", "close",
-    "wait_for", "press", "hover", "select", "scroll", "pdf",
+    "wait_for", "press", "hover", "select", "scroll", "pdf", "upload",
     "cookies", "set_cookies", "clear_cookies", "storage_state", "har",
 )
 REPLY_ACTION = {
@@ -34,6 +37,7 @@ REPLY_ACTION = {
     "select": "selected",
     "scroll": "scrolled",
     "pdf": "pdf",
+    "upload": "uploaded",
     "cookies": "cookies",
     "set_cookies": "cookies_set",
     "clear_cookies": "cookies_cleared",
@@ -98,12 +102,43 @@ def _seconds(name: str, field: str, text: str, low: float, high: float) -> float
     return value
 
 
-def parse_args(name: str, args: dict[str, Any], max_timeout: float) -> dict[str, Any]:
+DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # Settings.max_upload_bytes' default
+
+
+def _base64_size(text: str) -> int:
+    """The bytes ``text`` decodes to, were it valid base64 (checked when it is decoded)."""
+    return len(text) // 4 * 3 - (len(text) - len(text.rstrip("=")) if len(text) % 4 == 0 else 0)
+
+
+def parse_files(files: list[dict[str, Any]], max_bytes: int) -> tuple[UploadFile, ...]:
+    """An upload's files: their total weighed against ``max_bytes`` first (413), then each
+    decoded (400 naming the file whose content is not base64). An empty content is an empty file."""
+    total = sum(_base64_size(entry["content"]) for entry in files)
+    if total > max_bytes:
+        raise TooLarge(
+            f"invalid upload frame at $.files: {total} bytes of files, over the {max_bytes}-byte upload limit"
+            " (INNDX_MAX_UPLOAD_BYTES)"
+        )
+    parsed = []
+    for index, entry in enumerate(files):
+        try:
+            content = base64.b64decode(entry["content"], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest(f"invalid upload frame at $.files[{index}].content: not valid base64 ({exc})") from exc
+        parsed.append(UploadFile(name=entry["name"], content=content, mime_type=entry.get("mime_type")))
+    return tuple(parsed)
+
+
+def parse_args(
+    name: str, args: dict[str, Any], max_timeout: float, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+) -> dict[str, Any]:
     """``args`` of a frame that passed its schema, with durations in seconds and defaults set."""
     if "timeout" in args:
         args["timeout"] = _seconds(name, "timeout", args["timeout"], 0, max_timeout)
     if name == "set_cookies":
         args["cookies"] = tuple(Cookie(**cookie) for cookie in args["cookies"])
+    if name == "upload":
+        args["files"] = parse_files(args["files"], max_upload_bytes)
     if name == "press":
         args["key_values"] = parse_keys(args["keys"])
     if name == "wait_for":

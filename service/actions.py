@@ -61,6 +61,8 @@ def perform(
         return client.select(args["selector"], args["values"], Deadline(timeout))
     if action.name == "scroll":
         return client.scroll(args, Deadline(timeout))
+    if action.name == "upload":
+        return client.upload(args["selector"], args["files"], Deadline(timeout))
     if action.name == "cookies":
         return {"cookies": [replies.cookie_frame(cookie) for cookie in client.cookies(Deadline(timeout))]}
     if action.name == "set_cookies":

@@ -67,6 +67,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
     max_download_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_DOWNLOAD_BYTES: a browser session's downloads on disk
     har_body_bytes: int = 0  # INNDX_HAR_BODY_BYTES: bytes of each body the har action gives (0: none)
+    max_upload_bytes: int = 16 * 1024 * 1024  # INNDX_MAX_UPLOAD_BYTES: one upload action's files, all together -> 413
     downloads_tmpfs: bool = True  # INNDX_DOWNLOADS_TMPFS=0: no tmpfs under the bound (as root), the watcher alone
     max_reply_bytes: int = 32 * 1024 * 1024  # INNDX_MAX_REPLY_BYTES: evaluate result, content, screenshot -> 413
     default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
@@ -191,6 +192,7 @@ _COUNTS = (
     "max_frame_bytes",
     "max_body_bytes",
     "max_download_bytes",
+    "max_upload_bytes",
     "max_reply_bytes",
     "default_max_sessions",
     "max_sessions",

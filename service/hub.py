@@ -64,7 +64,7 @@ class Ticket:
 class Hub:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.protocol = protocol.Protocol(default_timeout=settings.default_timeout, max_timeout=settings.max_timeout)
+        self.protocol = protocol.Protocol.for_settings(settings)
         self.tenants = Tenants.load(settings.tenants_file, settings.default_max_sessions)
         self.proxies = Proxies.load(settings.proxies_file)
         self.metrics = Metrics()

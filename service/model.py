@@ -25,6 +25,7 @@ __all__ = [
     "GotoResult",
     "Proxy",
     "Redirect",
+    "UploadFile",
     "Viewport",
 ]
 
@@ -60,6 +61,16 @@ class StorageState:
 
     cookies: tuple[Cookie, ...] = ()
     origins: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    """One file of an upload frame: its name as the client gave it (made safe where it is
+    written, ``browser_upload.safe_names``), its media type, and its bytes (decoded)."""
+
+    name: str
+    content: bytes = field(repr=False)
+    mime_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from referencing.jsonschema import DRAFT202012
 from service import action_frames, hosts
 from service.action_frames import ACTIONS, REPLY_ACTION  # noqa: F401 - the table lives there
 from service.clients.base import Cookie, Viewport
-from service.config import parse_duration
+from service.config import Settings, parse_duration
 from service.errors import BadRequest, ServiceError, TooLarge
 from service.model import StorageState
 
@@ -190,7 +190,13 @@ _SHORT.maxlist = _SHORT.maxdict = 4
 class Protocol:
     """Validators for every frame, built once. Thread-safe (validators keep no state)."""
 
-    def __init__(self, schema_dir: Path = SCHEMA_DIR, default_timeout: float = 30.0, max_timeout: float = 300.0):
+    def __init__(
+        self,
+        schema_dir: Path = SCHEMA_DIR,
+        default_timeout: float = 30.0,
+        max_timeout: float = 300.0,
+        max_upload_bytes: int = action_frames.DEFAULT_MAX_UPLOAD_BYTES,
+    ):
         schemas = _load_schemas(schema_dir)
         registry = referencing.Registry().with_resources(
             (SCHEMA_BASE + name, DRAFT202012.create_resource(schema)) for name, schema in schemas.items()
@@ -202,6 +208,16 @@ class Protocol:
         }
         self.default_timeout = default_timeout
         self.max_timeout = max_timeout
+        self.max_upload_bytes = max_upload_bytes
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Protocol:
+        """The operator's bounds: default and maximum timeouts, the upload bound."""
+        return cls(
+            default_timeout=settings.default_timeout,
+            max_timeout=settings.max_timeout,
+            max_upload_bytes=settings.max_upload_bytes,
+        )
 
     # -- incoming
 
@@ -307,7 +323,7 @@ class Protocol:
         args = {key: value for key, value in frame.items() if key not in ("action", "id")}
         if name == "goto":
             args = self._goto_args(args)
-        args = action_frames.parse_args(name, args, self.max_timeout)
+        args = action_frames.parse_args(name, args, self.max_timeout, self.max_upload_bytes)
         return Action(name=name, id=frame.get("id"), args=args)
 
     @staticmethod

@@ -22,6 +22,7 @@ from service.model import (  # noqa: F401 - re-exported: the vocabulary lives in
     GotoResult,
     Proxy,
     Redirect,
+    UploadFile,
     Viewport,
 )
 
@@ -89,6 +90,10 @@ class FetchClient(abc.ABC):
     def pdf(self, options: Mapping[str, Any], deadline: Deadline) -> bytes:
         """The page printed (``landscape``, ``print_background``, ``page_ranges``, ``scale``)."""
         raise self._unsupported("pdf")
+
+    def upload(self, selector: str, files: tuple[UploadFile, ...], deadline: Deadline) -> None:
+        """Give the file input matching ``selector`` these files (the client's bytes)."""
+        raise self._unsupported("upload")
 
     def cookies(self, deadline: Deadline) -> list[Cookie]:
         """Every cookie of the session."""

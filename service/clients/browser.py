@@ -8,15 +8,16 @@ the element found there, and BiDi key actions to type; the page questions live i
 ``browser_errors``); a browser or driver that died surfaces from any call as ``Unavailable``
 (503, fatal). Only the session thread calls in. The actions beyond the seed's have modules of
 their own: ``browser_waits`` (wait_for), ``browser_input`` (press, hover, select, scroll),
-``browser_capture`` (screenshot, pdf) and ``browser_state`` (cookies, storage_state, a state
-restored at start).
+``browser_capture`` (screenshot, pdf), ``browser_upload`` (upload) and ``browser_state`` (cookies,
+storage_state, a state restored at start).
 
 Decisions where the protocol is silent:
 - click/fill wait for the element to appear up to ``settings.element_wait`` (bounded by the action
   deadline), then 404.
 - a click that starts a navigation (within ``client_redirect_settle``) waits for its load (504).
 - fill on a select without an option of that value: 404, naming the select and the value.
-- click or fill on a file input: 400, naming the upload action (no action attaches a host file);
+- click or fill on a file input: 400, naming the upload action (which gives it the client's bytes,
+  never a host file);
   fill on a field that will not take focus: 409.
 - evaluate: the result goes through ``JSON.stringify`` in the page (``undefined`` -> null); a DOM
   node, a cycle or a BigInt is a 422 naming the problem, not a conversion. The script is compiled
@@ -40,7 +41,7 @@ from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
-from service.clients import browser_capture, browser_input, browser_live, browser_state, browser_waits
+from service.clients import browser_capture, browser_input, browser_live, browser_state, browser_upload, browser_waits
 from service.clients import browser_page as page
 from service.clients.base import (
     ClientOptions,
@@ -54,11 +55,12 @@ from service.clients.browser_errors import first_line, means_lost, timed_out, tr
 from service.clients.browser_har import SETTLE, BrowserHar
 from service.clients.browser_launch import Launched, fresh_tab, prepare
 from service.clients.browser_options import BrowserSettings
-from service.clients.navigation import Navigation
+from service.clients.navigation import Navigation, leave_document
 from service.clients.navigation_record import cookie_params
 from service.clients.page_scripts import CONTENT, SANDBOX
 from service.deadline import Deadline
 from service.har import HarLog
+from service.model import UploadFile
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +176,7 @@ class BrowserClient(FetchClient):
                     f"the browser refused cookie {cookie.name[:100]!r}: {exc.error}: {exc.message[:200]}"
                 ) from exc
         if "#" in request.url:
-            self._leave_document(request.url, deadline)
+            leave_document(bidi, context, request.url, deadline)
         navigation = Navigation(
             self._launched,
             self.settings,
@@ -187,18 +189,6 @@ class BrowserClient(FetchClient):
         if self._restore is not None and self._restore.pending:
             self._restore.landed(result.url, deadline)
         return result
-
-    def _leave_document(self, url: str, deadline: Deadline) -> None:
-        """A URL differing from the current one only by its fragment would be a same-document
-        navigation (no request, nothing to report): load about:blank first, so it is fetched."""
-        tree = self._bidi.command("browsingContext.getTree", {"root": self._context, "maxDepth": 0}, deadline)
-        current = (tree.get("contexts") or [{}])[0].get("url", "")
-        if current.split("#", 1)[0] == url.split("#", 1)[0]:
-            self._bidi.command(
-                "browsingContext.navigate",
-                {"context": self._context, "url": "about:blank", "wait": "complete"},
-                deadline,
-            )
 
     # ----- actions --------------------------------------------------------------------------
     @_boundary
@@ -269,6 +259,10 @@ class BrowserClient(FetchClient):
     @_boundary
     def scroll(self, args: Mapping[str, Any], deadline: Deadline) -> dict[str, float]:
         return browser_input.scroll(self._bidi, self._context, args, self.settings.element_wait, deadline)
+
+    @_boundary
+    def upload(self, selector: str, files: tuple[UploadFile, ...], deadline: Deadline) -> None:
+        browser_upload.upload(self._launched, selector, files, self.settings.element_wait, deadline)
 
     @_boundary
     def cookies(self, deadline: Deadline) -> list[Cookie]:

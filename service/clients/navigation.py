@@ -196,3 +196,12 @@ class Navigation:
         finally:
             for command in commands:
                 bidi.forget(command)
+
+
+def leave_document(bidi: Bidi, context: str, url: str, deadline: Deadline) -> None:
+    """A URL differing from the current one only by its fragment would be a same-document
+    navigation (no request, nothing to report): load about:blank first, so it is fetched."""
+    tree = bidi.command("browsingContext.getTree", {"root": context, "maxDepth": 0}, deadline)
+    current = (tree.get("contexts") or [{}])[0].get("url", "")
+    if current.split("#", 1)[0] == url.split("#", 1)[0]:
+        bidi.command("browsingContext.navigate", {"context": context, "url": "about:blank", "wait": "complete"}, deadline)

@@ -230,8 +230,9 @@ def test_scroll_a_lazy_page_loads_more(client, page, site: Site):
         {"action": "hover", "selector": "#p"},
         {"action": "select", "selector": "#p", "values": []},
         {"action": "scroll", "to": "bottom"},
+        {"action": "upload", "selector": "#f", "files": [{"name": "a.txt", "mime_type": "text/plain", "content": "YQ=="}]},
     ],
-    ids=["press", "hover", "select", "scroll"],
+    ids=["press", "hover", "select", "scroll", "upload"],
 )
 def test_input_actions_on_the_standard_client_are_501(client, page, site: Site, frame):
     goto(page, site, "/html")

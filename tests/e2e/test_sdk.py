@@ -134,6 +134,10 @@ def test_the_actions_of_issue_20(client, s: inndx.Session, site: Site):
     x, y = s.scroll(to="bottom")
     assert x == 0 and y > 1000
     assert s.pdf(landscape=True).startswith(b"%PDF-")
+    s.goto(site.url("/actions/upload"))
+    assert s.upload("#f", [("a.txt", b"alpha", "text/plain")]) is None
+    assert s.upload("#many", [{"name": "b.txt", "content": "beta"}, ("c.bin", b"")]) is None
+    assert s.evaluate("return window.picked") == [["f", ["a.txt"], [5]], ["many", ["b.txt", "c.bin"], [4, 0]]]
     assert s.screenshot(full_page=True, format="jpeg", quality=50).startswith(b"\xff\xd8")
     s.goto(site.url("/actions/login"))
     assert {c.name for c in s.cookies()} == {"session", "pref"}
@@ -268,6 +272,13 @@ def test_cli(client, service: Service, site: Site, tmp_path: Path):
     assert json.loads(done.stdout)["url"] == site.url("/form")
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert any(r["path"] == "/echo" and "name=from-cli" in r["query"] for r in site.requests)
+    upload = tmp_path / "report.bin"
+    upload.write_bytes(b"\x00from the cli\xff")
+    done = _cli(service, "goto", site.url("/actions/upload"), "--client", client, "--upload", "#f", str(upload),
+                "--click", "#send")
+    assert done.returncode == 0, done.stderr
+    [posted] = site.requests_to("/actions/uploaded")[-1:]
+    assert b'filename="report.bin"' in posted["body"] and b"\x00from the cli\xff" in posted["body"]
 
 
 # ------------------------------------------------------------------------- idle sessions

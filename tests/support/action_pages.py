@@ -19,12 +19,26 @@ unknown name is 404). ``respond(name, method, args, headers, body)`` -> ``(statu
                     ``Please log in``; its script copies ``localStorage.theme`` into the title
 ``lazy``            20 items (``.item``, 100 px tall each); scrolling within 200 px of the bottom
                     appends 20 more, up to 100
+``upload``          ``form#form`` (multipart, POST to ``uploaded``): ``input#f`` (type file),
+                    ``input#many`` (type file, multiple), ``input#off`` (type file, disabled),
+                    ``input#hidden`` (type file, ``display:none``, behind ``label#styled``),
+                    ``input#t`` (text, ``name=t``), ``div#plain``, ``button#send``; each change of
+                    a file input is in ``window.picked`` as ``[id, [names], [sizes]]``
+``uploaded``        (POST, multipart) the site checks the parts: ``<pre id="parts">``, JSON, one
+                    ``{field, filename, size, sha256}`` per file part and ``{field, value}`` per
+                    other part, in the order sent
 ==================  ========================================================================
 """
 
 from __future__ import annotations
 
+import hashlib
+import html
+import io
+import json
 from collections.abc import Mapping
+
+from werkzeug.wrappers import Request
 
 from tests.support.site import html_page
 
@@ -103,6 +117,37 @@ def _account(headers: list[list[str]]) -> bytes:
     return html_page("Account", body=f"<div id='who'>{text}</div>{script}")
 
 
+UPLOAD = html_page("Upload", body="""
+<form id="form" method="post" enctype="multipart/form-data" action="/actions/uploaded">
+<input id="f" name="f" type="file"> <input id="many" name="many" type="file" multiple>
+<input id="off" name="off" type="file" disabled> <input id="t" name="t" value="text field">
+<label for="hidden" id="styled">pick a file</label><input id="hidden" name="hidden" type="file" style="display:none">
+<div id="plain">plain</div> <button id="send" type="submit">send</button>
+</form>
+<script>
+window.picked = [];
+for (const input of document.querySelectorAll("input[type=file]"))
+  input.addEventListener("change", () => {
+    picked.push([input.id, Array.from(input.files, f => f.name), Array.from(input.files, f => f.size)]);
+  });
+</script>""")
+
+
+def _uploaded(method: str, headers: list[list[str]], body: bytes) -> bytes:
+    """The parts of a multipart form, as the site read them (werkzeug's parser)."""
+    content_type = next((value for name, value in headers if name.lower() == "content-type"), "")
+    request = Request.from_values(
+        input_stream=io.BytesIO(body), content_length=len(body), content_type=content_type, method=method
+    )
+    with request:  # closes the parsed files
+        parts: list[dict] = [{"field": field, "value": value} for field, value in request.form.items(multi=True)]
+        for field, storage in request.files.items(multi=True):
+            data = storage.read()
+            sha256 = hashlib.sha256(data).hexdigest()
+            parts.append({"field": field, "filename": storage.filename, "size": len(data), "sha256": sha256})
+    return html_page("Uploaded", body=f'<pre id="parts">{html.escape(json.dumps(parts))}</pre>')
+
+
 def respond(name: str, method: str, args: Mapping[str, str], headers: list[list[str]], body: bytes) -> Answer | None:
     if name == "delayed":
         return 200, HTML, _delayed(args)
@@ -118,6 +163,10 @@ def respond(name: str, method: str, args: Mapping[str, str], headers: list[list[
         return 200, HTML, _account(headers)
     if name == "lazy":
         return 200, HTML, LAZY
+    if name == "upload":
+        return 200, HTML, UPLOAD
+    if name == "uploaded":
+        return 200, HTML, _uploaded(method, headers, body)
     if name == "ping":
         return 200, [("Content-Type", "text/plain")], b"pong"
     return None

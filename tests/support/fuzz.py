@@ -27,7 +27,7 @@ from hypothesis_jsonschema import from_schema
 from tests.support.wsclient import ServerClosed, Session, connect
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-ACTIONS = ("goto", "click", "fill", "content", "evaluate", "screenshot", "close")
+ACTIONS = ("goto", "click", "fill", "content", "evaluate", "screenshot", "close", "upload")
 SITE_PATHS = ("/echo", "/html", "/json", "/status/404", "/redirect/302?to=/html", "/cookies/set", "/form", "/binary")
 # selectors that match on every page or do not parse: one that parses and matches nothing makes
 # click and fill wait for it (5 s) before their 404, which would slow the fuzzer to a crawl
@@ -86,7 +86,7 @@ def _valid(schemas: dict[str, dict[str, Any]], site_url: str) -> st.SearchStrate
         frame = dict(frame)
         if action == "goto":
             frame["url"] = site_url.rstrip("/") + path
-        if action in ("click", "fill"):
+        if action in ("click", "fill", "upload"):
             frame["selector"] = selector
         if action == "close":
             frame = {"action": "screenshot"}

@@ -247,6 +247,25 @@ def test_the_client_builds_every_goto_frame_as_the_schema_has_it(frame, body):
     assert built == expected
 
 
+def test_the_client_builds_upload_frames_the_service_takes(tmp_path):
+    from service import protocol
+
+    local = tmp_path / "report.pdf"
+    local.write_bytes(b"%PDF-1.4 x")
+    built = [frames.upload_file(entry) for entry in (
+        ("a.txt", b"\x00\xff"), ("b.txt", "é", "text/plain"), {"name": "c", "content": b""}, local,
+    )]
+    assert built == [
+        {"name": "a.txt", "content": "AP8="},
+        {"name": "b.txt", "mime_type": "text/plain", "content": "w6k="},
+        {"name": "c", "content": ""},
+        {"name": "report.pdf", "content": base64.b64encode(b"%PDF-1.4 x").decode()},
+    ]
+    frame = {"action": "upload", "selector": "#f", "files": built, "id": 1}
+    action = protocol.Protocol().receive(json.dumps(frame), 1 << 20)
+    assert [f.content for f in action.args["files"]] == [b"\x00\xff", "é".encode(), b"", b"%PDF-1.4 x"]
+
+
 @settings(max_examples=40, deadline=None, database=None)
 @given(from_schema(_schema("error.json")))
 def test_every_error_frame_raises_its_family(frame):

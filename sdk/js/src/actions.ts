@@ -9,7 +9,7 @@
 
 import * as frames from "./frames.js";
 import type {
-  ActionOptions, GotoOptions, PdfOptions, ScreenshotOptions, ScrollOptions, WaitForOptions,
+  ActionOptions, GotoOptions, PdfOptions, ScreenshotOptions, ScrollOptions, UploadFile, WaitForOptions,
 } from "./frames.js";
 import type {
   ClearCookiesRequest, ClickRequest, ContentRequest, ContentResponse, CookiesRequest, CookiesResponse,
@@ -17,7 +17,7 @@ import type {
   PdfResponse,
   PressRequest, ReceivedCookie, ScreenshotRequest, ScreenshotResponse, ScrollRequest, ScrollResponse,
   SelectRequest, SetCookiesRequest, StateCookie, StorageStateRequest, StorageStateResponse, TakenState,
-  WaitForRequest, WaitForResponse,
+  UploadRequest, WaitForRequest, WaitForResponse,
 } from "./generated/frames.js";
 import { GotoResult } from "./results.js";
 
@@ -112,6 +112,12 @@ export abstract class Actions {
     const where = typeof target === "string" ? { selector: target, ...options } : { ...target, ...options };
     const reply = (await this.run(frames.actionFrame<ScrollRequest>({ action: "scroll" }, where))) as unknown as ScrollResponse;
     return { x: reply.x, y: reply.y };
+  }
+
+  /** Give the file input matching `selector` these `files` (the bytes travel in the frame; more
+   * than one needs `<input multiple>`; the service bounds their total, 413 past it). */
+  async upload(selector: string, files: readonly UploadFile[], options: ActionOptions = {}): Promise<void> {
+    await this.run(frames.actionFrame<UploadRequest>({ action: "upload", selector, files: frames.uploadFiles(files) }, options));
   }
 
   /** Every cookie of the session. */

@@ -2,7 +2,7 @@
 
 import type {
   Cookie, Duration, GotoRequest, OpenRequest, PdfRequest, ScreenshotRequest, ScrollRequest, StorageState,
-  TakenState, WaitForRequest,
+  TakenState, UploadRequest, WaitForRequest,
 } from "./generated/frames.js";
 import { decodeBase64 } from "./results.js";
 
@@ -90,6 +90,25 @@ export type ScreenshotOptions = Fields<ScreenshotRequest> & ActionOptions;
 
 /** The print: `landscape`, `print_background`, `page_ranges` (`[1, "3-5"]`), `scale` 0.1-2. */
 export type PdfOptions = Fields<PdfRequest> & ActionOptions;
+
+/** One file of an upload: its `name` as the page will see it, its bytes (`content`: bytes, or a
+ * string sent as UTF-8) and optionally its `mime_type`. */
+export interface UploadFile {
+  name: string;
+  content: Uint8Array | string;
+  mime_type?: string;
+}
+
+/** An upload frame's `files`: each file's bytes as base64 (none at all is the service's 400). */
+export function uploadFiles(files: readonly UploadFile[]): UploadRequest["files"] {
+  const entries = files.map(({ name, content, mime_type }) => {
+    const bytes = typeof content === "string" ? Buffer.from(content, "utf8") : Buffer.from(content);
+    return mime_type === undefined
+      ? { name, content: bytes.toString("base64") }
+      : { name, mime_type, content: bytes.toString("base64") };
+  });
+  return entries as UploadRequest["files"];
+}
 
 /** `frame` with `options`' fields that are defined, `timeout` as a duration. */
 export function actionFrame<F extends { action: string }>(frame: F, options: object = {}): F {

@@ -85,6 +85,7 @@ describe("a hostile server", { timeout: scaled(30_000) }, () => {
     await session.setCookies([{ name: "b", value: "2", domain: ".a.invalid" }]);
     await session.clearCookies();
     assert.deepEqual((await session.storageState()).origins, [{ origin: "http://a.invalid", local_storage: [["k", "v"]] }]);
+    await session.upload("#f", [{ name: "a.txt", content: "é", mime_type: "text/plain" }, { name: "b", content: new Uint8Array([0, 255]) }]);
     assert.deepEqual(server.received, [
       { storage_state: { cookies: [{ name: "s", value: "1", domain: "a.invalid" }], origins: [] } },
       { action: "wait_for", selector: "#a", state: "hidden", timeout: "1500ms", id: 1 },
@@ -100,6 +101,7 @@ describe("a hostile server", { timeout: scaled(30_000) }, () => {
       { action: "set_cookies", cookies: [{ name: "b", value: "2", domain: ".a.invalid" }], id: 11 },
       { action: "clear_cookies", id: 12 },
       { action: "storage_state", id: 13 },
+      { action: "upload", selector: "#f", files: [{ name: "a.txt", mime_type: "text/plain", content: "w6k=" }, { name: "b", content: "AP8=" }], id: 14 },
     ]);
   });
 

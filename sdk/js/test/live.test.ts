@@ -143,12 +143,16 @@ describe(`the client against the service (${CLIENT})`, { timeout: scaled(150_000
       assert.deepEqual(jpeg?.subarray(0, 2), Buffer.from([0xff, 0xd8]));
       const box = await s.screenshot({ selector: "#box", timeout: 10_000 });
       assert.deepEqual(box?.subarray(0, 8), PNG_SIGNATURE);
+      await s.goto(site("/actions/upload"));
+      assert.equal(await s.upload("#many", [{ name: "a.txt", content: "alpha" }, { name: "b.bin", content: new Uint8Array(0) }]), undefined);
+      assert.deepEqual(await s.evaluate("return window.picked"), [["many", ["a.txt", "b.bin"], [5, 0]]]);
+      await assert.rejects(s.upload("#t", [{ name: "a.txt", content: "a" }]), (error: InndxError) => error.code === 400 && !error.fatal);
     });
   } else {
     test("the page actions answer 501 on the standard client", async () => {
       await s.goto(site("/actions/input"));
       const calls = [() => s.waitFor("#k"), () => s.press("Enter"), () => s.hover("#menu"), () => s.select("#one", ["a"]),
-        () => s.scroll({ to: "top" }), () => s.pdf()];
+        () => s.scroll({ to: "top" }), () => s.pdf(), () => s.upload("#f", [{ name: "a.txt", content: "a" }])];
       for (const call of calls) await assert.rejects(call(), (error: InndxError) => error.code === 501 && !error.fatal);
     });
   }

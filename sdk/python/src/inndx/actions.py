@@ -141,6 +141,14 @@ class Actions:
         frame = frames.without_none({"action": "scroll", "selector": selector, "x": x, "y": y, "to": to})
         return self._act(frame, timeout, frames.scrolled)
 
+    def upload(self, selector: str, files: Iterable[frames.UploadEntry], *, timeout: str | float | None = None) -> Any:
+        """Give the file input matching ``selector`` these files: each ``(name, content)``,
+        ``(name, content, mime_type)``, a mapping of those, or a path of this machine (read here,
+        sent as bytes); content is bytes, or str (UTF-8). More than one needs ``<input multiple>``;
+        the service bounds their total (413). None."""
+        frame = {"action": "upload", "selector": selector, "files": [frames.upload_file(entry) for entry in files]}
+        return self._act(frame, timeout, frames.nothing)
+
     def cookies(self, *, timeout: str | float | None = None) -> Any:
         """Every cookie of the session, as ``Cookie``s."""
         return self._act({"action": "cookies"}, timeout, frames.cookies)

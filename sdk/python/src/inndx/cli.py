@@ -1,7 +1,8 @@
 """The command line: ``python -m inndx goto URL [options]`` (or the ``inndx`` script).
 
 One session: goto, then (in this order) ``--wait-selector``, every ``--fill``, every
-``--click``, then ``--screenshot``; then close. The service comes from ``--url`` (default
+``--upload`` (a file of this machine, sent as bytes), every ``--click``, then ``--screenshot``;
+then close. The service comes from ``--url`` (default
 ``$INNDX_URL``), the tenant from ``--tenant`` (``$INNDX_TENANT``), the API key from
 ``--api-key`` (``$INNDX_API_KEY``). Exit status: 0, 1 when the service answered an error,
 2 for a usage error.
@@ -14,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from inndx.errors import Error
 from inndx.results import GotoResult
@@ -48,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     goto.add_argument("--wait-selector", metavar="CSS", help="then wait until an element matches (browsers)")
     goto.add_argument("--wait-timeout", type=float, default=10.0, metavar="SECONDS", help="bound of --wait-selector")
     goto.add_argument("--fill", nargs=2, action="append", default=[], metavar=("CSS", "VALUE"), help="then fill a field")
+    goto.add_argument("--upload", nargs=2, action="append", default=[], metavar=("CSS", "FILE"),
+                      help="then give a file input this file's bytes (browsers)")
     goto.add_argument("--click", action="append", default=[], metavar="CSS", help="then click an element")
     goto.add_argument("--screenshot", metavar="FILE.png", help="then save a screenshot (browsers)")
     return parser
@@ -80,6 +84,8 @@ def _follow_up(session: Session, args: argparse.Namespace) -> None:
         session.evaluate(WAIT_SCRIPT % (json.dumps(args.wait_selector), int(args.wait_timeout * 1000)))
     for selector, value in args.fill:
         session.fill(selector, value)
+    for selector, path in args.upload:
+        session.upload(selector, [Path(path)])
     for selector in args.click:
         session.click(selector)
     if args.screenshot:

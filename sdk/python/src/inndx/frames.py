@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,6 +43,26 @@ def goto_frame(url, method, headers, body, cookies, referrer, user_agent) -> dic
         "cookies": [cookie(c) for c in cookies] if cookies is not None else None,
         "referrer": referrer, "user_agent": user_agent,
     })
+
+
+UploadEntry = tuple[str, bytes | str] | tuple[str, bytes | str, str] | Mapping[str, Any] | os.PathLike
+
+
+def upload_file(entry: UploadEntry) -> dict[str, Any]:
+    """One file of an upload frame from ``(name, content[, mime_type])``, a mapping with ``name``,
+    ``content`` and ``mime_type``, or a path of this machine (its base name, its bytes). Content is
+    bytes, or str (UTF-8)."""
+    if isinstance(entry, os.PathLike):
+        path = os.fspath(entry)
+        with open(path, "rb") as source:
+            name, content, mime_type = os.path.basename(path), source.read(), None
+    elif isinstance(entry, Mapping):
+        name, content, mime_type = entry["name"], entry["content"], entry.get("mime_type")
+    else:
+        name, content, mime_type = (*entry, None)[:3]
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    return without_none({"name": name, "mime_type": mime_type, "content": base64.b64encode(content).decode("ascii")})
 
 
 def nothing(_reply: dict[str, Any]) -> None:
