@@ -44,7 +44,7 @@ from selenium.webdriver.remote.command import Command
 from service import errors
 from service.clients import browser_page as page
 from service.clients.bidi import BidiError
-from service.clients.page_scripts import SANDBOX
+from service.clients.page_scripts import FIRST_MATCH, SANDBOX
 from service.deadline import Deadline
 from service.model import UploadFile
 
@@ -61,14 +61,9 @@ FALLBACK = "file"
 # "not file" (with its tag and type) or "disabled". Run in our sandbox: the page cannot lie
 # about what the element is.
 TARGET = """async function(selector, waitMs) {
-  const end = performance.now() + waitMs;
-  let el;
-  for (;;) {
-    try { el = document.querySelector(selector); }
-    catch (e) { return {state: "invalid", why: String(e.message || e)}; }
-    if (el || performance.now() >= end) break;
-    await new Promise(r => setTimeout(r, 25));
-  }
+  const match = await (""" + FIRST_MATCH + """)(selector, waitMs);
+  if (match.state) return match;
+  const el = match.el;
   if (!el) return {state: "missing"};
   const tag = el.localName;
   if (tag !== "input" || el.type !== "file") return {state: "not file", tag, type: tag === "input" ? el.type : ""};

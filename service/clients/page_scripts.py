@@ -15,19 +15,28 @@
 # browser's own, whatever the page redefined.
 SANDBOX = "inndx-helpers"
 
+# The first element matching a selector, waiting up to waitMs: {el} (null when none came), or
+# {state: "invalid", why} for a selector the page's engine refuses. Shared by LOCATE and the
+# upload action's own check (``browser_upload``).
+FIRST_MATCH = """async (selector, waitMs) => {
+  const end = performance.now() + waitMs;
+  for (;;) {
+    let el;
+    try { el = document.querySelector(selector); }
+    catch (e) { return {state: "invalid", why: String(e.message || e)}; }
+    if (el || performance.now() >= end) return {el};
+    await new Promise(r => setTimeout(r, 25));
+  }
+}"""
+
 # The first element matching a selector (waiting up to waitMs), and whether it can be acted on:
 # {state: "ok" | "file" | "invalid" | "missing" | "disabled" | "hidden" | "covered", tag, ...}, and
 # on "ok" the element itself (``el``). A file input is "file" before anything else: no action of
 # ours gives it a file (the ``upload`` action does, with the client's bytes).
 _LOCATE = """async (selector, waitMs) => {
-  const end = performance.now() + waitMs;
-  let el;
-  for (;;) {
-    try { el = document.querySelector(selector); }
-    catch (e) { return {state: "invalid", why: String(e.message || e)}; }
-    if (el || performance.now() >= end) break;
-    await new Promise(r => setTimeout(r, 25));
-  }
+  const match = await (""" + FIRST_MATCH + """)(selector, waitMs);
+  if (match.state) return match;
+  const el = match.el;
   if (!el) return {state: "missing"};
   const tag = el.localName;
   if (tag === "input" && el.type === "file") return {state: "file", tag};

@@ -353,17 +353,23 @@ describe("a hostile server and a resumable session", { timeout: scaled(30_000) }
     assert.equal(await session.evaluate("d"), "d"); // the session goes on, on the new socket
   });
 
-  test("close 1008 Ping/Pong timeout (the server's ping timeout): resumed, the call answered once", async () => {
+  /** A server that closes the first socket with `code` after reading the first action; the
+   * resuming socket gets the resume reply (`last_received` 1), the kept reply to id 1, then answers. */
+  const cutOnce = async (code: number, reason: string) => {
     let second: WebSocket | undefined;
-    const [server, url] = await serve((socket, frame) => {
+    return serve((socket, frame) => {
       if (socket === second) answer(socket, frame);
-      else socket.close(1008, "Ping/Pong timeout");
+      else socket.close(code, reason);
     }, true, (socket, frame) => {
       if (frame.resume === undefined) return opened(socket);
       second = socket;
       resumed(socket, 1);
       reply(socket, { id: 1 }, { action: "evaluated", result: "ran once" });
     });
+  };
+
+  test("close 1008 Ping/Pong timeout (the server's ping timeout): resumed, the call answered once", async () => {
+    const [server, url] = await cutOnce(1008, "Ping/Pong timeout");
     const session = await open(url, { resume: true });
     assert.equal(await session.evaluate("x"), "ran once");
     assert.equal(session.resumes, 1);
@@ -382,16 +388,7 @@ describe("a hostile server and a resumable session", { timeout: scaled(30_000) }
   });
 
   test("close 1012: resumed; the reply the server kept settles its call, nothing runs twice", async () => {
-    let second: WebSocket | undefined;
-    const [server, url] = await serve((socket, frame) => {
-      if (socket === second) answer(socket, frame);
-      else socket.close(1012, "service restart");
-    }, true, (socket, frame) => {
-      if (frame.resume === undefined) return opened(socket);
-      second = socket;
-      resumed(socket, 1);
-      reply(socket, { id: 1 }, { action: "evaluated", result: "ran once" });
-    });
+    const [server, url] = await cutOnce(1012, "service restart");
     const session = await open(url, { resume: true });
     assert.equal(await session.evaluate("x"), "ran once");
     const resumeFrame = server.received.find((frame) => frame.resume !== undefined) ?? assert.fail("no resume");
