@@ -1,6 +1,6 @@
 """The warm pool: ready browsers per client kind, handed out once, never reused.
 
-A unit is a whole browser (see the README, "Warm starts", for the measurement behind the choice):
+A unit is a whole browser (see docs/performance.md, "Warm starts", for the measurement behind the choice):
 launched, BiDi connected, the goto events subscribed, and its own listener on the egress gateway
 already listening. ``take(kind)`` hands one to a new session: the listener is rebound to the
 session's id and upstream proxy, and the browser belongs to that session until it ends; a unit

@@ -10,7 +10,7 @@ reaches a Grid node the same way). Chrome fails a matching request itself, befor
 browser, and reports it as a ``network.fetchError`` with ``net::ERR_BLOCKED_BY_CLIENT``, which the
 goto counts. Nothing is paused, so no navigation ever meets an intercept.
 
-What it means for the user (README "Middleware"):
+What it means for the user (docs/protocol.md, "Middleware"):
 
 - declarativeNetRequest never matches the top-level document (``main_frame``): the page's own
   navigation is never blocked, as in Firefox; a frame's document is ``sub_frame`` (our
