@@ -19,6 +19,7 @@ ACTIONS = (
     "goto", "click", "fill", "content", "evaluate", "screenshot", "close",
     "wait_for", "press", "hover", "select", "scroll", "pdf",
     "cookies", "set_cookies", "clear_cookies", "storage_state",
+    "download",
 )
 REPLY_ACTION = {
     "goto": "goto",
@@ -38,9 +39,12 @@ REPLY_ACTION = {
     "set_cookies": "cookies_set",
     "clear_cookies": "cookies_cleared",
     "storage_state": "storage_state",
+    "download": "download",
 }
 # actions whose client result is a dict of the reply's own fields
-FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state"})
+FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state", "download"})
+# replies that never list the session's downloads (``browser_download_files``)
+NO_DOWNLOADS = frozenset({"close", "download"})
 
 WAIT_KINDS = ("selector", "text", "url", "script", "network_idle")
 

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from service import protocol, replies, user_agents
+from service import action_frames, protocol, replies, user_agents
 from service.clients.base import FetchClient, GotoRequest
 from service.deadline import Deadline
 from service.errors import Conflict, NotSupported
@@ -29,7 +29,24 @@ def perform(
     rng: random.Random,
     interrupt: threading.Event,
 ) -> Any:
-    """The action's result (what its reply frame carries); errors are ``ServiceError``s."""
+    """The action's result (what its reply frame carries); errors are ``ServiceError``s. With
+    the downloads finished since the last reply listed them (``replies.WithDownloads``), if any:
+    those still being written are waited for within the action's timeout (``client.downloads``)."""
+    value = _run(client, action, open_frame, chain, rng, interrupt)
+    if action.name in action_frames.NO_DOWNLOADS:
+        return value
+    found = client.downloads(Deadline(action.args.get("timeout", open_frame.timeout)))
+    return replies.WithDownloads(value, found) if found else value
+
+
+def _run(
+    client: FetchClient,
+    action: protocol.Action,
+    open_frame: protocol.OpenFrame,
+    chain: Chain,
+    rng: random.Random,
+    interrupt: threading.Event,
+) -> Any:
     args = action.args
     timeout = args.get("timeout", open_frame.timeout)  # the action's own, else the session's
     if action.name == "goto":
@@ -74,6 +91,8 @@ def perform(
             "origins": [{"origin": origin, "local_storage": [list(pair) for pair in pairs]} for origin, pairs in origins],
         }
         return {"state": state}
+    if action.name == "download":
+        return client.download(args["download_id"])
     if action.name == "close":
         return None
     raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions

@@ -100,6 +100,14 @@ class FetchClient(abc.ABC):
     def clear_cookies(self, deadline: Deadline) -> None:
         raise self._unsupported("clear_cookies")
 
+    def downloads(self, deadline: Deadline) -> list[dict[str, Any]]:
+        """The downloads finished since the last reply listed them (reply items; none here)."""
+        return []
+
+    def download(self, ident: str) -> dict[str, Any]:
+        """The ``download`` reply's fields for a listed download: its metadata and ``content``."""
+        raise self._unsupported("download")
+
     def storage_state(self, deadline: Deadline) -> tuple[list[Cookie], list[tuple[str, list[tuple[str, str]]]]]:
         """The session's cookies, and the open page's origin with its localStorage pairs."""
         return self.cookies(deadline), []

@@ -42,6 +42,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
 from service.clients import browser_capture, browser_input, browser_live, browser_state, browser_waits
+from service.clients import browser_download_files as browser_download
 from service.clients import browser_page as page
 from service.clients.base import (
     ClientOptions,
@@ -172,7 +173,7 @@ class BrowserClient(FetchClient):
                     f"the browser refused cookie {cookie.name[:100]!r}: {exc.error}: {exc.message[:200]}"
                 ) from exc
         if "#" in request.url:
-            self._leave_document(request.url, deadline)
+            page.leave_document(self._bidi, self._context, request.url, deadline)
         navigation = Navigation(
             self._launched,
             self.settings,
@@ -185,18 +186,6 @@ class BrowserClient(FetchClient):
         if self._restore is not None and self._restore.pending:
             self._restore.landed(result.url, deadline)
         return result
-
-    def _leave_document(self, url: str, deadline: Deadline) -> None:
-        """A URL differing from the current one only by its fragment would be a same-document
-        navigation (no request, nothing to report): load about:blank first, so it is fetched."""
-        tree = self._bidi.command("browsingContext.getTree", {"root": self._context, "maxDepth": 0}, deadline)
-        current = (tree.get("contexts") or [{}])[0].get("url", "")
-        if current.split("#", 1)[0] == url.split("#", 1)[0]:
-            self._bidi.command(
-                "browsingContext.navigate",
-                {"context": self._context, "url": "about:blank", "wait": "complete"},
-                deadline,
-            )
 
     # ----- actions --------------------------------------------------------------------------
     @_boundary
@@ -290,6 +279,15 @@ class BrowserClient(FetchClient):
     @_boundary
     def clear_cookies(self, deadline: Deadline) -> None:
         browser_state.clear_cookies(self._bidi, self._context, deadline)
+
+    @_boundary
+    def downloads(self, deadline: Deadline) -> list[dict[str, Any]]:
+        log = self._launched.download_log
+        return [] if log is None else log.take(deadline)
+
+    @_boundary
+    def download(self, ident: str) -> dict[str, Any]:
+        return browser_download.reply(self._launched.download_log, ident, self.settings.max_reply_bytes)
 
     @_boundary
     def storage_state(self, deadline: Deadline):

@@ -13,7 +13,8 @@
   dir (``browser_process.SessionProcesses``: the driver starts with a death signal, a marker and
   a temp dir of its own).
 - Downloads: a local browser writes them only into ``<temp dir>/downloads``, bounded and watched
-  (``browser_downloads``); a Grid browser is told to deny them (``prepare``).
+  (``browser_downloads``), and replies list them (``browser_download_files``); a Grid browser is
+  told to deny them (``prepare``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from service import errors
 from service.clients import bidi as channel
 from service.clients import browser_user
 from service.clients.bidi import Bidi, BidiClosed, BidiError  # noqa: F401 - re-exported
+from service.clients.browser_download_files import DownloadLog
 from service.clients.browser_downloads import DENIED, Downloads
 from service.clients.browser_downloads import EVENTS as DOWNLOAD_EVENTS
 from service.clients.browser_options import (  # noqa: F401 - re-exported
@@ -64,6 +66,7 @@ class Launched:
     remote: bool
     processes: SessionProcesses | None = None  # local browsers only
     downloads: Downloads | None = None  # local browsers only: their own dir, bound and watcher
+    download_log: DownloadLog | None = None  # what replies list, from the download events
     viewport: Viewport = DEFAULT_VIEWPORT
     unsettled: Unsettled = field(default_factory=Unsettled)  # a failed goto's navigations in flight
     _closed: bool = False
@@ -296,8 +299,9 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     downloads = launched.downloads
     calls.append(("browser.setDownloadBehavior", downloads.behavior() if downloads is not None else DENIED))
     if downloads is not None:  # Chrome cancels a download by the id these events give
+        log = launched.download_log = DownloadLog(downloads.dir, downloads.max_bytes, downloads.was_cut)
         for method in DOWNLOAD_EVENTS:
-            launched.bidi.taps[method] = downloads.on_event
+            launched.bidi.taps[method] = _both(downloads.on_event, log.on_event)
     # every context (popups too); a click that starts a download waits for no load (browser_page)
     calls.append(("session.subscribe", {"events": list(DOWNLOAD_EVENTS)}))
     try:
@@ -353,6 +357,14 @@ def fresh_tab(launched: Launched, deadline: Deadline) -> None:
     launched.context = new
     launched.unsettled.drop(bidi)  # the old tab's navigations end with it
     bidi.command("browsingContext.close", {"context": old, "promptUnload": False}, deadline)
+
+
+def _both(first, second):
+    def tap(method: str, params: dict) -> None:
+        first(method, params)
+        second(method, params)
+
+    return tap
 
 
 def _canceller(launched: Launched):

@@ -1,7 +1,8 @@
 """Questions put to the page over BiDi for the actions: run one of our helpers (``page_scripts``)
 or the user's script (``call``), find an element and say whether it can be acted on (``find``),
 get a field ready for typing (``fill``) and type into it (``type_text``), and after a click, wait
-for the navigation it started, if any (``wait_for_navigation``).
+for the navigation it started, if any (``wait_for_navigation``), and leave a document before a goto
+to its own URL with another fragment (``leave_document``).
 
 No frame can attach a host file to a page: ``find`` and ``fill`` run in our sandbox, so the page
 cannot lie about what an element is, and refuse a file input (400: the ``upload`` action sends
@@ -162,3 +163,12 @@ def wait_for_navigation(bidi: Bidi, context: str, settle: float, deadline: Deadl
             raise errors.GatewayTimeout(
                 f"the navigation started by the click did not finish within {deadline.seconds:g}s"
             )
+
+
+def leave_document(bidi: Bidi, context: str, url: str, deadline: Deadline) -> None:
+    """Before a goto: a URL differing from the current one only by its fragment would be a
+    same-document navigation (no request, nothing to report): load about:blank first, so it is fetched."""
+    tree = bidi.command("browsingContext.getTree", {"root": context, "maxDepth": 0}, deadline)
+    current = (tree.get("contexts") or [{}])[0].get("url", "")
+    if current.split("#", 1)[0] == url.split("#", 1)[0]:
+        bidi.command("browsingContext.navigate", {"context": context, "url": "about:blank", "wait": "complete"}, deadline)
