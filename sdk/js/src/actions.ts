@@ -13,12 +13,14 @@ import type {
 } from "./frames.js";
 import type {
   ClearCookiesRequest, ClickRequest, ContentRequest, ContentResponse, CookiesRequest, CookiesResponse,
+  DownloadRequest, DownloadResponse,
   EvaluateRequest, EvaluateResponse, FillRequest, GotoResponse, HoverRequest, PdfRequest, PdfResponse,
   PressRequest, ReceivedCookie, ScreenshotRequest, ScreenshotResponse, ScrollRequest, ScrollResponse,
   SelectRequest, SetCookiesRequest, StateCookie, StorageStateRequest, StorageStateResponse, TakenState,
   WaitForRequest, WaitForResponse,
 } from "./generated/frames.js";
 import { GotoResult } from "./results.js";
+import type { DownloadedFile } from "./results.js";
 
 /** A frame the server sent, as parsed. */
 export type Reply = Record<string, unknown>;
@@ -111,6 +113,13 @@ export abstract class Actions {
     const where = typeof target === "string" ? { selector: target, ...options } : { ...target, ...options };
     const reply = (await this.run(frames.actionFrame<ScrollRequest>({ action: "scroll" }, where))) as unknown as ScrollResponse;
     return { x: reply.x, y: reply.y };
+  }
+
+  /** The bytes of a download a reply listed (`GotoResult.downloads`, `Session.downloads`), with its
+   * listing's fields; an id no reply listed: `NotFound` (404). */
+  async download(downloadId: string, options: ActionOptions = {}): Promise<DownloadedFile> {
+    const reply = await this.run(frames.actionFrame<DownloadRequest>({ action: "download", download_id: downloadId }, options));
+    return frames.download(reply as unknown as DownloadResponse);
   }
 
   /** Every cookie of the session. */
