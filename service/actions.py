@@ -92,7 +92,7 @@ def _run(
         }
         return {"state": state}
     if action.name == "download":
-        return client.download(args["download_id"])
+        return client.download(args["download_id"], Deadline(timeout))
     if action.name == "close":
         return None
     raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions

@@ -67,6 +67,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
     max_download_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_DOWNLOAD_BYTES: a browser session's downloads on disk
     downloads_tmpfs: bool = True  # INNDX_DOWNLOADS_TMPFS=0: no tmpfs under the bound (as root), the watcher alone
+    grid_downloads: bool = True  # INNDX_GRID_DOWNLOADS=0: a Grid browser's downloads denied (no managed downloads)
     max_reply_bytes: int = 32 * 1024 * 1024  # INNDX_MAX_REPLY_BYTES: evaluate result, content, screenshot -> 413
     default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
     max_sessions: int = 1000  # INNDX_MAX_SESSIONS: live sessions per instance (sets gunicorn's threads)
@@ -202,7 +203,7 @@ _COUNTS = (
 )
 _INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches", "tab_gotos"}
 _FLOATS = {"live_fps"}
-_BOOLEANS = {"allow_private_networks", "tenant_query", "downloads_tmpfs"}
+_BOOLEANS = {"allow_private_networks", "tenant_query", "downloads_tmpfs", "grid_downloads"}
 
 
 def _convert(name: str, raw: str) -> object:

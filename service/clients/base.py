@@ -104,7 +104,7 @@ class FetchClient(abc.ABC):
         """The downloads finished since the last reply listed them (reply items; none here)."""
         return []
 
-    def download(self, ident: str) -> dict[str, Any]:
+    def download(self, ident: str, deadline: Deadline) -> dict[str, Any]:
         """The ``download`` reply's fields for a listed download: its metadata and ``content``."""
         raise self._unsupported("download")
 

@@ -286,8 +286,8 @@ class BrowserClient(FetchClient):
         return [] if log is None else log.take(deadline)
 
     @_boundary
-    def download(self, ident: str) -> dict[str, Any]:
-        return browser_download.reply(self._launched.download_log, ident, self.settings.max_reply_bytes)
+    def download(self, ident: str, deadline: Deadline) -> dict[str, Any]:
+        return browser_download.reply(self._launched.download_log, ident, self.settings.max_reply_bytes, deadline)
 
     @_boundary
     def storage_state(self, deadline: Deadline):

@@ -37,10 +37,12 @@ import mimetypes
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from service import reply_bound
+from service.clients.browser_downloads import EVENTS, Downloads
 from service.deadline import Deadline
 from service.errors import NotFound
 
@@ -105,15 +107,22 @@ class _Pending:
     filepath: Any = None
 
 
+class Source(Protocol):
+    """Where a browser's finished downloads are read: this host's disk (``LocalFiles``) or a Grid
+    node's, through its managed downloads (``grid_downloads.GridFiles``)."""
+
+    def name_of(self, filepath: Any) -> str | None:
+        """The file's name for ``read``, from the event's ``filepath``; None when it is not one of ours."""
+
+    def read(self, name: str, keep: bool, deadline: Deadline) -> tuple[int, str, bytes] | None:
+        """(size, sha256, the bytes when ``keep``), or None: gone, cut, over the bound, not a file."""
+
+
 class DownloadLog:
-    """One browser's downloads: fed by BiDi events (the socket thread), read by the session's.
+    """One browser's downloads: fed by BiDi events (the socket thread), read by the session's."""
 
-    ``cut(dev, ino)`` says whether the bound's watcher cut a file (``Downloads.was_cut``)."""
-
-    def __init__(self, directory: str, max_bytes: int, cut=None):
-        self.dir = directory
-        self.max_bytes = max_bytes
-        self._cut = cut
+    def __init__(self, source: Source):
+        self.source = source
         self._cond = threading.Condition()
         self._pending: dict[str, _Pending] = {}  # by download_key, in event order
         self._listed: dict[str, Listed] = {}
@@ -149,29 +158,29 @@ class DownloadLog:
                 del self._pending[key]
         found = []
         for _, entry in ended:
-            listed = self._list(entry)
+            listed = self._list(entry, deadline)
             if listed is not None:
                 found.append(listed.frame())
         return found
 
-    def content(self, ident: str, limit: int) -> tuple[Listed, bytes]:
+    def content(self, ident: str, limit: int, deadline: Deadline) -> tuple[Listed, bytes]:
         """A listed download and its bytes (the same as listed); 404 when unknown or gone, 413
         past ``limit`` (the reply bound), before it is read."""
         listed = self._listed.get(ident)
         if listed is None:
             raise NotFound(f"no download {ident[:128]!r} in this session (ids come from replies' downloads)")
         reply_bound.check(f"download {ident}", listed.size, limit)
-        read = self._read(listed.name, keep=True)
+        read = self.source.read(listed.name, True, deadline)
         if read is None or read[0] != listed.size or read[1] != listed.sha256:
             raise NotFound(f"download {ident!r}: its file is gone or changed (cut at the download bound?)")
         return listed, read[2]
 
-    def _list(self, entry: _Pending) -> Listed | None:
+    def _list(self, entry: _Pending, deadline: Deadline) -> Listed | None:
         if entry.status != "complete":
             logger.info("a download was cancelled or cut: not listed")
             return None
-        name = name_in(self.dir, entry.filepath)
-        read = self._read(name, keep=False) if name is not None else None
+        name = self.source.name_of(entry.filepath)
+        read = self.source.read(name, False, deadline) if name is not None else None
         if name is None or read is None:
             logger.info("a download's file is gone, cut or outside its dir: not listed")
             return None
@@ -185,7 +194,20 @@ class DownloadLog:
             self._listed.pop(next(iter(self._listed)))
         return listed
 
-    def _read(self, name: str, keep: bool) -> tuple[int, str, bytes] | None:
+
+class LocalFiles:
+    """A local browser's downloads dir. ``cut(dev, ino)`` says whether the bound's watcher cut a
+    file (``Downloads.was_cut``)."""
+
+    def __init__(self, directory: str, max_bytes: int, cut: Callable[[int, int], bool] | None = None):
+        self.dir = directory
+        self.max_bytes = max_bytes
+        self._cut = cut
+
+    def name_of(self, filepath: Any) -> str | None:
+        return name_in(self.dir, filepath)
+
+    def read(self, name: str, keep: bool, deadline: Deadline | None = None) -> tuple[int, str, bytes] | None:
         """(size, sha256, the bytes when ``keep``) of ``name`` in the dir, or None: never through
         a symlink, only a regular file within the bound that the watcher did not cut."""
         try:
@@ -222,11 +244,30 @@ class DownloadLog:
             os.close(fd)
 
 
-def reply(log: DownloadLog | None, ident: str, max_reply_bytes: int) -> dict[str, Any]:
+
+def tapped_log(taps: dict[str, Callable[[str, dict], None]], local: Downloads | None, grid: Source | None) -> DownloadLog | None:
+    """The session's download log, fed by the download events through ``taps`` (the BiDi
+    channel's): a local browser's watcher (``local``) gets them too; a Grid browser's files are
+    read through ``grid`` (``grid_downloads.GridFiles``); neither: no log (downloads denied)."""
+    if local is not None:
+        log = DownloadLog(LocalFiles(local.dir, local.max_bytes, local.was_cut))
+
+        def tap(method: str, params: dict) -> None:
+            local.on_event(method, params)
+            log.on_event(method, params)
+    elif grid is not None:
+        log = DownloadLog(grid)
+        tap = log.on_event
+    else:
+        return None
+    taps.update(dict.fromkeys(EVENTS, tap))
+    return log
+
+def reply(log: DownloadLog | None, ident: str, max_reply_bytes: int, deadline: Deadline) -> dict[str, Any]:
     """The ``download`` reply's fields: the listed metadata and the bytes, base64 (413 past the
     reply bound, like every reply's data)."""
     if log is None:
         raise NotFound(f"no download {ident[:128]!r} in this session (this browser keeps no downloads)")
-    listed, data = log.content(ident, max_reply_bytes)
+    listed, data = log.content(ident, max_reply_bytes, deadline)
     return {"download_id": listed.id, **{k: v for k, v in listed.frame().items() if k != "id"},
             "content": base64.b64encode(data).decode("ascii")}

@@ -13,8 +13,8 @@
   dir (``browser_process.SessionProcesses``: the driver starts with a death signal, a marker and
   a temp dir of its own).
 - Downloads: a local browser writes them only into ``<temp dir>/downloads``, bounded and watched
-  (``browser_downloads``), and replies list them (``browser_download_files``); a Grid browser is
-  told to deny them (``prepare``).
+  (``browser_downloads``), and replies list them (``browser_download_files``); a Grid browser's
+  stay on its node (managed downloads, ``grid_downloads``), or are denied (``INNDX_GRID_DOWNLOADS=0``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from service import errors
 from service.clients import bidi as channel
 from service.clients import browser_user
 from service.clients.bidi import Bidi, BidiClosed, BidiError  # noqa: F401 - re-exported
-from service.clients.browser_download_files import DownloadLog
+from service.clients.browser_download_files import DownloadLog, tapped_log
 from service.clients.browser_downloads import DENIED, Downloads
 from service.clients.browser_downloads import EVENTS as DOWNLOAD_EVENTS
 from service.clients.browser_options import (  # noqa: F401 - re-exported
@@ -47,6 +47,8 @@ from service.clients.browser_options import (  # noqa: F401 - re-exported
     proxy_parts,
 )
 from service.clients.browser_process import SessionProcesses
+from service.clients.grid_downloads import CAPABILITY as GRID_DOWNLOADS
+from service.clients.grid_downloads import GridFiles
 from service.clients.navigation_cleanup import Unsettled
 from service.clients.navigation_record import CHROME_EVENTS, EVENTS, SETTLE_CHANNEL, SETTLE_KINDS, SETTLE_SANDBOX, SETTLE_SIGNAL
 from service.deadline import Deadline
@@ -211,6 +213,8 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
         raise
     if remote:
         opts.binary_location = ""  # the Grid node's stereotype names its own binary
+        if settings.grid_downloads:
+            opts.set_capability(GRID_DOWNLOADS, True)
     if processes is not None:
         opts.binary_location = launcher
         service_class = ChromeService if kind == "chrome" else FirefoxService
@@ -297,11 +301,11 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     launched = launch(kind, options, settings, deadline)
     calls = context_calls(kind, launched.context)
     downloads = launched.downloads
-    calls.append(("browser.setDownloadBehavior", downloads.behavior() if downloads is not None else DENIED))
-    if downloads is not None:  # Chrome cancels a download by the id these events give
-        log = launched.download_log = DownloadLog(downloads.dir, downloads.max_bytes, downloads.was_cut)
-        for method in DOWNLOAD_EVENTS:
-            launched.bidi.taps[method] = _both(downloads.on_event, log.on_event)
+    grid_files = launched.remote and settings.grid_downloads  # the node's managed downloads
+    if not grid_files:  # (there, the node's own preferences name its dir)
+        calls.append(("browser.setDownloadBehavior", downloads.behavior() if downloads is not None else DENIED))
+    grid = GridFiles(settings.remote_url or "", launched.driver.session_id, settings.max_download_bytes) if grid_files else None
+    launched.download_log = tapped_log(launched.bidi.taps, downloads, grid)  # (Chrome cancels by the events' ids)
     # every context (popups too); a click that starts a download waits for no load (browser_page)
     calls.append(("session.subscribe", {"events": list(DOWNLOAD_EVENTS)}))
     try:
@@ -357,14 +361,6 @@ def fresh_tab(launched: Launched, deadline: Deadline) -> None:
     launched.context = new
     launched.unsettled.drop(bidi)  # the old tab's navigations end with it
     bidi.command("browsingContext.close", {"context": old, "promptUnload": False}, deadline)
-
-
-def _both(first, second):
-    def tap(method: str, params: dict) -> None:
-        first(method, params)
-        second(method, params)
-
-    return tap
 
 
 def _canceller(launched: Launched):

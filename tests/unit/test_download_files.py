@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from service import protocol, replies
 from service.clients import browser_download_files as files
 from service.clients.base import GotoResult
-from service.clients.browser_download_files import END, WILL_BEGIN, DownloadLog
+from service.clients.browser_download_files import END, WILL_BEGIN, DownloadLog, LocalFiles
 from service.deadline import Deadline
 from service.errors import NotFound, TooLarge
 from service.model import RawJson
@@ -39,7 +39,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_a_finished_download_is_listed_once_with_its_size_and_sha256(folder: Path):
-    log = DownloadLog(str(folder), 1024)
+    log = DownloadLog(LocalFiles(str(folder), 1024))
     body = os.urandom(300)
     begin(log, "n1", "report.pdf")
     (folder / "report.pdf").write_bytes(body)
@@ -50,13 +50,13 @@ def test_a_finished_download_is_listed_once_with_its_size_and_sha256(folder: Pat
         "mime_type": "application/pdf", "size": 300, "sha256": hashlib.sha256(body).hexdigest(),
     }]
     assert log.take(Deadline(1)) == []  # once
-    reply = files.reply(log, "d1", 10_000)
+    reply = files.reply(log, "d1", 10_000, Deadline(5))
     assert base64.b64decode(reply["content"]) == body and reply["download_id"] == "d1"
     PROTOCOL.validate_outgoing({"action": "download", "id": 3, **reply})
 
 
 def test_chrome_keys_a_download_by_its_own_id(folder: Path):
-    log = DownloadLog(str(folder), 1024)
+    log = DownloadLog(LocalFiles(str(folder), 1024))
     log.on_event(WILL_BEGIN, {"download": "g1", "navigation": None, "suggestedFilename": "a.csv", "url": "http://s/a"})
     (folder / "a.csv").write_bytes(b"x,y\n")
     log.on_event(END, {"download": "g1", "navigation": None, "status": "complete", "filepath": str(folder / "a.csv")})
@@ -70,7 +70,7 @@ def test_cancelled_cut_outside_symlinked_or_oversized_downloads_are_not_listed(f
     (folder / "big").write_bytes(b"x" * 2000)
     (folder / "cut").write_bytes(b"y" * 10)
     cut = os.stat(folder / "cut")
-    log = DownloadLog(str(folder), 1024, lambda dev, ino: (dev, ino) == (cut.st_dev, cut.st_ino))
+    log = DownloadLog(LocalFiles(str(folder), 1024, lambda dev, ino: (dev, ino) == (cut.st_dev, cut.st_ino)))
     cases = {
         "cancelled": (str(folder / "whatever"), "canceled"),
         "outside": (str(outside), "complete"),
@@ -90,7 +90,7 @@ def test_cancelled_cut_outside_symlinked_or_oversized_downloads_are_not_listed(f
 
 
 def test_a_download_still_written_waits_within_the_deadline_then_goes_to_a_later_reply(folder: Path):
-    log = DownloadLog(str(folder), 1024)
+    log = DownloadLog(LocalFiles(str(folder), 1024))
     begin(log, "n1", "slow.bin")
     assert log.take(Deadline(0)) == []  # not finished: not listed, not forgotten
     (folder / "slow.bin").write_bytes(b"done")
@@ -99,27 +99,27 @@ def test_a_download_still_written_waits_within_the_deadline_then_goes_to_a_later
 
 
 def test_unknown_changed_or_too_large_for_a_reply(folder: Path):
-    log = DownloadLog(str(folder), 1024)
+    log = DownloadLog(LocalFiles(str(folder), 1024))
     with pytest.raises(NotFound):
-        files.reply(log, "d1", 1000)
+        files.reply(log, "d1", 1000, Deadline(5))
     with pytest.raises(NotFound):
-        files.reply(None, "d1", 1000)
+        files.reply(None, "d1", 1000, Deadline(5))
     begin(log, "n1", "a.bin")
     (folder / "a.bin").write_bytes(b"a" * 100)
     end(log, "n1", str(folder / "a.bin"))
     assert len(log.take(Deadline(1))) == 1
     with pytest.raises(TooLarge):
-        files.reply(log, "d1", 99)
+        files.reply(log, "d1", 99, Deadline(5))
     (folder / "a.bin").write_bytes(b"b" * 100)  # same size, other bytes
     with pytest.raises(NotFound, match="gone or changed"):
-        files.reply(log, "d1", 1000)
+        files.reply(log, "d1", 1000, Deadline(5))
     (folder / "a.bin").unlink()
     with pytest.raises(NotFound, match="gone or changed"):
-        files.reply(log, "d1", 1000)
+        files.reply(log, "d1", 1000, Deadline(5))
 
 
 def test_ids_are_unique_in_the_session(folder: Path):
-    log = DownloadLog(str(folder), 10_000)
+    log = DownloadLog(LocalFiles(str(folder), 10_000))
     for n in range(5):
         begin(log, f"n{n}", f"f{n}.txt")
         (folder / f"f{n}.txt").write_text(str(n))
@@ -128,7 +128,7 @@ def test_ids_are_unique_in_the_session(folder: Path):
 
 
 def test_events_without_a_key_or_for_unknown_downloads_change_nothing(folder: Path):
-    log = DownloadLog(str(folder), 1024)
+    log = DownloadLog(LocalFiles(str(folder), 1024))
     log.on_event(WILL_BEGIN, {"suggestedFilename": "x"})
     end(log, "never-began", str(folder / "x"))
     log.on_event(WILL_BEGIN, {"navigation": "n", "suggestedFilename": 5, "url": None})  # odd types
