@@ -4,7 +4,8 @@ bytes, a download cut at the bound is never listed, an unknown id is a 404, the 
 answers 501, and the files go with the session.
 
 The module's service runs with its own ``TMPDIR`` (so a session's browser temp dir, and the
-``downloads`` dir in it, is found) and a small bound.
+``downloads`` dir in it, is found) and a small bound. With ``--grid`` the same tests run on the
+Grid's managed downloads (the node's dir, fetched as a zip).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import service_env
-from tests.e2e.test_downloads import allocated, attachment, html, temp_dirs
+from tests.e2e.test_downloads import allocated, attachment, html, named_anywhere, temp_dirs
 from tests.support.hostile import HostileServer, response
 from tests.support.ports import scaled, wait_for
 from tests.support.service import Service
@@ -97,7 +99,6 @@ def fetched(session: Session, ident: str) -> bytes:
 
 
 @pytest.mark.clients("chrome", "firefox")
-@pytest.mark.local_only
 def test_a_goto_to_an_attachment_lists_it_and_download_gives_its_bytes(opened, server: HostileServer, client: str):
     session, temp_dir = opened(client)
     # not a PDF: Firefox shows a PDF attachment inline (browser.download.open_pdf_attachments_inline)
@@ -115,11 +116,13 @@ def test_a_goto_to_an_attachment_lists_it_and_download_gives_its_bytes(opened, s
     error = session.request({"action": "download", "download_id": "nope", "id": "x"}, timeout=30)
     assert error["type"] == "error" and error["code"] == 404 and error["id"] == "x", error
     assert session.request({"action": "close"}, timeout=30) == {"action": "closed"}
-    wait_for(lambda: not temp_dir.exists(), scaled(10), what="the session's temp dir (and its downloads) removed")
+    if temp_dir is not None:
+        wait_for(lambda: not temp_dir.exists(), scaled(10), what="the session's temp dir (and its downloads) removed")
+    else:  # the Grid runs here: its node deletes a session's managed downloads with the session
+        wait_for(lambda: not named_anywhere(Path(tempfile.gettempdir()), name), scaled(20), what="the node's copy removed")
 
 
 @pytest.mark.clients("chrome", "firefox")
-@pytest.mark.local_only
 def test_a_click_on_a_download_link_lists_it(opened, server: HostileServer, client: str):
     session, _ = opened(client)
     tag = uuid.uuid4().hex[:8]
@@ -136,7 +139,6 @@ def test_a_click_on_a_download_link_lists_it(opened, server: HostileServer, clie
 
 
 @pytest.mark.clients("chrome", "firefox")
-@pytest.mark.local_only
 def test_a_download_over_the_bound_is_never_listed_and_the_session_goes_on(
     opened, svc: Service, server: HostileServer, client: str
 ):
@@ -148,8 +150,12 @@ def test_a_download_over_the_bound_is_never_listed_and_the_session_goes_on(
     # a download cut by Firefox's watcher ends "complete" on an emptied file: still not listed
     after = session.request({"action": "evaluate", "script": "return 2"}, timeout=30)
     assert after == {"action": "evaluated", "result": 2}
-    assert allocated(temp_dir / "downloads") <= BOUND
-    assert "passed their bound" in svc.log_text()[logged:]  # it did get going, and was cut
+    if temp_dir is not None:
+        assert allocated(temp_dir / "downloads") <= BOUND
+        assert "passed their bound" in svc.log_text()[logged:]  # it did get going, and was cut
+    else:  # the node wrote it whole (its disk is not ours) and the service did not take it; once,
+        # Firefox on the Grid reported it cancelled instead (cause not found): not listed either way
+        assert re.search("over the bound|cancelled or cut", svc.log_text()[logged:])
     error = session.request({"action": "download", "download_id": "d1"}, timeout=30)
     assert error["type"] == "error" and error["code"] == 404, error
     small = os.urandom(1000)
