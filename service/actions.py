@@ -31,11 +31,13 @@ def perform(
 ) -> Any:
     """The action's result (what its reply frame carries); errors are ``ServiceError``s. With
     the downloads finished since the last reply listed them (``replies.WithDownloads``), if any:
-    those still being written are waited for within the action's timeout (``client.downloads``)."""
+    those still being written are waited for, never past the action's timeout counted from its
+    start (``client.downloads``; a goto's retries may have spent it all: then no wait)."""
+    deadline = Deadline(action.args.get("timeout", open_frame.timeout))  # the action's, from its start
     value = _run(client, action, open_frame, chain, rng, interrupt)
     if action.name in action_frames.NO_DOWNLOADS:
         return value
-    found = client.downloads(Deadline(action.args.get("timeout", open_frame.timeout)))
+    found = client.downloads(deadline)
     return replies.WithDownloads(value, found) if found else value
 
 
