@@ -18,7 +18,7 @@ from service.model import Cookie, StorageState
 ACTIONS = (
     "goto", "click", "fill", "content", "evaluate", "screenshot", "close",
     "wait_for", "press", "hover", "select", "scroll", "pdf",
-    "cookies", "set_cookies", "clear_cookies", "storage_state",
+    "cookies", "set_cookies", "clear_cookies", "storage_state", "har",
     "download",
 )
 REPLY_ACTION = {
@@ -39,10 +39,11 @@ REPLY_ACTION = {
     "set_cookies": "cookies_set",
     "clear_cookies": "cookies_cleared",
     "storage_state": "storage_state",
+    "har": "har",
     "download": "download",
 }
 # actions whose client result is a dict of the reply's own fields
-FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state", "download"})
+FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state", "har", "download"})
 # replies that never list the session's downloads (``browser_download_files``)
 NO_DOWNLOADS = frozenset({"close", "download"})
 

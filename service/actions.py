@@ -93,6 +93,8 @@ def _run(
             "origins": [{"origin": origin, "local_storage": [list(pair) for pair in pairs]} for origin, pairs in origins],
         }
         return {"state": state}
+    if action.name == "har":
+        return {"har": client.har(Deadline(timeout))}
     if action.name == "download":
         return client.download(args["download_id"], Deadline(timeout))
     if action.name == "close":

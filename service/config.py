@@ -66,6 +66,7 @@ class Settings:
     max_frame_bytes: int = 16 * 1024 * 1024  # INNDX_MAX_FRAME_BYTES: incoming frame limit -> 413
     max_body_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_BODY_BYTES: goto body limit -> 413
     max_download_bytes: int = 64 * 1024 * 1024  # INNDX_MAX_DOWNLOAD_BYTES: a browser session's downloads on disk
+    har_body_bytes: int = 0  # INNDX_HAR_BODY_BYTES: bytes of each body the har action gives (0: none)
     downloads_tmpfs: bool = True  # INNDX_DOWNLOADS_TMPFS=0: no tmpfs under the bound (as root), the watcher alone
     grid_downloads: bool = True  # INNDX_GRID_DOWNLOADS=0: a Grid browser's downloads denied (no managed downloads)
     max_reply_bytes: int = 32 * 1024 * 1024  # INNDX_MAX_REPLY_BYTES: evaluate result, content, screenshot -> 413
@@ -140,7 +141,7 @@ class Settings:
         for name in _COUNTS:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
-        for name in ("pool_chrome", "pool_firefox"):
+        for name in ("pool_chrome", "pool_firefox", "har_body_bytes"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be 0 or more")
         if self.pool_launches < 1:
@@ -201,7 +202,7 @@ _COUNTS = (
     "live_viewers",
     "live_max_viewers",
 )
-_INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches", "tab_gotos"}
+_INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches", "tab_gotos", "har_body_bytes"}
 _FLOATS = {"live_fps"}
 _BOOLEANS = {"allow_private_networks", "tenant_query", "downloads_tmpfs", "grid_downloads"}
 

@@ -15,7 +15,10 @@ def make_client(kind: str, options: ClientOptions, settings: Settings, unit: Any
         from service.clients.standard import StandardClient
 
         return StandardClient(
-            options, max_body_bytes=settings.max_body_bytes, max_reply_bytes=settings.max_reply_bytes
+            options,
+            max_body_bytes=settings.max_body_bytes,
+            max_reply_bytes=settings.max_reply_bytes,
+            har_body_bytes=settings.har_body_bytes,
         )
     from service.clients.browser import BrowserClient
 

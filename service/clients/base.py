@@ -100,6 +100,10 @@ class FetchClient(abc.ABC):
     def clear_cookies(self, deadline: Deadline) -> None:
         raise self._unsupported("clear_cookies")
 
+    def har(self, deadline: Deadline) -> dict[str, Any]:
+        """The session's requests since its open or the last ``har``, as HAR 1.2 (``service.har``)."""
+        raise self._unsupported("har")
+
     def downloads(self, deadline: Deadline) -> list[dict[str, Any]]:
         """The downloads finished since the last reply listed them (reply items; none here)."""
         return []

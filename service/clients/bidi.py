@@ -96,6 +96,12 @@ def check_assumptions() -> list[str]:
 
     if "enable_multithread=True" not in inspect.getsource(WebSocketApp.run_forever):
         broken.append("websocket._app.WebSocketApp.run_forever no longer makes a socket safe to send on from two threads")
+    # ``browser_launch.remote_config``: a Grid's classic commands are never retried
+    from selenium.webdriver.remote.remote_connection import RemoteConnection
+
+    making = getattr(RemoteConnection, "_get_connection_manager", None)
+    if making is None or 'init_args_for_pool_manager.get("init_args_for_pool_manager"' not in inspect.getsource(making):
+        broken.append("RemoteConnection no longer reads init_args_for_pool_manager the way remote_config gives it")
     return broken
 
 
@@ -380,29 +386,3 @@ class Bidi:
     def has_reply(self, ident: int) -> bool:
         return ident in self._replies  # read under self.cond by callers
 
-
-def local_value(value: Any) -> dict:
-    if value is None:
-        return {"type": "null"}
-    if isinstance(value, (list, tuple)):
-        return {"type": "array", "value": [local_value(item) for item in value]}
-    if isinstance(value, bool):
-        return {"type": "boolean", "value": value}
-    if isinstance(value, (int, float)):
-        return {"type": "number", "value": value}
-    return {"type": "string", "value": str(value)}
-
-
-def from_remote(value: dict) -> Any:
-    """A BiDi RemoteValue of the shapes our helpers return -> Python (a DOM node: its shared id,
-    which WebDriver classic also takes as the element's reference)."""
-    kind = value.get("type")
-    if kind in ("string", "number", "boolean"):
-        return value.get("value")
-    if kind == "node":
-        return value.get("sharedId")
-    if kind == "object":
-        return {k: from_remote(v) for k, v in value.get("value") or []}
-    if kind == "array":
-        return [from_remote(v) for v in value.get("value") or []]
-    return None

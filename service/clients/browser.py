@@ -36,7 +36,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import urllib3
 from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
@@ -52,14 +51,15 @@ from service.clients.base import (
     GotoResult,
 )
 from service.clients.bidi import PROBE, PROBE_BOUND, Bidi, BidiClosed, BidiError, BrowserUnresponsive
-from service.clients.browser_errors import first_line, means_lost, translate
+from service.clients.browser_errors import first_line, means_lost, timed_out, translate
+from service.clients.browser_har import SETTLE, BrowserHar
 from service.clients.browser_launch import Launched, fresh_tab, prepare
 from service.clients.browser_options import BrowserSettings
 from service.clients.navigation import Navigation
 from service.clients.navigation_record import cookie_params
-from service.clients.page_scripts import CONTENT, EVALUATE, SANDBOX, SYNTAX
+from service.clients.page_scripts import CONTENT, SANDBOX
 from service.deadline import Deadline
-from service.model import RawJson
+from service.har import HarLog
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ class BrowserClient(FetchClient):
         self._gotos_in_tab = 0  # gotos since the session's tab was fresh (settings.tab_gotos)
         self._unit = unit  # a warm browser from the pool, handed to this session alone
         self._restore: browser_state.Restore | None = None  # a state's localStorage still to write
+        self._har = BrowserHar(HarLog(0, settings.max_reply_bytes // 2), kind)  # its pages' requests (taps on the BiDi socket)
 
     # ----- lifecycle ------------------------------------------------------------------------
     @_boundary
@@ -127,6 +128,7 @@ class BrowserClient(FetchClient):
             launched.shutdown()
             raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
+        self._har.install(launched.bidi)
         if launched.processes is not None:
             launched.bidi.cpu_seconds = launched.processes.cpu_seconds
         launched.fit_viewport(self.options.viewport, deadline)  # a pooled unit: one command, if any
@@ -225,18 +227,7 @@ class BrowserClient(FetchClient):
 
     @_boundary
     def evaluate(self, script: str, deadline: Deadline) -> Any:
-        bound = self.settings.max_reply_bytes
-        syntax = page.call(self._bidi, self._context, SYNTAX, [script], deadline, activation=False, sandbox=SANDBOX)
-        if isinstance(syntax, str) and syntax.startswith("S"):
-            raise errors.ScriptError(f"the script is not a function body: {syntax[1:2000]}")
-        if syntax != "":
-            raise errors.ScriptError(f"the script's syntax could not be checked: {str(syntax)[1:2000]}")
-        answer = page.call(self._bidi, self._context, EVALUATE % script, [bound], deadline, user_error=True)
-        try:
-            text = reply_bound.unwrap(answer, "evaluate result", bound, "J")
-        except ValueError as exc:  # the page can break our wrapper (it runs in the page's world)
-            raise errors.ScriptError(f"the script's result could not be read: {exc}") from exc
-        return RawJson(text)  # checked to be JSON text in the browser: passed on as it is
+        return page.evaluate(self._bidi, self._context, script, self.settings.max_reply_bytes, deadline)
 
     @_boundary
     def screenshot(self, deadline: Deadline, options: Mapping[str, Any] | None = None) -> bytes:
@@ -293,6 +284,10 @@ class BrowserClient(FetchClient):
     def storage_state(self, deadline: Deadline):
         return browser_state.storage_state(self._bidi, self._context, self.settings.max_reply_bytes, deadline)
 
+    @_boundary
+    def har(self, deadline: Deadline) -> dict[str, Any]:
+        return self._har.take(self.options.egress, min(SETTLE, max(0.0, deadline.remaining() - 1.0)))
+
     def live_frame(self, timeout: float) -> bytes:
         """For the live view's thread (``browser_live``): the BiDi channel alone, never the driver."""
         return browser_live.frame(None if self._closed else self._launched, timeout, self.settings.max_reply_bytes)
@@ -334,10 +329,10 @@ class BrowserClient(FetchClient):
         try:
             launched.set_http_timeout(REMOTE_HEARTBEAT)
             launched.driver.execute(Command.W3C_GET_WINDOW_HANDLES)
-        except (TimeoutError, urllib3.exceptions.TimeoutError):
-            return True
-        except Exception as exc:  # noqa: BLE001 - the Grid says the session is gone
-            logger.debug("remote heartbeat failed: %r", exc)
+        except Exception as exc:  # noqa: BLE001 - the Grid says the session is gone, unless slow
+            if timed_out(exc):
+                return True
+            logger.warning("remote heartbeat failed: %r", exc)
             return False
         finally:
             executor.client_config.timeout = saved

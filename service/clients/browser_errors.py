@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import urllib3
 from selenium.common import exceptions as sel
 
 from service import errors
@@ -31,8 +32,17 @@ _BIDI_CODES: dict[str, type[errors.ServiceError]] = {
 }
 
 
+def timed_out(exc: Exception) -> bool:
+    """A bound passed: the browser, its driver or the Grid is slow, which says nothing of its life."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and isinstance(exc.reason, Exception):
+        return timed_out(exc.reason)
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return False  # a refused connection, which urllib3 files under its timeouts
+    return isinstance(exc, (TimeoutError, sel.TimeoutException, urllib3.exceptions.TimeoutError))
+
+
 def means_lost(exc: Exception) -> bool:
-    if isinstance(exc, (TimeoutError, sel.TimeoutException)):
+    if timed_out(exc):
         return False
     if isinstance(exc, (sel.InvalidSessionIdException, sel.NoSuchWindowException, ConnectionError)):
         return True
@@ -44,7 +54,7 @@ def means_lost(exc: Exception) -> bool:
 
 def translate(exc: Exception, action: str, kind: str) -> errors.ServiceError:
     """``exc`` (not a loss) as our error."""
-    if isinstance(exc, (TimeoutError, sel.TimeoutException)):
+    if timed_out(exc):
         return errors.GatewayTimeout(f"{action} timed out: {first_line(exc)}")
     if isinstance(exc, sel.InvalidSelectorException):
         return errors.BadRequest(f"invalid selector: {first_line(exc)}")

@@ -9,6 +9,7 @@
   hooks the connection's message handler so that our replies and events are recorded in wire
   order, under one condition variable, and commands can be sent without waiting (the goto loop
   answers blocked requests while its ``navigate`` is pending).
+- A tab's set-up and the move to a fresh tab: ``browser_tabs``.
 - ``Launched.shutdown()``: quit with bounded waits, then end the session's processes and temp
   dir (``browser_process.SessionProcesses``: the driver starts with a death signal, a marker and
   a temp dir of its own).
@@ -47,10 +48,10 @@ from service.clients.browser_options import (  # noqa: F401 - re-exported
     proxy_parts,
 )
 from service.clients.browser_process import SessionProcesses
+from service.clients.browser_tabs import context_calls, fresh_tab  # noqa: F401 - fresh_tab re-exported
 from service.clients.grid_downloads import CAPABILITY as GRID_DOWNLOADS
 from service.clients.grid_downloads import GridFiles
 from service.clients.navigation_cleanup import Unsettled
-from service.clients.navigation_record import CHROME_EVENTS, EVENTS, SETTLE_CHANNEL, SETTLE_KINDS, SETTLE_SANDBOX, SETTLE_SIGNAL
 from service.deadline import Deadline
 from service.model import ClientOptions, Viewport
 
@@ -154,6 +155,22 @@ def _require_file(path: str, what: str) -> None:
         raise errors.Unavailable(f"{what} not found or not executable at {path}")
 
 
+def remote_config(remote_url: str, bound: float) -> Any:
+    """How a Grid is asked: every classic command once. urllib3 retries a GET that timed out
+    three more times by default, so a bound of 2 s became 8 s, and the error that finally came
+    was a MaxRetryError, which says "lost", not the ReadTimeoutError that says "slow" (the Grid
+    heartbeat took a navigation Chrome was still finishing for a dead node). The doubled key is
+    how Selenium reads it (``channel.check_assumptions`` checks that it still does)."""
+    from selenium.webdriver.remote.client_config import ClientConfig
+
+    return ClientConfig(
+        remote_server_addr=remote_url,
+        timeout=bound,
+        websocket_interval=channel.WEBSOCKET_INTERVAL,
+        init_args_for_pool_manager={"init_args_for_pool_manager": {"retries": False}},
+    )
+
+
 def new_driver(kind: str, opts: Any, service: Any, remote_url: str | None, bound: float) -> Any:
     """A WebDriver session: local through ``service``, or on the Grid at ``remote_url``. Never
     with Selenium's default file detector, the local one, which makes ``WebElement.send_keys``
@@ -161,11 +178,11 @@ def new_driver(kind: str, opts: Any, service: Any, remote_url: str | None, bound
     reads no file (given to the Grid's driver before its first command; we never send keys to an
     element anyway, see ``browser_page``)."""
     if service is None:
-        from selenium.webdriver.remote.client_config import ClientConfig
-
-        config = ClientConfig(remote_server_addr=remote_url, timeout=bound, websocket_interval=channel.WEBSOCKET_INTERVAL)
         return webdriver.Remote(
-            command_executor=remote_url, options=opts, client_config=config, file_detector=UselessFileDetector()
+            command_executor=remote_url,
+            options=opts,
+            client_config=remote_config(remote_url, bound),
+            file_detector=UselessFileDetector(),
         )
     local = webdriver.Chrome if kind == "chrome" else webdriver.Firefox
     driver = local(options=opts, service=service)
@@ -321,46 +338,6 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     if downloads is not None:
         downloads.start(_canceller(launched) if kind == "chrome" else None)
     return launched
-
-
-def context_calls(kind: str, context: str) -> list[tuple[str, dict]]:
-    """What a tab needs before its first goto: the goto events and (Firefox) the settle signal."""
-    events = list(EVENTS) + (list(CHROME_EVENTS) if kind == "chrome" else [])
-    calls = [("session.subscribe", {"events": events, "contexts": [context]})]
-    if kind in SETTLE_KINDS:
-        signal = {
-            "functionDeclaration": SETTLE_SIGNAL,
-            "arguments": [{"type": "channel", "value": {"channel": SETTLE_CHANNEL}}],
-            "contexts": [context],
-            "sandbox": SETTLE_SANDBOX,
-        }
-        calls.append(("script.addPreloadScript", signal))
-    return calls
-
-
-def fresh_tab(launched: Launched, deadline: Deadline) -> None:
-    """Move the session to a new tab of the same browser and close the old one, with its
-    renderer: a page renderer keeps much of every document it showed (Chrome about 10 MiB per
-    goto of a 2 MB page, Firefox's content process too, bench/soak.py) and gives it back only
-    when it ends. Cookies and localStorage are the profile's and stay; the old tab's history and
-    sessionStorage go. Called before a goto, which replaces the page anyway."""
-    bidi = launched.bidi
-    old = launched.context
-    new = bidi.command("browsingContext.create", {"type": "tab", "referenceContext": old}, deadline)["context"]
-    calls = context_calls(launched.kind, new)
-    calls.append(("browsingContext.setViewport", {
-        "context": new, "viewport": {"width": launched.viewport.width, "height": launched.viewport.height},
-    }))
-    try:
-        for reply in bidi.pipeline(calls, deadline):
-            if isinstance(reply, Exception):
-                raise reply
-    except Exception:
-        bidi.post("browsingContext.close", {"context": new, "promptUnload": False})
-        raise
-    launched.context = new
-    launched.unsettled.drop(bidi)  # the old tab's navigations end with it
-    bidi.command("browsingContext.close", {"context": old, "promptUnload": False}, deadline)
 
 
 def _canceller(launched: Launched):

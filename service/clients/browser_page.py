@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from service import errors
-from service.clients.bidi import BrowserUnresponsive, from_remote, local_value
-from service.clients.page_scripts import FILL, FIND, SANDBOX
+from service import errors, reply_bound
+from service.clients.bidi import BrowserUnresponsive
+from service.clients.bidi_values import from_remote, local_value
+from service.clients.page_scripts import EVALUATE, FILL, FIND, SANDBOX, SYNTAX
 from service.deadline import Deadline
+from service.model import RawJson
 
 if TYPE_CHECKING:
     from service.clients.bidi import Bidi
@@ -163,6 +165,22 @@ def wait_for_navigation(bidi: Bidi, context: str, settle: float, deadline: Deadl
             raise errors.GatewayTimeout(
                 f"the navigation started by the click did not finish within {deadline.seconds:g}s"
             )
+
+
+def evaluate(bidi: Bidi, context: str, script: str, bound: int, deadline: Deadline) -> RawJson:
+    """The evaluate action: the script compiled alone first (422 when it is no function body),
+    then run in the page, its result checked there against ``bound`` and for being JSON text."""
+    syntax = call(bidi, context, SYNTAX, [script], deadline, activation=False, sandbox=SANDBOX)
+    if isinstance(syntax, str) and syntax.startswith("S"):
+        raise errors.ScriptError(f"the script is not a function body: {syntax[1:2000]}")
+    if syntax != "":
+        raise errors.ScriptError(f"the script's syntax could not be checked: {str(syntax)[1:2000]}")
+    answer = call(bidi, context, EVALUATE % script, [bound], deadline, user_error=True)
+    try:
+        text = reply_bound.unwrap(answer, "evaluate result", bound, "J")
+    except ValueError as exc:  # the page can break our wrapper (it runs in the page's world)
+        raise errors.ScriptError(f"the script's result could not be read: {exc}") from exc
+    return RawJson(text)  # checked to be JSON text in the browser: passed on as it is
 
 
 def leave_document(bidi: Bidi, context: str, url: str, deadline: Deadline) -> None:

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import http.cookiejar
-import ssl
-import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 
 from service import hosts, reply_bound, request_headers
-from service.clients import standard_cookies
+from service.clients import standard_cookies, standard_transport
 from service.clients.base import ClientOptions, FetchClient, GotoRequest, GotoResult
 from service.clients.body_decoding import BodyDecoder, DecodeError, content_encodings
 from service.cookies import BrowserCookiePolicy, cookies_from_headers, jar_cookie
@@ -29,15 +26,17 @@ from service.errors import (
     BadAnswer,
     BadRequest,
     Conflict,
+    Forbidden,
     GatewayTimeout,
     NotSupported,
+    ServiceError,
     TooLarge,
     TooManyRedirects,
     UpstreamError,
 )
+from service.har import HarLog
 from service.headers import media_type
 from service.model import Cookie
-from service.policy import Policy
 from service.redirects import REDIRECT_STATUSES, keeps_body, method_after, server_hop
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -45,101 +44,15 @@ ACCEPT_ENCODING = "gzip, deflate"  # what body_decoding undoes
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding", "transfer-encoding"}
 
 
-class _PolicyBackend(httpcore.SyncBackend):
-    """Connects only to addresses the network policy allows, checked when connecting: the address
-    checked is the one connected to, so a host cannot resolve to a public address for the check
-    and to a private one for the connection (DNS rebinding)."""
-
-    def __init__(self, policy: Policy):
-        self.policy = policy
-
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        addresses = self.policy.allowed_addresses(host, port)
-        error: Exception | None = None
-        for address in addresses:
-            try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                error = exc
-        raise error or httpcore.ConnectError(f"no address for {host}")
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A stream whose reads and writes never wait past the goto's deadline. httpx's timeouts
-    are per operation: a server dripping one header byte a second would otherwise hold a goto
-    for as long as the header block may grow (100 KiB: a day)."""
-
-    def __init__(self, inner: httpcore.NetworkStream, owner: StandardClient):
-        self._inner = inner
-        self._owner = owner
-
-    def _bound(self, timeout: float | None) -> float:
-        deadline = self._owner._deadline
-        if deadline is None:
-            return timeout  # type: ignore[return-value]
-        left = deadline.remaining()
-        if left <= 0:
-            raise httpcore.ReadTimeout(f"the goto's {deadline.seconds:g}s are up")
-        return left if timeout is None else min(timeout, left)
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._bound(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._bound(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(ssl_context, server_hostname, self._bound(timeout))
-        return _DeadlineStream(inner, self._owner)
-
-    def get_extra_info(self, info: str):
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend, owner: StandardClient):
-        self._inner = inner
-        self._owner = owner
-
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _DeadlineStream(stream, self._owner)
-
-    def connect_unix_socket(self, path, timeout=None, socket_options=None):
-        return _DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options), self._owner)
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-_tls_lock = threading.Lock()
-_tls: ssl.SSLContext | None = None
-
-
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context for every session of this process: building one loads the
-    CA bundle (tens of milliseconds of CPU and about a megabyte each), which per session would
-    dominate a short goto and an idle session's memory. A context holds no per-connection
-    state a session could see of another's (client-side TLS sessions are never resumed here).
-    Once made, it is read without the lock: under load, hundreds of sessions taking one lock
-    in turn queued behind each other for the interpreter lock (first gotos waited seconds)."""
-    global _tls
-    if _tls is not None:
-        return _tls
-    with _tls_lock:
-        if _tls is None:
-            _tls = httpx.create_ssl_context()
-        return _tls
-
-
 class StandardClient(FetchClient):
     kind = "standard"
 
     def __init__(
-        self, options: ClientOptions, max_body_bytes: int = 64 * 1024 * 1024, max_reply_bytes: int = 32 * 1024 * 1024
+        self,
+        options: ClientOptions,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        max_reply_bytes: int = 32 * 1024 * 1024,
+        har_body_bytes: int = 0,
     ):
         self.options = options
         self.max_body_bytes = max_body_bytes
@@ -151,6 +64,7 @@ class StandardClient(FetchClient):
         self._loaded = False
         self._location: str | None = None
         self._deadline: Deadline | None = None  # the running goto's (read by _DeadlineStream)
+        self.har_log = HarLog(har_body_bytes, max_reply_bytes // 2)  # every request of the session's gotos (the har action)
         if options.storage_state is not None:  # the cookies of a state; localStorage means nothing here
             standard_cookies.put(self._jar, options.storage_state.cookies)
 
@@ -168,14 +82,10 @@ class StandardClient(FetchClient):
                 cookies=self._jar,
                 follow_redirects=False,
                 trust_env=False,
-                verify=_tls_context(),
+                verify=standard_transport.tls_context(),
                 event_hooks={"response": [self._remember_location]},
             )
-            if proxy is None and not self.options.policy.open:
-                # the transport's connection pool is httpcore's; its backend opens the sockets
-                client._transport._pool._network_backend = _PolicyBackend(self.options.policy)
-            pool = client._transport._pool  # every read and write also stops at the goto's deadline
-            pool._network_backend = _DeadlineBackend(pool._network_backend, self)
+            standard_transport.install(client, None if proxy is not None else self.options.policy, self)
             self._clients[proxy] = client
         return client
 
@@ -195,8 +105,14 @@ class StandardClient(FetchClient):
         left = dropped = False  # left the goto's origin (its headers stay behind); body dropped
         redirects, cookies = [], []
         while True:
-            self.options.policy.check_url(url)
-            response_headers, status, content = self._send(client, method, url, headers, body, deadline, bool(redirects))
+            key = self.har_log.key()
+            try:
+                self.options.policy.check_url(url)
+            except ServiceError as exc:  # a refusal before any byte was sent: in the HAR all the same
+                self.har_log.begin(key, method, url, [(k, v.decode("latin-1")) for k, v in headers], body)
+                self.har_log.fail(key, str(exc), refusal=str(exc) if isinstance(exc, Forbidden) else None)
+                raise
+            response_headers, status, content = self._send(client, method, url, headers, body, deadline, bool(redirects), key)
             cookies.extend(cookies_from_headers(response_headers, url))
             location = next((v for k, v in response_headers if k.lower() == "location"), "").strip()
             if status not in REDIRECT_STATUSES or not location:  # an empty Location: no redirect (as browsers)
@@ -265,9 +181,21 @@ class StandardClient(FetchClient):
         body: bytes | None,
         deadline: Deadline,
         hop: bool = False,
+        key: int = 0,
     ) -> tuple[list[tuple[str, str]], int, bytes]:
-        """One request: (headers in received order, status, decoded body). ``hop``: the URL came
-        from a server's Location, so a URL httpx cannot use is the server's fault (502)."""
+        """One request: (headers in received order, status, decoded body), recorded in the HAR
+        under ``key``. ``hop``: the URL came from a server's Location, so a URL httpx cannot use
+        is the server's fault (502)."""
+        try:
+            return self._exchange(client, method, url, headers, body, deadline, hop, key)
+        except ServiceError as exc:
+            self.har_log.fail(key, str(exc), refusal=str(exc) if isinstance(exc, Forbidden) else None)
+            raise
+
+    def _exchange(
+        self, client: httpx.Client, method: str, url: str, headers: list, body: bytes | None, deadline: Deadline,
+        hop: bool, key: int,
+    ) -> tuple[list[tuple[str, str]], int, bytes]:
         remaining = deadline.remaining()
         if remaining <= 0:
             raise GatewayTimeout(f"timed out after {deadline.seconds:g}s")
@@ -285,6 +213,8 @@ class StandardClient(FetchClient):
             prepared.headers.pop("cookie", None)
             httpx.Cookies(self._jar).set_cookie_header(prepared)
         self._location = None
+        sent = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in prepared.headers.raw]
+        self.har_log.begin(key, method, url, sent, body)
         try:
             response = client.send(prepared, stream=True)
         except httpx.InvalidURL as exc:
@@ -299,11 +229,13 @@ class StandardClient(FetchClient):
             raise UpstreamError(f"proxy failed for {_brief(url)}: {exc}") from exc
         except httpx.TransportError as exc:
             raise UpstreamError(f"fetching {_brief(url)} failed: {type(exc).__name__}: {exc}") from exc
+        headers_received = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+        self.har_log.respond(key, response.status_code, headers_received, response.reason_phrase, response.http_version)
         try:
             content = self._read_body(response, deadline, url)
         finally:
             response.close()
-        headers_received = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+        self.har_log.finish(key, content, transferred=response.num_bytes_downloaded)
         return headers_received, response.status_code, content
 
     def _read_body(self, response: httpx.Response, deadline: Deadline, url: str) -> bytes:
@@ -329,6 +261,9 @@ class StandardClient(FetchClient):
         return b"".join(chunks)
 
     # ---------------------------------------------------------------------------------- actions
+
+    def har(self, deadline: Deadline) -> dict[str, Any]:
+        return self.har_log.take()
 
     def content(self, deadline: Deadline) -> bytes:
         if not self._loaded:

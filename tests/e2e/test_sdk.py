@@ -146,6 +146,17 @@ def test_the_actions_of_issue_20(client, s: inndx.Session, site: Site):
     s.clear_cookies()
 
 
+def test_har_is_the_archive_of_what_came_since_the_last(client, s: inndx.Session, site: Site):
+    s.har()
+    target = site.url(f"/redirect/302?to=/html&sdk-har={client}")
+    s.goto(target)
+    archive = s.har()
+    assert archive["log"]["version"] == "1.2"
+    entries = [e for e in archive["log"]["entries"] if e["request"]["url"] == target]
+    assert [e["response"]["status"] for e in entries] == [302], archive
+    assert [e for e in s.har()["log"]["entries"] if e["request"]["url"] == target] == []
+
+
 def test_errors_are_typed_and_the_session_goes_on(client, s: inndx.Session, site: Site):
     s.goto(site.url("/form"))
     if client == "standard":

@@ -14,7 +14,8 @@ import type {
 import type {
   ClearCookiesRequest, ClickRequest, ContentRequest, ContentResponse, CookiesRequest, CookiesResponse,
   DownloadRequest, DownloadResponse,
-  EvaluateRequest, EvaluateResponse, FillRequest, GotoResponse, HoverRequest, PdfRequest, PdfResponse,
+  EvaluateRequest, EvaluateResponse, FillRequest, GotoResponse, HarRequest, HarResponse, HoverRequest, PdfRequest,
+  PdfResponse,
   PressRequest, ReceivedCookie, ScreenshotRequest, ScreenshotResponse, ScrollRequest, ScrollResponse,
   SelectRequest, SetCookiesRequest, StateCookie, StorageStateRequest, StorageStateResponse, TakenState,
   WaitForRequest, WaitForResponse,
@@ -144,6 +145,13 @@ export abstract class Actions {
     const reply = await this.run(frames.actionFrame<StorageStateRequest>({ action: "storage_state" }, options));
     const state = (reply as unknown as StorageStateResponse).state;
     return { cookies: state?.cookies ?? [], origins: state?.origins ?? [] };
+  }
+
+  /** Every request the session's pages made since its open or the last `har` (a standard
+   * session: its gotos' requests), as HAR 1.2 (`{log: {...}}`), ready to save as a `.har` file. */
+  async har(options: ActionOptions = {}): Promise<HarResponse["har"]> {
+    const reply = await this.run(frames.actionFrame<HarRequest>({ action: "har" }, options));
+    return (reply as unknown as HarResponse).har;
   }
 
   /** Send any action frame (an `id` is added) and resolve to its raw reply frame. */

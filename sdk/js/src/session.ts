@@ -23,7 +23,8 @@
  *    (the close code: 1000 after `close()`, 1006 for a dropped connection, 1009 for a frame over
  *    `maxPayload`). The reply to `close` (`{"action": "closed"}`) ends the session too.
  * 7. Resuming (`connect(..., {resume: true})`): the text of every frame not answered yet is kept.
- *    A link that breaks (close 1006 or 1012) does not end the session: the client opens a new
+ *    A link that breaks (close 1006 or 1012, or the server's ping timeout: 1008 "Ping/Pong
+ *    timeout", a client that was merely slow to answer) does not end the session: the client opens a new
  *    socket to `?session=<id>` and sends the resume frame (`last_id`: the newest reply in), with
  *    backoff, for at most `resumeTimeout`; the frames sent meanwhile wait. The resume reply's
  *    `last_received` says which frames the server read: only those after it are sent again, so
@@ -61,6 +62,12 @@ interface Call {
   resolve: (reply: Reply) => void;
   reject: (error: InndxError) => void;
   timer: NodeJS.Timeout | undefined;
+}
+
+/** A broken link, not an ending: a drop (1006), a restart (1012), or the server's ping timeout
+ * (1008 with its "Ping/Pong" reason; any other 1008 is the service's refusal). As the Python client. */
+function dropped(code: number, reason: string): boolean {
+  return code === 1006 || code === 1012 || (code === 1008 && reason.includes("Ping/Pong"));
 }
 
 /** How long `close()` waits for the server's close after `closed`, before dropping the socket. */
@@ -253,7 +260,7 @@ export class Session extends Actions {
     const error = this.#lastError;
     const fault = error === undefined ? undefined : closeCodeFor(error);
     if (fault === undefined && this.#reconnect !== undefined && this.closed === null && this.#token !== undefined
-      && (code === 1006 || code === 1012)) {
+      && dropped(code, reason)) {
       void this.#resume(code, error?.message ?? (reason || "no reason given")); // rule 7
       return;
     }

@@ -374,6 +374,34 @@ describe("a hostile server and a resumable session", { timeout: scaled(30_000) }
     assert.equal(await session.evaluate("d"), "d"); // the session goes on, on the new socket
   });
 
+  test("close 1008 Ping/Pong timeout (the server's ping timeout): resumed, the call answered once", async () => {
+    let second: WebSocket | undefined;
+    const [server, url] = await serve((socket, frame) => {
+      if (socket === second) answer(socket, frame);
+      else socket.close(1008, "Ping/Pong timeout");
+    }, true, (socket, frame) => {
+      if (frame.resume === undefined) return opened(socket);
+      second = socket;
+      resumed(socket, 1);
+      reply(socket, { id: 1 }, { action: "evaluated", result: "ran once" });
+    });
+    const session = await open(url, { resume: true });
+    assert.equal(await session.evaluate("x"), "ran once");
+    assert.equal(session.resumes, 1);
+    assert.equal(server.received.filter((frame) => frame.resume !== undefined).length, 1);
+  });
+
+  test("any other 1008 (a refusal) ends the session, no resume", async () => {
+    const [server, url] = await serve((socket) => socket.close(1008, "policy violation"), true, (socket, frame) => {
+      if (frame.resume === undefined) return opened(socket);
+      resumed(socket, 1);
+    });
+    const session = await open(url, { resume: true });
+    await assert.rejects(session.evaluate("x"), (error: unknown) => error instanceof ConnectionClosed && error.code === 1008);
+    assert.equal(session.resumes, 0);
+    assert.equal(server.received.filter((frame) => frame.resume !== undefined).length, 0);
+  });
+
   test("close 1012: resumed; the reply the server kept settles its call, nothing runs twice", async () => {
     let second: WebSocket | undefined;
     const [server, url] = await serve((socket, frame) => {

@@ -153,6 +153,17 @@ describe(`the client against the service (${CLIENT})`, { timeout: scaled(150_000
     });
   }
 
+  test("har: the archive of what came since the last har", async () => {
+    await s.har();
+    const target = site(`/redirect/302?to=/html&js-har=${CLIENT}`);
+    await s.goto(target);
+    const archive = await s.har();
+    assert.equal(archive.log.version, "1.2");
+    const entries = archive.log.entries.filter((entry) => entry.request.url === target);
+    assert.deepEqual(entries.map((entry) => entry.response.status), [302]);
+    assert.deepEqual((await s.har({ timeout: "5s" })).log.entries.filter((entry) => entry.request.url === target), []);
+  });
+
   test("cookies, setCookies, clearCookies, storageState", async () => {
     await s.clearCookies();
     await s.goto(site("/actions/login"));
@@ -248,6 +259,22 @@ describe(`the client against the service (${CLIENT})`, { timeout: scaled(150_000
       } finally {
         mute.terminate();
         await idle.close();
+      }
+    });
+
+    test("a client too busy to answer pings is cut by the service's ping timeout and resumes", async () => {
+      const pinging = required("INNDX_SDK_PINGING_URL"); // pings every second, cuts a client after one unanswered
+      const busy = await open({ timeout: "20s", resume: true }, pinging);
+      try {
+        assert.equal((await busy.goto(site("/html?title=before"))).status_code, 200);
+        // the program blocks its own thread (a long synchronous computation): no ping is answered
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3_500);
+        // the service's close (1008 "Ping/Pong timeout") is read now: the session resumes
+        assert.equal((await busy.goto(site("/html?title=after"))).status_code, 200);
+        assert.equal(busy.resumes, 1);
+        assert.equal(busy.closed, null);
+      } finally {
+        await busy.close();
       }
     });
   }

@@ -164,6 +164,12 @@ class Actions:
         open another session from: ``connect(..., storage_state=state)``."""
         return self._act({"action": "storage_state"}, timeout, frames.storage_state)
 
+    def har(self, *, timeout: str | float | None = None) -> Any:
+        """Every request the session's pages made since its open or the last ``har`` (a standard
+        session: its gotos' requests), as a HAR 1.2 dict (``{"log": {...}}``), ready to save as
+        a ``.har`` file."""
+        return self._act({"action": "har"}, timeout, frames.har)
+
     def _act(self, frame: dict[str, Any], timeout: str | float | None, read: Any) -> Any:
         """Run ``frame`` with its own ``timeout`` (a duration or seconds) when one is given."""
         if timeout is not None:

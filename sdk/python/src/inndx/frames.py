@@ -91,6 +91,10 @@ def storage_state(reply: dict[str, Any]) -> dict[str, Any]:
     return {"cookies": [without_none(dict(c)) for c in state.get("cookies") or []], "origins": list(state.get("origins") or [])}
 
 
+def har(reply: dict[str, Any]) -> dict[str, Any]:
+    return dict(reply.get("har") or {})
+
+
 goto = GotoResult.from_wire
 
 

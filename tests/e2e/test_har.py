@@ -1,0 +1,144 @@
+"""The ``har`` action end to end on every client: the archive lists what the test site's own log
+saw (a redirect's two hops, a script's fetch), with statuses, headers and valid timings; each
+``har`` holds only what came after the last one; a request the network policy refused is in it
+with the refusal, word for word; bodies (``INNDX_HAR_BODY_BYTES``) are the standard client's,
+cut to the bound.
+
+The service here allows the test site's port only (a rule for ``127.0.0.1:<port>``): a page's
+fetch of ``localhost:<another port>`` is refused by the egress gateway, a goto of it by the
+policy. Every URL of a test carries a token of its own, so requests of other modules' pages
+that may still reach the shared site are never counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Iterator
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from tests.e2e.conftest import service_env
+from tests.support.ports import free_port
+from tests.support.service import Service
+from tests.support.site import Site
+from tests.support.wsclient import Session, connect
+
+BODY_BYTES = 64
+
+
+@pytest.fixture(scope="module")
+def refused_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def archiving(grid, logs, site: Site) -> Iterator[Service]:
+    env = service_env(grid, INNDX_NETWORK_ALLOW=f"127.0.0.1:{site.port}", INNDX_HAR_BODY_BYTES=str(BODY_BYTES))
+    with Service(env=env, log_dir=logs, private_networks=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def session(archiving: Service, client: str) -> Iterator[Session]:
+    opened = connect(archiving.ws_url)
+    opened.open(client=client, timeout="20s", max_retries=0, recv_timeout=60)
+    yield opened
+    opened.request({"action": "close"}, timeout=30)
+    opened.close()
+
+
+def har(session: Session) -> list[dict]:
+    reply = session.request({"action": "har"}, timeout=30)
+    assert reply.get("action") == "har", reply
+    log = reply["har"]["log"]
+    assert log["version"] == "1.2" and log["creator"]["name"] == "inndx", log
+    return log["entries"]
+
+
+def target(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def fetch(session: Session, url: str) -> str:
+    script = f"return fetch({json.dumps(url)}).then(r => 'answered ' + r.status, e => 'failed');"
+    reply = session.request({"action": "evaluate", "script": script}, timeout=60)
+    assert reply.get("action") == "evaluated", reply
+    return reply["result"]
+
+
+def test_the_archive_lists_what_the_site_saw(session: Session, site: Site, client: str):
+    token = secrets.token_hex(4)
+    har(session)  # what came before this test
+    page = f"/html?title=har-{token}"
+    reply = session.request({"action": "goto", "url": site.url(f"/redirect/302?to={quote(page, safe='')}")}, timeout=60)
+    assert reply.get("status_code") == 200, reply
+    if client != "standard":
+        assert fetch(session, f"/json?har={token}") == "answered 200"
+    entries = [e for e in har(session) if token in e["request"]["url"]]
+    seen = sorted((r["method"], r["target"]) for r in site.requests if token in r["target"])
+    assert sorted((e["request"]["method"], target(e["request"]["url"])) for e in entries) == seen
+    assert len(seen) == (2 if client == "standard" else 3), seen
+    by_path = {urlsplit(e["request"]["url"]).path: e for e in entries}
+    hop, landed = by_path["/redirect/302"], by_path["/html"]
+    assert hop["response"]["status"] == 302 and hop["response"]["redirectURL"] == page, hop
+    assert {"name": "hop302", "value": "1"} in hop["response"]["cookies"], hop
+    assert landed["response"]["status"] == 200 and landed["response"]["content"]["mimeType"].startswith("text/html")
+    assert hop["startedDateTime"] <= landed["startedDateTime"]
+    assert ["title", f"har-{token}"] in [[q["name"], q["value"]] for q in landed["request"]["queryString"]]
+    assert any(h["name"].lower() == "user-agent" for h in landed["request"]["headers"]), landed
+    for entry in entries:
+        assert "_error" not in entry and "_refusal" not in entry, entry
+        assert entry["time"] >= 0 and entry["timings"]["wait"] >= 0, entry
+    if client != "standard":
+        fetched = by_path["/json"]
+        assert fetched["response"]["status"] == 200, fetched
+        assert fetched["response"]["content"]["mimeType"].startswith("application/json"), fetched
+
+
+def test_each_har_holds_only_what_came_after_the_last(session: Session, site: Site):
+    token = secrets.token_hex(4)
+    session.request({"action": "goto", "url": site.url(f"/html?title=first-{token}")}, timeout=60)
+    assert [target(e["request"]["url"]) for e in har(session) if token in e["request"]["url"]] == [
+        f"/html?title=first-{token}"
+    ]
+    assert [e for e in har(session) if token in e["request"]["url"]] == []
+    session.request({"action": "goto", "url": site.url(f"/html?title=second-{token}")}, timeout=60)
+    assert [target(e["request"]["url"]) for e in har(session) if token in e["request"]["url"]] == [
+        f"/html?title=second-{token}"
+    ]
+
+
+def test_a_refused_request_is_in_the_archive_with_its_refusal(session: Session, site: Site, client: str,
+                                                                refused_port: int):
+    token = secrets.token_hex(4)
+    refused = f"http://localhost:{refused_port}/refused?har={token}"
+    if client == "standard":
+        reply = session.request({"action": "goto", "url": refused}, timeout=60)
+        assert reply.get("type") == "error" and reply["code"] == 403, reply
+        said = reply["message"]
+    else:
+        assert session.request({"action": "goto", "url": site.url("/html")}, timeout=60).get("status_code") == 200
+        fetch(session, refused)
+        said = f"localhost:{refused_port} is blocked by the network policy"
+    entries = [e for e in har(session) if token in e["request"]["url"]]
+    assert [e["request"]["url"] for e in entries] == [refused], entries
+    assert said in entries[0]["_refusal"], entries[0]
+    assert "127.0.0.1" not in entries[0]["_refusal"]  # the host named, never the address it resolved to
+    if client == "standard":  # nothing was sent: no answer, and why
+        assert entries[0]["response"]["status"] == 0 and entries[0]["_error"] == said, entries[0]
+    assert not site.requests_to("/refused")
+
+
+@pytest.mark.clients("standard")
+def test_bodies_are_kept_up_to_the_bound(session: Session, site: Site):
+    token = secrets.token_hex(4)
+    session.request({"action": "goto", "url": site.url(f"/json?har={token}")}, timeout=60)
+    session.request({"action": "goto", "url": site.url(f"/big?bytes=1000&har={token}")}, timeout=60)
+    small, big = (e["response"]["content"] for e in har(session) if token in e["request"]["url"])
+    assert json.loads(base64.b64decode(small["text"])) == {"hello": "world", "n": 1}, small
+    assert small["encoding"] == "base64" and "_truncated" not in small
+    assert big["size"] == 1000 and len(base64.b64decode(big["text"])) == BODY_BYTES and big["_truncated"] is True
