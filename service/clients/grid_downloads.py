@@ -85,7 +85,7 @@ class GridFiles:
         self._headers = {"Content-Type": "application/json; charset=utf-8", "Accept-Encoding": "identity"}
         if parsed.auth:  # credentials in the Grid's URL, as Selenium itself sends them
             self._headers.update(urllib3.util.make_headers(basic_auth=parsed.auth))
-        base = parsed._replace(auth=None).url.rstrip("/")
+        base = urllib3.util.Url(scheme=parsed.scheme, host=parsed.host, port=parsed.port, path=parsed.path).url.rstrip("/")
         self._url = f"{base}/session/{session_id}/se/files"
         self.max_bytes = max_bytes
         self._pool = urllib3.PoolManager(num_pools=1, maxsize=1, retries=False)
