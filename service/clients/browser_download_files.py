@@ -145,6 +145,12 @@ class DownloadLog:
                 entry.filepath = params.get("filepath")
             self._cond.notify_all()
 
+    def close(self) -> None:
+        """Let go of what the source holds (a Grid's HTTP connections). Idempotent."""
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
+
     # ----- the session thread -----------------------------------------------------------------
     def take(self, deadline: Deadline) -> list[dict[str, Any]]:
         """The finished downloads not listed yet, after waiting (bounded) for those being written."""

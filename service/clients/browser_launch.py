@@ -101,6 +101,8 @@ class Launched:
         self._closed = True
         if self.downloads is not None:
             self.downloads.stop()
+        if self.download_log is not None:
+            self.download_log.close()
         if self.processes is None:
             self._quit_bounded()
             return
