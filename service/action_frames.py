@@ -22,6 +22,7 @@ ACTIONS = (
     "goto", "click", "fill", "content", "evaluate", "screenshot", "close",
     "wait_for", "press", "hover", "select", "scroll", "pdf", "upload",
     "cookies", "set_cookies", "clear_cookies", "storage_state", "har",
+    "download",
 )
 REPLY_ACTION = {
     "goto": "goto",
@@ -43,9 +44,12 @@ REPLY_ACTION = {
     "clear_cookies": "cookies_cleared",
     "storage_state": "storage_state",
     "har": "har",
+    "download": "download",
 }
 # actions whose client result is a dict of the reply's own fields
-FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state", "har"})
+FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state", "har", "download"})
+# replies that never list the session's downloads (``browser_download_files``)
+NO_DOWNLOADS = frozenset({"close", "download"})
 
 WAIT_KINDS = ("selector", "text", "url", "script", "network_idle")
 

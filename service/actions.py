@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from service import protocol, replies, user_agents
+from service import action_frames, protocol, replies, user_agents
 from service.clients.base import FetchClient, GotoRequest
 from service.deadline import Deadline
 from service.errors import Conflict, NotSupported
@@ -29,7 +29,26 @@ def perform(
     rng: random.Random,
     interrupt: threading.Event,
 ) -> Any:
-    """The action's result (what its reply frame carries); errors are ``ServiceError``s."""
+    """The action's result (what its reply frame carries); errors are ``ServiceError``s. With
+    the downloads finished since the last reply listed them (``replies.WithDownloads``), if any:
+    those still being written are waited for, never past the action's timeout counted from its
+    start (``client.downloads``; a goto's retries may have spent it all: then no wait)."""
+    deadline = Deadline(action.args.get("timeout", open_frame.timeout))  # the action's, from its start
+    value = _run(client, action, open_frame, chain, rng, interrupt)
+    if action.name in action_frames.NO_DOWNLOADS:
+        return value
+    found = client.downloads(deadline)
+    return replies.WithDownloads(value, found) if found else value
+
+
+def _run(
+    client: FetchClient,
+    action: protocol.Action,
+    open_frame: protocol.OpenFrame,
+    chain: Chain,
+    rng: random.Random,
+    interrupt: threading.Event,
+) -> Any:
     args = action.args
     timeout = args.get("timeout", open_frame.timeout)  # the action's own, else the session's
     if action.name == "goto":
@@ -78,6 +97,8 @@ def perform(
         return {"state": state}
     if action.name == "har":
         return {"har": client.har(Deadline(timeout))}
+    if action.name == "download":
+        return client.download(args["download_id"], Deadline(timeout))
     if action.name == "close":
         return None
     raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions

@@ -69,6 +69,7 @@ class Settings:
     har_body_bytes: int = 0  # INNDX_HAR_BODY_BYTES: bytes of each body the har action gives (0: none)
     max_upload_bytes: int = 16 * 1024 * 1024  # INNDX_MAX_UPLOAD_BYTES: one upload action's files, all together -> 413
     downloads_tmpfs: bool = True  # INNDX_DOWNLOADS_TMPFS=0: no tmpfs under the bound (as root), the watcher alone
+    grid_downloads: bool = True  # INNDX_GRID_DOWNLOADS=0: a Grid browser's downloads denied (no managed downloads)
     max_reply_bytes: int = 32 * 1024 * 1024  # INNDX_MAX_REPLY_BYTES: evaluate result, content, screenshot -> 413
     default_max_sessions: int = 20  # INNDX_DEFAULT_MAX_SESSIONS: per tenant, unless tenants file says
     max_sessions: int = 1000  # INNDX_MAX_SESSIONS: live sessions per instance (sets gunicorn's threads)
@@ -205,7 +206,7 @@ _COUNTS = (
 )
 _INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches", "tab_gotos", "har_body_bytes"}
 _FLOATS = {"live_fps"}
-_BOOLEANS = {"allow_private_networks", "tenant_query", "downloads_tmpfs"}
+_BOOLEANS = {"allow_private_networks", "tenant_query", "downloads_tmpfs", "grid_downloads"}
 
 
 def _convert(name: str, raw: str) -> object:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from service import action_frames
@@ -51,8 +52,19 @@ def goto_reply(result: GotoResult, action_id: str | int | None = None) -> dict[s
     )
 
 
+@dataclass(frozen=True)
+class WithDownloads:
+    """An action's result and the downloads its reply lists (``actions.perform``)."""
+
+    value: Any
+    downloads: list[dict[str, Any]]
+
+
 def reply(action: Action, value: Any = None) -> dict[str, Any]:
-    """The response frame for ``action`` given what the client returned."""
+    """The response frame for ``action`` given what the client returned; its ``downloads``,
+    when it has any, after the action's own fields."""
+    if isinstance(value, WithDownloads):
+        return {**reply(action, value.value), "downloads": value.downloads}
     frame: dict[str, Any] = {"action": action.reply_action}
     if action.name == "content":
         frame["content"] = _b64(value or b"")

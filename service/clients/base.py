@@ -109,6 +109,14 @@ class FetchClient(abc.ABC):
         """The session's requests since its open or the last ``har``, as HAR 1.2 (``service.har``)."""
         raise self._unsupported("har")
 
+    def downloads(self, deadline: Deadline) -> list[dict[str, Any]]:
+        """The downloads finished since the last reply listed them (reply items; none here)."""
+        return []
+
+    def download(self, ident: str, deadline: Deadline) -> dict[str, Any]:
+        """The ``download`` reply's fields for a listed download: its metadata and ``content``."""
+        raise self._unsupported("download")
+
     def storage_state(self, deadline: Deadline) -> tuple[list[Cookie], list[tuple[str, list[tuple[str, str]]]]]:
         """The session's cookies, and the open page's origin with its localStorage pairs."""
         return self.cookies(deadline), []

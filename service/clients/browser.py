@@ -42,6 +42,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
 from service.clients import browser_capture, browser_input, browser_live, browser_state, browser_upload, browser_waits
+from service.clients import browser_download_files as browser_download
 from service.clients import browser_page as page
 from service.clients.base import (
     ClientOptions,
@@ -275,6 +276,14 @@ class BrowserClient(FetchClient):
     @_boundary
     def clear_cookies(self, deadline: Deadline) -> None:
         browser_state.clear_cookies(self._bidi, self._context, deadline)
+
+    @_boundary
+    def downloads(self, deadline: Deadline) -> list[dict[str, Any]]:
+        return browser_download.take(self._launched.download_log, deadline)
+
+    @_boundary
+    def download(self, ident: str, deadline: Deadline) -> dict[str, Any]:
+        return browser_download.reply(self._launched.download_log, ident, self.settings.max_reply_bytes, deadline)
 
     @_boundary
     def storage_state(self, deadline: Deadline):

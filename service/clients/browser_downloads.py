@@ -40,7 +40,8 @@ all files together (so it also bounds each file). Two layers keep it:
 On a Selenium Grid the node's disk is not ours: ``DENIED`` is the only behaviour a remote browser
 gets, and it has no ``Downloads``.
 
-``files()`` lists the finished, uncut files (for a later reply that returns them to the client).
+``files()`` lists the finished, uncut files; ``browser_download_files`` lists them in replies (by
+the browser's events) and asks ``was_cut`` before it reads one.
 """
 
 from __future__ import annotations
@@ -299,6 +300,10 @@ class Downloads:
         return found
 
     # ----------------------------------------------------------------------------- listing
+
+    def was_cut(self, device: int, inode: int) -> bool:
+        """Whether the watcher cut the file with this (device, inode) (``browser_download_files``)."""
+        return (device, inode) in self._cut
 
     def files(self) -> list[File]:
         """The finished downloads that were not cut, by name. While Firefox writes a download it

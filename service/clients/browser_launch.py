@@ -9,11 +9,13 @@
   hooks the connection's message handler so that our replies and events are recorded in wire
   order, under one condition variable, and commands can be sent without waiting (the goto loop
   answers blocked requests while its ``navigate`` is pending).
+- A tab's set-up and the move to a fresh tab: ``browser_tabs``.
 - ``Launched.shutdown()``: quit with bounded waits, then end the session's processes and temp
   dir (``browser_process.SessionProcesses``: the driver starts with a death signal, a marker and
   a temp dir of its own).
 - Downloads: a local browser writes them only into ``<temp dir>/downloads``, bounded and watched
-  (``browser_downloads``); a Grid browser is told to deny them (``prepare``).
+  (``browser_downloads``), and replies list them (``browser_download_files``); a Grid browser's
+  stay on its node (managed downloads, ``grid_downloads``), or are denied (``INNDX_GRID_DOWNLOADS=0``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from service import errors
 from service.clients import bidi as channel
 from service.clients import browser_user
 from service.clients.bidi import Bidi, BidiClosed, BidiError  # noqa: F401 - re-exported
+from service.clients.browser_download_files import DownloadLog, tapped_log
 from service.clients.browser_downloads import DENIED, Downloads
 from service.clients.browser_downloads import EVENTS as DOWNLOAD_EVENTS
 from service.clients.browser_options import (  # noqa: F401 - re-exported
@@ -45,8 +48,10 @@ from service.clients.browser_options import (  # noqa: F401 - re-exported
     proxy_parts,
 )
 from service.clients.browser_process import SessionProcesses
+from service.clients.browser_tabs import context_calls, fresh_tab  # noqa: F401 - fresh_tab re-exported
+from service.clients.grid_downloads import CAPABILITY as GRID_DOWNLOADS
+from service.clients.grid_downloads import GridFiles
 from service.clients.navigation_cleanup import Unsettled
-from service.clients.navigation_record import CHROME_EVENTS, EVENTS, SETTLE_CHANNEL, SETTLE_KINDS, SETTLE_SANDBOX, SETTLE_SIGNAL
 from service.deadline import Deadline
 from service.model import ClientOptions, Viewport
 
@@ -64,6 +69,7 @@ class Launched:
     remote: bool
     processes: SessionProcesses | None = None  # local browsers only
     downloads: Downloads | None = None  # local browsers only: their own dir, bound and watcher
+    download_log: DownloadLog | None = None  # what replies list, from the download events
     viewport: Viewport = DEFAULT_VIEWPORT
     unsettled: Unsettled = field(default_factory=Unsettled)  # a failed goto's navigations in flight
     _closed: bool = False
@@ -95,6 +101,8 @@ class Launched:
         self._closed = True
         if self.downloads is not None:
             self.downloads.stop()
+        if self.download_log is not None:
+            self.download_log.close()
         if self.processes is None:
             self._quit_bounded()
             return
@@ -224,6 +232,8 @@ def launch(kind: str, options: ClientOptions, settings: BrowserSettings, deadlin
         raise
     if remote:
         opts.binary_location = ""  # the Grid node's stereotype names its own binary
+        if settings.grid_downloads:
+            opts.set_capability(GRID_DOWNLOADS, True)
     if processes is not None:
         opts.binary_location = launcher
         service_class = ChromeService if kind == "chrome" else FirefoxService
@@ -310,10 +320,11 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     launched = launch(kind, options, settings, deadline)
     calls = context_calls(kind, launched.context)
     downloads = launched.downloads
-    calls.append(("browser.setDownloadBehavior", downloads.behavior() if downloads is not None else DENIED))
-    if downloads is not None:  # Chrome cancels a download by the id these events give
-        for method in DOWNLOAD_EVENTS:
-            launched.bidi.taps[method] = downloads.on_event
+    grid_files = launched.remote and settings.grid_downloads  # the node's managed downloads
+    if not grid_files:  # (there, the node's own preferences name its dir)
+        calls.append(("browser.setDownloadBehavior", downloads.behavior() if downloads is not None else DENIED))
+    grid = GridFiles(settings.remote_url or "", launched.driver.session_id, settings.max_download_bytes) if grid_files else None
+    launched.download_log = tapped_log(launched.bidi.taps, downloads, grid)  # (Chrome cancels by the events' ids)
     # every context (popups too); a click that starts a download waits for no load (browser_page)
     calls.append(("session.subscribe", {"events": list(DOWNLOAD_EVENTS)}))
     try:
@@ -329,46 +340,6 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     if downloads is not None:
         downloads.start(_canceller(launched) if kind == "chrome" else None)
     return launched
-
-
-def context_calls(kind: str, context: str) -> list[tuple[str, dict]]:
-    """What a tab needs before its first goto: the goto events and (Firefox) the settle signal."""
-    events = list(EVENTS) + (list(CHROME_EVENTS) if kind == "chrome" else [])
-    calls = [("session.subscribe", {"events": events, "contexts": [context]})]
-    if kind in SETTLE_KINDS:
-        signal = {
-            "functionDeclaration": SETTLE_SIGNAL,
-            "arguments": [{"type": "channel", "value": {"channel": SETTLE_CHANNEL}}],
-            "contexts": [context],
-            "sandbox": SETTLE_SANDBOX,
-        }
-        calls.append(("script.addPreloadScript", signal))
-    return calls
-
-
-def fresh_tab(launched: Launched, deadline: Deadline) -> None:
-    """Move the session to a new tab of the same browser and close the old one, with its
-    renderer: a page renderer keeps much of every document it showed (Chrome about 10 MiB per
-    goto of a 2 MB page, Firefox's content process too, bench/soak.py) and gives it back only
-    when it ends. Cookies and localStorage are the profile's and stay; the old tab's history and
-    sessionStorage go. Called before a goto, which replaces the page anyway."""
-    bidi = launched.bidi
-    old = launched.context
-    new = bidi.command("browsingContext.create", {"type": "tab", "referenceContext": old}, deadline)["context"]
-    calls = context_calls(launched.kind, new)
-    calls.append(("browsingContext.setViewport", {
-        "context": new, "viewport": {"width": launched.viewport.width, "height": launched.viewport.height},
-    }))
-    try:
-        for reply in bidi.pipeline(calls, deadline):
-            if isinstance(reply, Exception):
-                raise reply
-    except Exception:
-        bidi.post("browsingContext.close", {"context": new, "promptUnload": False})
-        raise
-    launched.context = new
-    launched.unsettled.drop(bidi)  # the old tab's navigations end with it
-    bidi.command("browsingContext.close", {"context": old, "promptUnload": False}, deadline)
 
 
 def _canceller(launched: Launched):

@@ -104,6 +104,7 @@ class BrowserSettings:
     browser_user: str = ""  # local browsers run as this user ("": browser_user.DEFAULT_USER when root)
     max_download_bytes: int = 64 * 1024 * 1024  # a session's downloads on disk (browser_downloads)
     downloads_tmpfs: bool = True  # as root, a tmpfs of the bound on each downloads dir
+    grid_downloads: bool = True  # a Grid browser asks for the node's managed downloads (grid_downloads)
     max_reply_bytes: int = 32 * 1024 * 1024  # an evaluate result, content, a screenshot: beyond, 413
     element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
     unresponsive_limit: float = 60.0  # a browser answering nothing this long ends its session (503)
@@ -124,6 +125,7 @@ class BrowserSettings:
             browser_user=settings.browser_user,
             max_download_bytes=settings.max_download_bytes,
             downloads_tmpfs=settings.downloads_tmpfs,
+            grid_downloads=settings.grid_downloads,
             max_reply_bytes=settings.max_reply_bytes,
             unresponsive_limit=settings.unresponsive_limit,
             tab_gotos=settings.tab_gotos,

@@ -1,6 +1,6 @@
 """Downloads: a page's downloads land only in its session's own temp dir, stay within
-``INNDX_MAX_DOWNLOAD_BYTES`` while they are written, and go with the session. On a Grid they are
-denied (the node's disk is not ours).
+``INNDX_MAX_DOWNLOAD_BYTES`` while they are written, and go with the session. On a Grid without
+managed downloads they are denied (the node's disk is not ours).
 
 The module's service runs with its own ``HOME`` (so the service user's ``~/Downloads`` is a
 directory this test watches) and its own ``TMPDIR`` (so each browser's temp dir, and the
@@ -71,6 +71,8 @@ def services(grid, logs: Path, roots: dict[str, Path]) -> Iterator[dict[str, Ser
                 INNDX_MAX_BODY_BYTES=str(48 * 1024 * 1024),  # the gateway ends an endless body here
                 INNDX_DOWNLOADS_TMPFS="0" if layer == "watcher" else "1",
             )
+            if layer == "denied":  # a Grid without managed downloads: its browsers deny them
+                env["INNDX_GRID_DOWNLOADS"] = "0"
             if layer.startswith("pool-"):  # one warm browser of that kind
                 env[f"INNDX_POOL_{layer.removeprefix('pool-').upper()}"] = "1"
             started[layer] = self[layer] = Service(env=env, log_dir=logs).start()
@@ -237,7 +239,8 @@ def test_a_download_link_click_lands_only_in_the_session_dir(
     page = server.add(html(f'<a id="dl" href="{file_url}" download="{name}">get it</a>'))
     reply = opened.session.request({"action": "goto", "url": page}, timeout=60)
     assert reply.get("status_code") == 200, reply
-    assert opened.session.request({"action": "click", "selector": "#dl"}, timeout=60) == {"action": "clicked"}
+    clicked = opened.session.request({"action": "click", "selector": "#dl"}, timeout=60)
+    assert clicked["action"] == "clicked", clicked  # listing it is test_download_replies' business
     wait_for_file(opened.downloads, name, body)
     assert named_anywhere(roots["home"], name) == []
     opened.session.request({"action": "close"}, timeout=30)
@@ -340,10 +343,11 @@ def test_an_endless_download_stays_within_the_bound(
 
 
 @pytest.mark.grid_only
-def test_on_a_grid_downloads_are_denied(open_browser, server: HostileServer, client: str):
-    """The node's disk is not ours: nothing lands in the home or temp dir of the node's user (this
-    test's environment: the Grid runs here). The control: the browser did fetch the file."""
-    opened = open_browser(client)
+def test_on_a_grid_without_managed_downloads_they_are_denied(open_browser, server: HostileServer, client: str):
+    """INNDX_GRID_DOWNLOADS=0: nothing lands in the home or temp dir of the node's user (this
+    test's environment: the Grid runs here). The control: the browser did fetch the file. (With
+    managed downloads, the default, see test_download_replies.)"""
+    opened = open_browser(client, "denied")
     tag = uuid.uuid4().hex[:8]
     name = f"grid-{tag}.bin"
     body = os.urandom(256 * 1024)

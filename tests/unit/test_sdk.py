@@ -228,6 +228,23 @@ def test_every_goto_response_maps_faithfully(frame):
     assert [frames.cookie(c) for c in result.cookies] == [{"http_only": False, "secure": False, **c} for c in frame["cookies"]]
     assert [(r.url, r.location, r.side, r.type) for r in result.redirects] == [
         (r["url"], r["location"], r["side"], r["type"]) for r in frame["redirects"]]
+    assert [vars(d) for d in result.downloads] == [{**d, "content": None} for d in frame.get("downloads", [])]
+
+
+@settings(max_examples=30, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(from_schema(_schema("download.response.json")))
+def test_every_download_response_maps_faithfully(frame):
+    try:
+        content = base64.b64decode(frame["content"], validate=True)
+    except ValueError:
+        with pytest.raises(inndx.Error, match="not base64"):
+            frames.download(frame)
+        return
+    got = frames.download(frame)
+    assert isinstance(got, inndx.Download) and got.content == content
+    assert (got.id, got.url, got.suggested_filename, got.mime_type, got.size, got.sha256) == (
+        frame["download_id"], frame["url"], frame["suggested_filename"], frame["mime_type"], frame["size"], frame["sha256"])
 
 
 @settings(max_examples=30, deadline=None, database=None,

@@ -126,3 +126,15 @@ def test_what_ends_a_resumable_session_anyway():
     assert not Connection().dropped(1006)  # not resumable
     c.receive(json.dumps({"type": "fatal", "message": "x", "code": 503}))
     assert not c.dropped(1006)  # over already
+
+
+def test_every_download_a_reply_lists_is_kept_in_order():
+    c = Connection()
+    item = {"id": "d1", "url": "http://s/a", "suggested_filename": "a.zip", "mime_type": "application/zip",
+            "size": 3, "sha256": "0" * 64}
+    first, second, third = (sent(c, {"action": "click", "selector": "#a"}) for _ in range(3))
+    c.receive(json.dumps({"action": "clicked", "id": first, "downloads": [item]}))
+    c.receive(json.dumps({"type": "error", "code": 404, "message": "no", "id": second}))
+    c.receive(json.dumps({"action": "clicked", "id": third, "downloads": [{**item, "id": "d2"}, "junk"]}))
+    assert [d.id for d in c.downloads] == ["d1", "d2"] and c.downloads[0] == inndx.Download(**item)
+    assert c.result(first)["downloads"] == [item]

@@ -13,6 +13,7 @@ import type {
 } from "./frames.js";
 import type {
   ClearCookiesRequest, ClickRequest, ContentRequest, ContentResponse, CookiesRequest, CookiesResponse,
+  DownloadRequest, DownloadResponse,
   EvaluateRequest, EvaluateResponse, FillRequest, GotoResponse, HarRequest, HarResponse, HoverRequest, PdfRequest,
   PdfResponse,
   PressRequest, ReceivedCookie, ScreenshotRequest, ScreenshotResponse, ScrollRequest, ScrollResponse,
@@ -20,6 +21,7 @@ import type {
   UploadRequest, WaitForRequest, WaitForResponse,
 } from "./generated/frames.js";
 import { GotoResult } from "./results.js";
+import type { DownloadedFile } from "./results.js";
 
 /** A frame the server sent, as parsed. */
 export type Reply = Record<string, unknown>;
@@ -118,6 +120,13 @@ export abstract class Actions {
    * than one needs `<input multiple>`; the service bounds their total, 413 past it). */
   async upload(selector: string, files: readonly UploadFile[], options: ActionOptions = {}): Promise<void> {
     await this.run(frames.actionFrame<UploadRequest>({ action: "upload", selector, files: frames.uploadFiles(files) }, options));
+  }
+
+  /** The bytes of a download a reply listed (`GotoResult.downloads`, `Session.downloads`), with its
+   * listing's fields; an id no reply listed: `NotFound` (404). */
+  async download(downloadId: string, options: ActionOptions = {}): Promise<DownloadedFile> {
+    const reply = await this.run(frames.actionFrame<DownloadRequest>({ action: "download", download_id: downloadId }, options));
+    return frames.download(reply as unknown as DownloadResponse);
   }
 
   /** Every cookie of the session. */

@@ -1,10 +1,11 @@
 /** Frames from TypeScript arguments, and replies to TypeScript values: the thin mapping itself. */
 
 import type {
-  Cookie, Duration, GotoRequest, OpenRequest, PdfRequest, ScreenshotRequest, ScrollRequest, StorageState,
-  TakenState, UploadRequest, WaitForRequest,
+  Cookie, Download, DownloadResponse, Duration, GotoRequest, OpenRequest, PdfRequest, ScreenshotRequest,
+  ScrollRequest, StorageState, TakenState, UploadRequest, WaitForRequest,
 } from "./generated/frames.js";
 import { decodeBase64 } from "./results.js";
+import type { DownloadedFile } from "./results.js";
 
 export const WS_PATH = "/v1/sessions/ws";
 
@@ -158,4 +159,15 @@ export function screenshot(reply: { screenshot?: string | null }): Buffer | null
 
 export function pdf(reply: { pdf?: string }): Buffer {
   return decodeBase64(reply.pdf);
+}
+
+/** The `download` reply as a file: its listing's fields (`id` from `download_id`) and its bytes. */
+export function download(reply: DownloadResponse): DownloadedFile {
+  const { download_id, url, suggested_filename, mime_type, size, sha256 } = reply;
+  return { id: download_id, url, suggested_filename, mime_type, size, sha256, content: decodeBase64(reply.content) };
+}
+
+/** The downloads any reply lists (browsers), oldest first; none: `[]`. */
+export function downloads(reply: { downloads?: unknown }): Download[] {
+  return Array.isArray(reply.downloads) ? (reply.downloads as Download[]) : [];
 }

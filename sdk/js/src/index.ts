@@ -17,6 +17,7 @@ export type {
 export { Actions } from "./actions.js";
 export type { Reply, ScrollPosition } from "./actions.js";
 export { GotoResult, Headers } from "./results.js";
+export type { DownloadedFile } from "./results.js";
 export { connect } from "./connect.js";
 export type { ConnectOptions } from "./connect.js";
 export { Session } from "./session.js";

@@ -1,7 +1,7 @@
 /** Typed replies: what a goto answered, with headers as an ordered multi-map. */
 
 import { InndxError } from "./errors.js";
-import type { GotoResponse, Id, ReceivedCookie, Redirect } from "./generated/frames.js";
+import type { Download, GotoResponse, Id, ReceivedCookie, Redirect } from "./generated/frames.js";
 
 /**
  * Response headers in received order, repeats kept apart; names compare case-insensitively.
@@ -54,6 +54,11 @@ export class Headers implements Iterable<[string, string]> {
   }
 }
 
+/** A download's bytes with what its listing said (the reply to `download`). */
+export interface DownloadedFile extends Download {
+  content: Buffer;
+}
+
 /** The reply to a goto: the final response of the navigation and every hop before it. */
 export class GotoResult {
   /** The final URL after all redirects. */
@@ -70,6 +75,8 @@ export class GotoResult {
   readonly id: Id | undefined;
   /** The reply frame exactly as received (body still base64). */
   readonly raw: GotoResponse;
+  /** The files this goto downloaded (browsers; `download(id)` gives their bytes). */
+  readonly downloads: Download[];
 
   constructor(frame: GotoResponse) {
     this.url = frame.url;
@@ -81,6 +88,7 @@ export class GotoResult {
     this.content_type = frame.content_type ?? null;
     this.id = frame.id;
     this.raw = frame;
+    this.downloads = frame.downloads ?? [];
   }
 
   /** The body decoded as UTF-8 (undecodable bytes replaced). */

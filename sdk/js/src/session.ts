@@ -37,7 +37,8 @@ import WebSocket from "ws";
 
 import { ConnectionClosed, InndxError, errorFor } from "./errors.js";
 import { Actions, type Reply } from "./actions.js";
-import type { CloseRequest, Id, ResumeRequest } from "./generated/frames.js";
+import * as frames from "./frames.js";
+import type { CloseRequest, Download, Id, ResumeRequest } from "./generated/frames.js";
 
 export type { Reply } from "./actions.js";
 
@@ -86,6 +87,9 @@ export class Session extends Actions {
   closed: InndxError | null = null;
   /** How many times the session was resumed on a new socket. */
   resumes = 0;
+  /** Every download the session's replies listed so far, oldest first (a goto's, a click's, any
+   * action's); `download(d.id)` gives its bytes. */
+  readonly downloads: Download[] = [];
 
   #ws!: WebSocket;
   #nextId = 1;
@@ -199,6 +203,7 @@ export class Session extends Actions {
     if (index >= 0) this.#unanswered.splice(index, 1);
     this.#texts.delete(id);
     this.#lastReply = id;
+    if (reply.type === undefined) this.downloads.push(...frames.downloads(reply)); // abandoned calls' too
     const call = this.#calls.get(id);
     if (call === undefined) return; // abandoned: nobody waits for it any more
     this.#calls.delete(id);

@@ -105,6 +105,29 @@ describe("a hostile server", { timeout: scaled(30_000) }, () => {
     ]);
   });
 
+  test("downloads: listed by any reply, kept on the session, their bytes by download", async () => {
+    const item = { id: "d1", url: "http://a.invalid/f.zip", suggested_filename: "f.zip", mime_type: "application/zip",
+      size: 3, sha256: "a".repeat(64) };
+    const replies: Record<string, Frame> = {
+      click: { action: "clicked", downloads: [item] },
+      goto: { action: "goto", url: "http://a.invalid/", status_code: 200, headers: [], cookies: [], body: null,
+        redirects: [], content_type: null, downloads: [{ ...item, id: "d2" }] },
+      download: { action: "download", download_id: "d1", url: item.url, suggested_filename: "f.zip",
+        mime_type: "application/zip", size: 3, sha256: item.sha256, content: Buffer.from("abc").toString("base64") },
+    };
+    const [server, url] = await serve((socket, frame) => reply(socket, frame, replies[String(frame.action)] ?? { action: "done" }));
+    const session = await open(url);
+    await session.click("#dl");
+    assert.deepEqual((await session.goto("http://a.invalid/")).downloads.map((d) => d.id), ["d2"]);
+    assert.deepEqual(session.downloads.map((d) => d.id), ["d1", "d2"]);
+    assert.deepEqual(await session.download("d1", { timeout: "5s" }), { ...item, content: Buffer.from("abc") });
+    assert.deepEqual(server.received.slice(1), [
+      { action: "click", selector: "#dl", id: 1 },
+      { action: "goto", url: "http://a.invalid/", id: 2 },
+      { action: "download", download_id: "d1", timeout: "5s", id: 3 },
+    ]);
+  });
+
   test("a reply that is not JSON ends the session with a fatal error, every later call too", async () => {
     const [, url] = await serve((socket) => socket.send("<html>oops</html>"));
     const session = await open(url);

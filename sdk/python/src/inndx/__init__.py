@@ -13,13 +13,13 @@ from typing import Any
 
 from inndx.errors import CapacityError, ConnectionClosed, Error, NotFound, PolicyError, Timeout, error_for
 from inndx.pipeline import Pending, Pipeline
-from inndx.results import Cookie, GotoResult, Headers, Redirect
+from inndx.results import Cookie, Download, GotoResult, Headers, Redirect
 from inndx.session import Session, connect
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CapacityError", "ConnectionClosed", "Cookie", "Error", "GotoResult", "Headers", "NotFound", "Pending",
+    "CapacityError", "ConnectionClosed", "Cookie", "Download", "Error", "GotoResult", "Headers", "NotFound", "Pending",
     "Pipeline", "PolicyError", "Redirect", "Session", "Timeout", "aio", "connect", "error_for",
 ]
 

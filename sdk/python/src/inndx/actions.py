@@ -149,6 +149,11 @@ class Actions:
         frame = {"action": "upload", "selector": selector, "files": [frames.upload_file(entry) for entry in files]}
         return self._act(frame, timeout, frames.nothing)
 
+    def download(self, download_id: str, *, timeout: str | float | None = None) -> Any:
+        """The bytes of a download a reply listed (``GotoResult.downloads``, ``Session.downloads``),
+        as a ``Download`` with its ``content``; an id no reply listed: ``inndx.NotFound`` (404)."""
+        return self._act({"action": "download", "download_id": download_id}, timeout, frames.download)
+
     def cookies(self, *, timeout: str | float | None = None) -> Any:
         """Every cookie of the session, as ``Cookie``s."""
         return self._act({"action": "cookies"}, timeout, frames.cookies)

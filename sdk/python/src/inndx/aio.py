@@ -33,6 +33,7 @@ from inndx.actions import Actions
 from inndx.core import Call, ws_url
 from inndx.errors import ConnectionClosed, Error
 from inndx.pipeline import outcomes
+from inndx.results import Download
 
 __all__ = ["Pending", "Pipeline", "Session", "connect"]
 
@@ -64,6 +65,12 @@ class Session(Actions):
     def closed(self) -> Error | None:
         """Why the session is over, once it is (None while it is open)."""
         return self._core.closed
+
+    @property
+    def downloads(self) -> list[Download]:
+        """Every download the session's replies listed so far, oldest first (a goto's, a click's,
+        any action's); ``download(d.id)`` gives its bytes."""
+        return list(self._core.downloads)
 
     async def __aenter__(self) -> Session:
         return self

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from inndx import frames
 from inndx.errors import ConnectionClosed, Error, error_for
+from inndx.results import Download
 
 T = TypeVar("T")
 WS_PATH = "/v1/sessions/ws"
@@ -58,6 +59,7 @@ class Connection:
         self.token: str | None = None  # the latest resume token (Rule 5)
         self._texts: dict[int, str] = {}  # frames sent and not answered yet, for a resume
         self._last_reply: int | None = None  # the id of the newest reply in
+        self.downloads: list[Download] = []  # every download a reply listed, oldest first
         self._ids = itertools.count(1)
         self._waiting: list[int] = []  # sent, reply not taken yet, oldest first (Rule 1)
         self._replies: dict[int, dict[str, Any]] = {}
@@ -100,6 +102,7 @@ class Connection:
             self._last_reply = target
             self._texts.pop(target, None)
             self._store(target, reply)
+            self.downloads.extend(frames.downloads(reply))
         if kind == "fatal":
             for frame_id in list(self._waiting):
                 self._store(frame_id, reply)

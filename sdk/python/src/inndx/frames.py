@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from inndx.results import Cookie, GotoResult, decode_base64
+from inndx.results import Cookie, Download, GotoResult, decode_base64
 
 
 def duration(value: str | float | int | None) -> str | None:
@@ -91,6 +91,18 @@ def scrolled(reply: dict[str, Any]) -> tuple[float, float]:
 
 def pdf(reply: dict[str, Any]) -> bytes:
     return decode_base64(reply.get("pdf"))
+
+
+def downloads(reply: dict[str, Any]) -> list[Download]:
+    """The downloads a reply lists (any action's, on a browser)."""
+    items = reply.get("downloads")
+    return [Download.from_wire(item) for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def download(reply: dict[str, Any]) -> Download:
+    # the reply's own "id" is the frame's correlation id: the download's is "download_id"
+    listing = {k: v for k, v in reply.items() if k != "id"} | {"id": reply.get("download_id", "")}
+    return Download.from_wire(listing, decode_base64(reply.get("content")))
 
 
 def cookies(reply: dict[str, Any]) -> list[Cookie]:

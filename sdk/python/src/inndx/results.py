@@ -96,6 +96,27 @@ class Redirect:
 
 
 @dataclass(frozen=True)
+class Download:
+    """A file the page downloaded, as a reply listed it; ``content`` is filled by ``download()``."""
+
+    id: str
+    url: str
+    suggested_filename: str
+    mime_type: str
+    size: int
+    sha256: str
+    content: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_wire(cls, item: dict[str, Any], content: bytes | None = None) -> Download:
+        return cls(
+            id=item.get("id") or item.get("download_id") or "", url=item.get("url", ""),
+            suggested_filename=item.get("suggested_filename", ""), mime_type=item.get("mime_type", ""),
+            size=int(item.get("size", 0)), sha256=item.get("sha256", ""), content=content,
+        )
+
+
+@dataclass(frozen=True)
 class GotoResult:
     """The reply to a goto: the final response of the navigation and every hop before it.
 
@@ -112,6 +133,7 @@ class GotoResult:
     content_type: str | None
     id: Any = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    downloads: list[Download] = field(default_factory=list)  # files this goto downloaded (browsers)
 
     @property
     def text(self) -> str:
@@ -133,6 +155,7 @@ class GotoResult:
             content_type=frame.get("content_type"),
             id=frame.get("id"),
             raw=frame,
+            downloads=[Download.from_wire(d) for d in frame.get("downloads") or ()],
         )
 
 
