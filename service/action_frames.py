@@ -11,41 +11,34 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from service.config import parse_duration
 from service.errors import BadRequest, TooLarge
 from service.model import Cookie, StorageState, UploadFile
 
-ACTIONS = (
-    "goto", "click", "fill", "content", "evaluate", "screenshot", "close",
-    "wait_for", "press", "hover", "select", "scroll", "pdf", "upload",
-    "cookies", "set_cookies", "clear_cookies", "storage_state", "har",
-    "download",
-)
-REPLY_ACTION = {
-    "goto": "goto",
-    "click": "clicked",
-    "fill": "filled",
-    "content": "content",
-    "evaluate": "evaluated",
-    "screenshot": "screenshot",
-    "close": "closed",
-    "wait_for": "waited",
-    "press": "pressed",
-    "hover": "hovered",
-    "select": "selected",
-    "scroll": "scrolled",
-    "pdf": "pdf",
-    "upload": "uploaded",
-    "cookies": "cookies",
-    "set_cookies": "cookies_set",
-    "clear_cookies": "cookies_cleared",
-    "storage_state": "storage_state",
-    "har": "har",
-    "download": "download",
-}
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def action_table(directory: Path = SCHEMA_DIR) -> dict[str, str]:
+    """``{action: its reply's action}``, read from the schemas: each ``<name>.request.json`` whose
+    ``action`` is a constant, and its ``<name>.response.json``'s. The one list of actions: adding
+    one is adding its two schema files (then its call in ``actions.CALLS``)."""
+    table = {}
+    for path in sorted(directory.glob("*.request.json")):
+        action = json.loads(path.read_text(encoding="utf-8")).get("properties", {}).get("action", {}).get("const")
+        if action is None:  # the open and resume frames
+            continue
+        response = json.loads((directory / f"{action}.response.json").read_text(encoding="utf-8"))
+        table[action] = response["properties"]["action"]["const"]
+    return table
+
+
+REPLY_ACTION = action_table()
+ACTIONS = tuple(REPLY_ACTION)
 # actions whose client result is a dict of the reply's own fields
 FIELD_REPLIES = frozenset({"wait_for", "scroll", "cookies", "storage_state", "har", "download"})
 # replies that never list the session's downloads (``browser_download_files``)

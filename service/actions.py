@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from service import action_frames, protocol, replies, user_agents
@@ -56,52 +57,54 @@ def _run(
         attempt = lambda: client.goto(request, Deadline(timeout))  # noqa: E731
         # middleware: status retries (sharing max_retries), the standard client's blocks
         return chain.goto(request.url, attempt, open_frame.max_retries, timeout, interrupt)
-    if action.name == "content":
-        return client.content(Deadline(timeout))
-    if action.name == "click":
-        return client.click(args["selector"], Deadline(timeout))
-    if action.name == "fill":
-        return client.fill(args["selector"], args["value"], Deadline(timeout))
-    if action.name == "evaluate":
-        return client.evaluate(args["script"], Deadline(timeout))
-    if action.name == "screenshot":
-        return client.screenshot(Deadline(timeout), args)
-    if action.name == "pdf":
-        return client.pdf(args, Deadline(timeout))
-    if action.name == "wait_for":
-        started = time.monotonic()
-        client.wait_for(args, Deadline(timeout))
-        return {"elapsed_ms": int((time.monotonic() - started) * 1000)}
-    if action.name == "press":
-        return client.press(args["key_values"], args.get("selector"), Deadline(timeout))
-    if action.name == "hover":
-        return client.hover(args["selector"], Deadline(timeout))
-    if action.name == "select":
-        return client.select(args["selector"], args["values"], Deadline(timeout))
-    if action.name == "scroll":
-        return client.scroll(args, Deadline(timeout))
-    if action.name == "upload":
-        return client.upload(args["selector"], args["files"], Deadline(timeout))
-    if action.name == "cookies":
-        return {"cookies": [replies.cookie_frame(cookie) for cookie in client.cookies(Deadline(timeout))]}
-    if action.name == "set_cookies":
-        return client.set_cookies(args["cookies"], Deadline(timeout))
-    if action.name == "clear_cookies":
-        return client.clear_cookies(Deadline(timeout))
-    if action.name == "storage_state":
-        cookies, origins = client.storage_state(Deadline(timeout))
-        state = {
-            "cookies": [replies.cookie_frame(cookie) for cookie in cookies],
-            "origins": [{"origin": origin, "local_storage": [list(pair) for pair in pairs]} for origin, pairs in origins],
-        }
-        return {"state": state}
-    if action.name == "har":
-        return {"har": client.har(Deadline(timeout))}
-    if action.name == "download":
-        return client.download(args["download_id"], Deadline(timeout))
-    if action.name == "close":
-        return None
-    raise Conflict(f"unhandled action {action.name}")  # unreachable: the schema lists actions
+    call = CALLS.get(action.name)
+    if call is None:
+        raise Conflict(f"unhandled action {action.name}")  # unreachable: a test holds CALLS to the schemas
+    return call(client, args, Deadline(timeout))
+
+
+def _wait_for(client: FetchClient, args: dict[str, Any], deadline: Deadline) -> dict[str, int]:
+    started = time.monotonic()
+    client.wait_for(args, deadline)
+    return {"elapsed_ms": int((time.monotonic() - started) * 1000)}
+
+
+def _storage_state(client: FetchClient, args: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+    cookies, origins = client.storage_state(deadline)
+    state = {
+        "cookies": [replies.cookie_frame(cookie) for cookie in cookies],
+        "origins": [{"origin": origin, "local_storage": [list(pair) for pair in pairs]} for origin, pairs in origins],
+    }
+    return {"state": state}
+
+
+Call = Callable[[FetchClient, dict[str, Any], Deadline], Any]
+
+# Every action but goto (the middleware's loop, above): the client's method it calls, with the
+# frame's parsed fields (``action_frames.parse_args``), under the action's deadline. What it
+# returns is what ``replies.reply`` builds the reply from. A client that cannot do an action
+# answers 501 from ``FetchClient``'s default method.
+CALLS: dict[str, Call] = {
+    "click": lambda client, args, deadline: client.click(args["selector"], deadline),
+    "fill": lambda client, args, deadline: client.fill(args["selector"], args["value"], deadline),
+    "content": lambda client, args, deadline: client.content(deadline),
+    "evaluate": lambda client, args, deadline: client.evaluate(args["script"], deadline),
+    "screenshot": lambda client, args, deadline: client.screenshot(deadline, args),
+    "pdf": lambda client, args, deadline: client.pdf(args, deadline),
+    "wait_for": _wait_for,
+    "press": lambda client, args, deadline: client.press(args["key_values"], args.get("selector"), deadline),
+    "hover": lambda client, args, deadline: client.hover(args["selector"], deadline),
+    "select": lambda client, args, deadline: client.select(args["selector"], args["values"], deadline),
+    "scroll": lambda client, args, deadline: client.scroll(args, deadline),
+    "upload": lambda client, args, deadline: client.upload(args["selector"], args["files"], deadline),
+    "cookies": lambda client, args, deadline: {"cookies": [replies.cookie_frame(c) for c in client.cookies(deadline)]},
+    "set_cookies": lambda client, args, deadline: client.set_cookies(args["cookies"], deadline),
+    "clear_cookies": lambda client, args, deadline: client.clear_cookies(deadline),
+    "storage_state": _storage_state,
+    "har": lambda client, args, deadline: {"har": client.har(deadline)},
+    "download": lambda client, args, deadline: client.download(args["download_id"], deadline),
+    "close": lambda client, args, deadline: None,  # the session's loop closes the client itself
+}
 
 
 def goto_request(args: dict[str, Any], chain: Chain, rng: random.Random) -> GotoRequest:
