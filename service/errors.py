@@ -12,6 +12,7 @@ Every error the client can see is a ``ServiceError``; its class says the wire co
     ├── Conflict                      409  element not interactable, nothing loaded yet
     ├── SessionExpired                410  idle too long / past max lifetime (fatal, 1008)
     ├── TooLarge                      413  frame or body over the size limit
+    ├── Misdirected                   421  a resume that reached an instance not holding it (fatal, 1008)
     ├── ScriptError                   422  the evaluated script threw
     ├── TooManyRequests               429  tenant quota, too many pending actions
     ├── InternalError                 500  our bug (fatal, 1011)
@@ -19,6 +20,8 @@ Every error the client can see is a ``ServiceError``; its class says the wire co
     ├── UpstreamError                 502  DNS, refused, reset, TLS after the retries
     │   └── BadAnswer                 502  a malformed answer (bad Location): not retried
     ├── Unavailable                   503  no capacity, browser lost, shutting down (fatal, 1011)
+    │   └── HandedOver                503  shutting down, the session left for another instance
+    │                                      to adopt (fatal, ``resumable``, 1012)
     ├── GatewayTimeout                504  navigation, script, element wait timed out
     └── TooManyRedirects              508  more redirects than max_redirects
 
@@ -34,6 +37,8 @@ class ServiceError(Exception):
     code: int = 500
     fatal: bool = False
     close_code: int = 1011
+    #: the session outlives this error: the client resumes it (on another instance)
+    resumable: bool = False
 
     #: the ``id`` of the action frame this error answers, when it had a readable one
     action_id: str | int | None = None
@@ -130,6 +135,17 @@ class BadAnswer(UpstreamError):
 class Unavailable(ServiceError):
     code = 503
     fatal = True
+
+
+class HandedOver(Unavailable):
+    close_code = 1012  # service restart
+    resumable = True
+
+
+class Misdirected(ServiceError):
+    code = 421
+    fatal = True
+    close_code = 1008
 
 
 class GatewayTimeout(ServiceError):

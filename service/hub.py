@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from service import middleware, protocol, resume
+from service import handover, middleware, protocol, replies, resume
 from service.clients import grid_status, make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
@@ -30,7 +30,9 @@ from service.pool import Pool, unit_maker
 from service.proxies import Proxies
 from service.quotas import Claim, Quotas
 from service.session import Outbox, Session
-from service.tenants import Tenant, Tenants
+from service.session_records import Records
+from service.tenants import Tenants
+from service.ticket import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -40,25 +42,6 @@ ENDING_POLL = 0.02  # seconds between its looks meanwhile (a session starting to
 
 
 GONE_KEPT = 10_000  # ended sessions remembered, so that a resume of one is told 410, not 403
-
-
-class Ticket:
-    """One tenant's claims (a session slot, taken before the upgrade, and a browser once it has
-    one); ``release`` frees them all and is idempotent. ``key`` is the API key the client gave
-    (its tenant has keys) or "": a session is resumed only with the same tenant and key."""
-
-    def __init__(self, tenant: Tenant, claim: Claim, key: str = "", resuming: str | None = None):
-        self.tenant = tenant
-        self.key = key
-        self.resuming = resuming  # the session this socket came to resume, holding no claim of its own
-        self._claims = [claim]
-
-    def add(self, claim: Claim) -> None:
-        self._claims.append(claim)
-
-    def release(self) -> None:
-        for claim in self._claims:
-            claim.release()
 
 
 class Hub:
@@ -77,6 +60,11 @@ class Hub:
         )
         self._egress: dict[str, Listener] = {}  # browser sessions' listeners, by session id
         self.quotas = Quotas(settings, self.metrics)
+        self.records = (  # sessions' records, for another instance to adopt them (service.handover)
+            Records(settings.redis_url, settings.quota_ttl, settings.resume_window, uuid.uuid4().hex)
+            if settings.redis_url and settings.resume_window > 0 else None
+        )
+        self._recorders: dict[str, handover.Recorder] = {}
         self.metrics.parked(self.parked_sessions)
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # notified each time a session has ended
@@ -134,6 +122,8 @@ class Hub:
         if ticket.resuming not in (None, frame.session_id):
             resume.check(None, *who)
             raise resume.refused()
+        if session is None and gone is None and self.records is not None:
+            return handover.adopt(self, ticket, frame, outbox)  # held by another process, or nobody
         if session is None:
             known = resume.check(gone, *who)
             resume.check(None, *who)  # as many comparisons as for a live session (its token and the one before)
@@ -141,19 +131,30 @@ class Hub:
                 raise resume.refused()
             raise resume.gone()
         session.resume(outbox, who, frame)
+        with self._lock:
+            recorder = self._recorders.get(session.id)
+        if recorder is not None:
+            recorder.resumed()
         return session
 
     # ------------------------------------------------------------------------------ sessions
 
-    def open_session(self, ticket: Ticket, open_frame: protocol.OpenFrame, outbox: Outbox) -> Session:
-        """Build and start the session for a valid open frame. Errors are fatal at open."""
+    def open_session(self, ticket: Ticket, open_frame: protocol.OpenFrame, outbox: Outbox,
+                     adopting: tuple[str, str | int | None] | None = None) -> Session:
+        """Build and start the session for a valid open frame. Errors are fatal at open.
+        ``adopting``: (its id, the id of the last frame it handled) of a session whose record
+        another process left (``service.handover``): its first reply is then the resume reply."""
         tenant = ticket.tenant.id
         if ticket.resuming is not None:
             raise BadRequest("this socket came to resume a session (?session=): its first frame is a resume frame", fatal=True)
         proxies = self.proxies.resolve(open_frame.proxies, tenant)
         chain = middleware.build(open_frame.middleware, open_frame.client, self.metrics.blocked)
-        session_id = str(uuid.uuid4())
+        session_id = str(uuid.uuid4()) if adopting is None else adopting[0]
         credentials, token = resume.Credentials.issue(tenant, ticket.key)
+        hello = None if adopting is None else replies.session_resumed(session_id, token, adopting[1])
+        recorder = None if self.records is None else handover.Recorder(
+            self.records, session_id, tenant, ticket.key, open_frame, lambda: session.link.credentials
+        )
         egress = None
         unit = None  # a warm browser from the pool: its slot and its egress listener come with it
         cold_started = _once(lambda: None)  # on a Grid, a cold start's end (see _cold_grid_start)
@@ -214,12 +215,18 @@ class Hub:
             resume_window=self.settings.resume_window,
             credentials=credentials,
             resume_token=token,
+            hello=hello,
+            on_record=recorder,
         )
+        if adopting is not None:
+            session.link.last_received = session.last_done = adopting[1]
         try:
             with self._lock:  # one check and one registration: shutdown sees it, or it never starts
                 if self._shutting_down:
                     raise Unavailable("the server is shutting down", close_code=1001)
                 self._sessions[session_id] = session
+                if recorder is not None:
+                    self._recorders[session_id] = recorder
                 if egress is not None:
                     self._egress[session_id] = egress
         except BaseException:
@@ -338,8 +345,11 @@ class Hub:
         else."""
         with self._lock:
             egress = self._egress.pop(session.id, None)
+            recorder = self._recorders.pop(session.id, None)
         if egress is not None:
             egress.close()
+        if recorder is not None:
+            recorder.ended()  # unless it was handed over (then another process may hold it)
         ticket.release()
         with self._ended:  # its claims are free: a claim waiting for an ending may go on
             self._sessions.pop(session.id, None)
@@ -370,30 +380,16 @@ class Hub:
     # ------------------------------------------------------------------------------ shutdown
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Stop admitting, end every session with fatal 503 and close 1001, and wait for their
-        threads (and so their browsers) to end; idempotent. Sessions still busy at the deadline
-        get their client closed from here (which kills its processes)."""
+        """Stop admitting, end every session with fatal 503 and close 1001 (or hand it over:
+        ``service.handover``), and wait for their threads (and so their browsers) to end;
+        idempotent. Sessions still busy at the deadline get their client closed from here."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         with self._lock:
             first = not self._shutting_down
             self._shutting_down = True
             sessions = list(self._sessions.values())
             self._ended.notify_all()  # a claim waiting for an ending gives up now
-        if first:
-            logger.info("shutting down: %d sessions to end", len(sessions))
-        for session in sessions:
-            session.fail(Unavailable("the server is shutting down", close_code=1001))
-        end = time.monotonic() + timeout
-        self.pool.drain(timeout)  # idle browsers end now; a launch in flight ends when it returns
-        for session in sessions:
-            session.thread.join(max(0.0, end - time.monotonic()))
-        for session in sessions:
-            if session.thread.is_alive():
-                logger.warning("session %s still busy at shutdown: closing its client", session.id)
-                session.force_close_client()
-                session.thread.join(2.0)
-        self.gateway.stop()
-        self.quotas.close()
+        handover.shutdown(self, sessions, first, timeout)
 
 
 def _once(call: Callable[[], None]) -> Callable[[], None]:

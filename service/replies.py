@@ -92,7 +92,10 @@ def error_frame(error: ServiceError, action_id: str | int | None = None, fatal: 
     message = error.message
     if len(message) > MAX_MESSAGE:
         message = f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
-    return _with_id({"type": "fatal" if is_fatal else "error", "message": message, "code": error.code}, action_id)
+    frame = {"type": "fatal" if is_fatal else "error", "message": message, "code": error.code}
+    if error.resumable:
+        frame["resumable"] = True
+    return _with_id(frame, action_id)
 
 
 def session_opened(session_id: str, resume_token: str) -> dict[str, Any]:

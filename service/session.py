@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from service import actions, middleware, protocol, replies, resume
+from service import actions, middleware, protocol, replies, resume, session_park
 from service.clients.base import ClientOptions, FetchClient
 from service.deadline import Deadline
 from service.errors import (
@@ -70,6 +70,8 @@ class Session:
         resume_window: float = 0.0,
         credentials: resume.Credentials | None = None,
         resume_token: str = "",
+        hello: dict[str, Any] | None = None,
+        on_record: Callable[[FetchClient | None, Any, bool], None] | None = None,
     ):
         self.id = session_id
         self.tenant = tenant
@@ -81,6 +83,11 @@ class Session:
         self.link = resume.Link(outbox, resume_window, credentials)
         self._outbox: Outbox = self.link  # every frame goes through the link (kept for a resume)
         self._resume_token = resume_token  # shown once, in the open reply
+        self._hello = hello  # the first reply instead of the open reply (an adopted session's resume reply)
+        # the session's record (``service.handover``): after its first reply and each frame it
+        # handled (the id of the last one), and at a handover (released: True); its thread only
+        self._on_record = on_record or (lambda client, last_done, released: None)
+        self.last_done: Any = None  # the id of the last frame handled (errors' included)
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
         self._max_lifetime = max_lifetime
@@ -276,47 +283,26 @@ class Session:
         with self._lock:  # idle time and lifetime count from the open reply, not the browser start
             self.started_at = self.last_activity = time.monotonic()
         self._move(State.READY)
-        self._send(replies.session_opened(self.id, self._resume_token))
+        self._send(self._hello or replies.session_opened(self.id, self._resume_token))
         self._resume_token = ""  # shown once
+        self._on_record(client, self.last_done, False)
         self.log.info("session opened: client %s", self.kind)
         return True
 
     def _loop(self) -> None:
         while True:
-            if self.link.parked and not self._sit_out_park():
+            if self.link.parked and not session_park.sit_out(self):
                 return
             item = self._inbox.get(self._until_expiry())
             if self._stopping() or self._expired():
                 return
             if item is WAKE:
                 continue
-            if self.link.parked and not self._sit_out_park():  # the queue stops while parked
+            if self.link.parked and not session_park.sit_out(self):  # the queue stops while parked
                 return
             self._inbox.taken(item)
             if not self._handle(item) or (self._stop_requested.is_set() and self._stopping()):
                 return
-
-    def _sit_out_park(self) -> bool:
-        """Parked: wait for a resume (True), while the idle clock runs; False when the session
-        is over (a stop, its expiry, or the resume window passed: it then ends quietly)."""
-        link = self.link
-        self.log.info("session parked: %s", link.failure or "the client went away")
-        expiry_passed = False  # and it did not expire (frames wait): then only the window counts
-        while True:
-            since = link.parked_since
-            if since is None:
-                return True
-            window_end = since + link.window
-            until = window_end if expiry_passed else min(window_end, time.monotonic() + self._until_expiry())
-            if link.wait_attached(until, self._stop_requested):
-                return True
-            if self._stopping() or self._expired():
-                return False
-            expiry_passed = True
-            if link.parked_since == since and time.monotonic() >= window_end:
-                self.abort(f"not resumed within {link.window:g}s of the drop ({link.failure})")
-                self._stopping()
-                return False
 
     def _until_expiry(self) -> float:
         """Seconds until the session would expire if nothing came (at least a little)."""
@@ -354,12 +340,15 @@ class Session:
         self.end_reason = f"fatal {error.code}: {error.message}"
         if not self.finished:
             self._move(State.FAILED)  # from any state: a failed session stays failed
+        if error.resumable:  # handed over: its record goes first, then the client is told
+            self._on_record(self._client, self.last_done, True)
         self._end(error, error.close_code, error.message[:100])
 
     def _handle(self, item: protocol.Action | ServiceError) -> bool:
         """Handle one frame; False when the session is over."""
         if isinstance(item, ServiceError):  # refused by the protocol or over the pending bound
             self._report("invalid", str(item.code), time.monotonic())
+            self._settled(item.action_id)
             self._send(replies.error_frame(item))
             return not self._client_gone
         action = item
@@ -386,6 +375,7 @@ class Session:
                     self._outbox.close(1000, "closed")
                 self.done.set()
                 return False
+            self._settled(action.id)  # its record before its reply: a reply in hand is in the record
             self._send(replies.reply(action, value))
             self._report(name, "ok", started)
             return not self._client_gone
@@ -395,11 +385,17 @@ class Session:
                 self.log.warning("fatal error in %s: %s", name, error.message)
                 self._fail(error)
                 return False
+            self._settled(action.id)
             self._send(replies.error_frame(error, action.id))
             return not self._client_gone
         finally:
             with self._lock:
                 self.last_activity = time.monotonic()
+
+    def _settled(self, done_id: Any) -> None:
+        self.last_done = self.last_done if done_id is None else done_id
+        if not self.done.is_set():
+            self._on_record(self._client, self.last_done, False)
 
     def _report(self, name: str, outcome: str, started: float) -> None:
         seconds = time.monotonic() - started
