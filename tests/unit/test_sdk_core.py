@@ -138,3 +138,18 @@ def test_every_download_a_reply_lists_is_kept_in_order():
     c.receive(json.dumps({"action": "clicked", "id": third, "downloads": [{**item, "id": "d2"}, "junk"]}))
     assert [d.id for d in c.downloads] == ["d1", "d2"] and c.downloads[0] == inndx.Download(**item)
     assert c.result(first)["downloads"] == [item]
+
+
+def test_a_restart_that_hands_the_session_over_is_a_drop_not_an_end():
+    c = _resumable()
+    waiting = sent(c, {"action": "goto", "url": "http://x/"})
+    c.receive(json.dumps({"type": "fatal", "message": "restarting", "code": 503, "resumable": True}))
+    assert c.closed is None and not c.answered(waiting)  # nothing settled: the call waits for the resume
+    assert c.dropped(1012)
+    # without resuming, or with "resumable" anything but true, it ends the session as any fatal frame
+    for connection, frame in (
+        (Connection(), {"type": "fatal", "message": "restarting", "code": 503, "resumable": True}),
+        (_resumable(), {"type": "fatal", "message": "restarting", "code": 503, "resumable": "yes"}),
+    ):
+        connection.receive(json.dumps(frame))
+        assert connection.closed is not None and connection.closed.code == 503

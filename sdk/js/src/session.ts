@@ -31,6 +31,8 @@
  *    nothing runs twice, and the replies the server sends again settle their calls by id (one
  *    already taken is dropped). A refusal (403: not this session's token; 410: the session is
  *    over) ends the session with that error; so does a resume that did not succeed in time.
+ *    The fatal frame with `"resumable": true` (503) that a restarting server sends before its
+ *    close 1012 (it hands the session over to another instance) ends nothing either.
  */
 
 import WebSocket from "ws";
@@ -230,6 +232,9 @@ export class Session extends Actions {
     }
     const frame = reply as Reply;
     if (this.#seen(frame.id)) return; // sent again after a resume, taken already (rule 7)
+    // a restart hands the session over (fatal 503, resumable): its close 1012 follows, then a resume (rule 7)
+    if (frame.type === "fatal" && frame.resumable === true
+      && this.#reconnect !== undefined && this.#token !== undefined) return;
     const isError = frame.type === "error" || frame.type === "fatal";
     let target: number | undefined;
     if (typeof frame.id === "number" && this.#unanswered.includes(frame.id)) {

@@ -420,6 +420,34 @@ describe("a hostile server and a resumable session", { timeout: scaled(30_000) }
     assert.deepEqual(following(server, resumeFrame), [{ action: "evaluate", script: "y", id: 2 }]);
   });
 
+  test("fatal 503 resumable then close 1012 (a restart hands the session over): resumed, the call answered once", async () => {
+    let second: WebSocket | undefined;
+    const [server, url] = await serve((socket, frame) => {
+      if (socket === second) return answer(socket, frame);
+      socket.send(JSON.stringify({ type: "fatal", message: "the server is restarting", code: 503, resumable: true }));
+      socket.close(1012, "service restart");
+    }, true, (socket, frame) => {
+      if (frame.resume === undefined) return opened(socket);
+      second = socket;
+      resumed(socket, 1);
+      reply(socket, { id: 1 }, { action: "evaluated", result: "ran once, elsewhere" });
+    });
+    const session = await open(url, { resume: true });
+    assert.equal(await session.evaluate("x"), "ran once, elsewhere");
+    assert.deepEqual([session.resumes, session.closed], [1, null]);
+    assert.equal(server.received.filter((frame) => frame.resume !== undefined).length, 1);
+    assert.equal(await session.evaluate("y"), "y");
+  });
+
+  test("fatal 503 resumable without resuming: it ends the session as any fatal frame", async () => {
+    const [, url] = await serve((socket) => {
+      socket.send(JSON.stringify({ type: "fatal", message: "the server is restarting", code: 503, resumable: true }));
+      socket.close(1012, "service restart");
+    });
+    const session = await open(url);
+    await assert.rejects(session.evaluate("x"), (error: InndxError) => error.code === 503 && error.fatal);
+  });
+
   for (const [code, family] of [[410, InndxError], [403, PolicyError]] as const) {
     test(`a resume refused with ${code}: the calls in flight and every later call reject with it, no retry`, async () => {
       const message = code === 410 ? "the session has ended" : "no such session";

@@ -18,7 +18,9 @@ Rule 4. An action whose caller gave up (its reply timeout, a cancelled task) is 
         reply is read and dropped when it comes, and it keeps its place in the order (Rule 1).
 Rule 5. A resumable connection (``resumable=True``) keeps the text of every frame not answered
         yet. A link that breaks (close 1006 or 1012, or the server's ping timeout) does not end
-        the session (``dropped``): the I/O resumes it on a new socket with ``resume_frame()``,
+        the session (``dropped``), nor does the fatal frame with ``"resumable": true`` (503) a
+        restarting server sends before its close 1012 (it hands the session over to another
+        instance): the I/O resumes it on a new socket with ``resume_frame()``,
         and ``resumed(reply)`` gives the frames to send again, only those after the server's
         ``last_received``. The replies the server sends again come in through ``receive``; one
         already taken is dropped.
@@ -87,6 +89,8 @@ class Connection:
             reply = parse(data)
             kind = reply.get("type")
             target = reply.get("id")
+            if kind == "fatal" and reply.get("resumable") is True and self.resumable and self.token is not None:
+                return  # a restart hands the session over: its close 1012 follows, then a resume (Rule 5)
             if self._seen(target):  # sent again after a resume, taken already (Rule 5)
                 return
             if target not in self._waiting or target in self._replies:
