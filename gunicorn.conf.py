@@ -21,7 +21,9 @@ the workers' heartbeats and the status each worker writes twice a second (``serv
 a probe is answered at once however busy the workers are.
 
 Shutdown: on SIGTERM each worker first tells its sessions (fatal 503, close 1001) and quits
-their browsers, then lets gunicorn stop; ``worker_exit`` repeats that as a backstop.
+their browsers, then lets gunicorn stop; ``worker_exit`` repeats that as a backstop. With
+INNDX_REDIS_URL, standard sessions are handed over instead (fatal 503 ``resumable``, close 1012):
+their records are left for another instance to adopt (``service.handover``).
 """
 
 import os

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -165,6 +166,24 @@ def adopt(hub: Hub, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox)
         raise
     logger.info("session adopted from a record in %.3fs", time.monotonic() - started)
     return session
+
+
+def session_id_for(hub: Hub, proposed: str | None) -> str:
+    """A new session's id: the one its socket proposed (``?session=<a fresh UUID>`` on the open's
+    URL, so that a balancer hashing that argument sends its open and its resumes to one instance)
+    when it is a canonical UUID 4 that no session here, or in the records, has had; else a random one."""
+    if proposed is not None:
+        try:
+            wanted = str(uuid.UUID(proposed, version=4))
+        except ValueError:
+            wanted = None
+        if wanted == proposed and not hub.known(wanted):
+            try:
+                if hub.records is None or hub.records.look(wanted).state == "none":
+                    return wanted
+            except hub.records.error as exc:
+                logger.warning("session records unreachable: %s", type(exc).__name__)
+    return str(uuid.uuid4())
 
 
 def _unreachable(exc: Exception) -> Unavailable:

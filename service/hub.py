@@ -99,7 +99,9 @@ class Hub:
                 session = self._sessions.get(resuming)
             if session is not None and session.tenant == tenant.id:
                 return Ticket(tenant, Claim(), key, resuming)
-        return Ticket(tenant, self._after_endings(lambda: self.quotas.admit_session(tenant), tenant.id), key)
+        ticket = Ticket(tenant, self._after_endings(lambda: self.quotas.admit_session(tenant), tenant.id), key)
+        ticket.proposed = resuming
+        return ticket
 
     def resume_session(self, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox) -> Session:
         """``_resume``, counted in ``inndx_session_resumes_total{outcome}``."""
@@ -149,7 +151,7 @@ class Hub:
             raise BadRequest("this socket came to resume a session (?session=): its first frame is a resume frame", fatal=True)
         proxies = self.proxies.resolve(open_frame.proxies, tenant)
         chain = middleware.build(open_frame.middleware, open_frame.client, self.metrics.blocked)
-        session_id = str(uuid.uuid4()) if adopting is None else adopting[0]
+        session_id = handover.session_id_for(self, ticket.proposed) if adopting is None else adopting[0]
         credentials, token = resume.Credentials.issue(tenant, ticket.key)
         hello = None if adopting is None else replies.session_resumed(session_id, token, adopting[1])
         recorder = None if self.records is None else handover.Recorder(
@@ -358,6 +360,11 @@ class Hub:
                 self._gone.popitem(last=False)
             self._ended.notify_all()
         self.metrics.session_closed(session.kind)
+
+    def known(self, session_id: str) -> bool:
+        """A session of that id lives here, or ended here lately."""
+        with self._lock:
+            return session_id in self._sessions or session_id in self._gone
 
     def find(self, session_id: str) -> Session | None:
         """The live session of that id in this worker (the live view's lookup), or None."""

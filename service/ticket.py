@@ -16,6 +16,7 @@ class Ticket:
         self.tenant = tenant
         self.key = key
         self.resuming = resuming  # the session this socket came to resume, holding no claim of its own
+        self.proposed: str | None = None  # the ?session= of a socket that holds no such session: an open's id
         self._claims = [claim]
 
     def add(self, claim: Claim) -> None:

@@ -290,3 +290,24 @@ class Front:
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
 
+
+
+def test_an_open_may_propose_its_session_id_so_that_a_balancer_can_hash_it(instances):
+    a, b = instances(2)
+    wanted = str(uuid.uuid4())
+    first = connect(a.ws_url + f"?session={wanted}")
+    try:
+        assert first.open(client="standard") == wanted
+        same = connect(a.ws_url + f"?session={wanted}")  # a live session's own instance: it came to resume
+        refused = same.request({"client": "standard"})
+        assert refused["type"] == "fatal" and refused["code"] == 400, refused
+        same.close()
+        for service, proposed in ((b, wanted), (b, wanted.upper()), (b, "x" * 36),
+                                  (b, "0b0f3c4e-5d0b-1a52-9b8e-6cf3c3b0f8a1")):
+            # in use here or in another instance's record, not canonical, not a UUID 4: a random id
+            other = connect(service.ws_url + f"?session={proposed}")
+            got = other.open(client="standard")
+            assert got != proposed and str(uuid.UUID(got, version=4)) == got
+            close_quietly(other)
+    finally:
+        close_quietly(first)

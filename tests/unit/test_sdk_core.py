@@ -153,3 +153,12 @@ def test_a_restart_that_hands_the_session_over_is_a_drop_not_an_end():
     ):
         connection.receive(json.dumps(frame))
         assert connection.closed is not None and connection.closed.code == 503
+
+
+def test_a_resumable_open_proposes_a_fresh_session_id_on_its_url():
+    from urllib.parse import parse_qs, urlsplit
+
+    plain = inndx.core.open_url("http://h:1", resume=False)
+    assert plain == "ws://h:1/v1/sessions/ws"
+    ids = {parse_qs(urlsplit(inndx.core.open_url("http://h:1", resume=True)).query)["session"][0] for _ in range(3)}
+    assert len(ids) == 3 and all(len(i) == 36 for i in ids)

@@ -4,6 +4,8 @@
  * A resume (session.ts) opens its sockets the same way, with the resume frame instead.
  */
 
+import { randomUUID } from "node:crypto";
+
 import WebSocket from "ws";
 
 import { ConnectionClosed, InndxError, errorFor } from "./errors.js";
@@ -54,7 +56,10 @@ export function connect(url: string, tenant?: string, options: ConnectOptions = 
   if (apiKey !== undefined) headers.Authorization = `Bearer ${apiKey}`;
   const socket = { headers, limit: connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, maxPayload: maxPayload ?? DEFAULT_MAX_PAYLOAD, what: "open" as const };
 
-  return handshake(frames.wsUrl(url), socket, frame, (ws, reply) => {
+  // resuming: the open proposes the session's id (a fresh UUID), so that a balancer hashing
+  // `?session=` sends the open and every resume of the session to the same instance
+  const openUrl = resume ? frames.resumeUrl(url, randomUUID()) : frames.wsUrl(url);
+  return handshake(openUrl, socket, frame, (ws, reply) => {
     if (typeof reply.session_id !== "string") return errorFor(reply.code, String(reply.message ?? JSON.stringify(reply)), { fatal: true });
     const sessionId = reply.session_id;
     const token = typeof reply.resume_token === "string" ? reply.resume_token : undefined;

@@ -337,7 +337,7 @@ async def _upgrade(url: str, headers: list[tuple[str, str]], connect_timeout: fl
 async def _open(url: str, headers: list[tuple[str, str]], frame: dict[str, Any], connect_timeout: float,
                 reply_timeout: float | None, resume: bool = False, resume_timeout: float = 90.0) -> Session:
     try:
-        ws = await _upgrade(url, headers, connect_timeout)
+        ws = await _upgrade(core.open_url(url, resume), headers, connect_timeout)
     except (websockets.InvalidHandshake, websockets.InvalidURI, OSError, TimeoutError) as exc:
         raise Error(f"cannot connect to {url}: {exc}", None, fatal=True) from None
     try:

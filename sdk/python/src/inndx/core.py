@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -251,6 +252,13 @@ def opened(data: str, connection: Connection | None = None) -> str:
     if connection is not None:
         connection.session_id, connection.token = reply["session_id"], reply.get("resume_token")
     return reply["session_id"]
+
+
+def open_url(url: str, resume: bool) -> str:
+    """Where an open goes: with resuming, ``?session=<a fresh UUID>``, which the service takes as
+    the session's id, so that a balancer hashing that argument sends the open and every resume
+    of the session to the same instance."""
+    return resume_url(url, str(uuid.uuid4())) if resume else ws_url(url)
 
 
 def resume_url(url: str, session_id: str) -> str:

@@ -264,7 +264,9 @@ def connect(
     frame = core.open_frame(client, viewport, timeout, max_redirects, max_retries, proxies, middleware, fields)
     headers = [f"{name}: {value}" for name, value in core.handshake_headers(tenant, api_key)]
     try:
-        ws = websocket.create_connection(ws_url(url), timeout=connect_timeout, header=headers, enable_multithread=True)
+        ws = websocket.create_connection(
+            core.open_url(url, resume), timeout=connect_timeout, header=headers, enable_multithread=True
+        )
     except websocket.WebSocketBadStatusException as exc:
         raise core.refused(exc.status_code, exc.resp_body) from None
     except (websocket.WebSocketException, OSError) as exc:
