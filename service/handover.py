@@ -77,12 +77,14 @@ class Recorder:
         if open_frame.storage_state is not None:
             self._cookies = [_cookie(c) for c in open_frame.storage_state.cookies]
         self._last: Any = None
+        self._written = False
 
     def __call__(self, client: FetchClient | None, last_done: Any, released: bool) -> None:
         """The session's ``on_record``: its jar read on its own thread (Rule 1)."""
         kind = self._kind
-        if kind not in MOVABLE and (self._last is not None or last_done is not None) and not released:
-            return  # a browser's record says who may resume it; nothing of its state moves
+        if kind not in MOVABLE and self._written and not released:
+            return  # a browser's record says who may resume it (and the resumes' tokens); nothing else moves
+        self._written = True
         if kind in MOVABLE and client is not None:
             try:
                 self._cookies = [_cookie(c) for c in client.cookies(Deadline(JAR_WAIT))]
@@ -171,13 +173,13 @@ def adopt(hub: Hub, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox)
 def session_id_for(hub: Hub, proposed: str | None) -> str:
     """A new session's id: the one its socket proposed (``?session=<a fresh UUID>`` on the open's
     URL, so that a balancer hashing that argument sends its open and its resumes to one instance)
-    when it is a canonical UUID 4 that no session here, or in the records, has had; else a random one."""
+    when it is a canonical UUID 4 that no live session here, nor a record, has; else a random one."""
     if proposed is not None:
         try:
             wanted = str(uuid.UUID(proposed, version=4))
         except ValueError:
             wanted = None
-        if wanted == proposed and not hub.known(wanted):
+        if wanted == proposed and hub.find(wanted) is None:
             try:
                 if hub.records is None or hub.records.look(wanted).state == "none":
                     return wanted

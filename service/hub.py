@@ -17,14 +17,14 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 
 from service import handover, middleware, protocol, replies, resume
-from service.clients import grid_status, make_client
+from service.clients import make_client
 from service.clients.base import ClientOptions
 from service.config import Settings
 from service.egress import Gateway, Listener
 from service.errors import BadRequest, ServiceError, TooManyRequests, Unavailable
+from service.grid_starts import ColdGridStarts, once
 from service.metrics import Metrics
 from service.pool import Pool, unit_maker
 from service.proxies import Proxies
@@ -71,7 +71,8 @@ class Hub:
         self._sessions: dict[str, Session] = {}
         self._gone: collections.OrderedDict[str, resume.Credentials | None] = collections.OrderedDict()
         self._pool_slots: list[Claim] = []  # the pool's browser slots (ready or launching), interchangeable
-        self._cold_grid_starts = 0  # cold opens on the Grid whose browser has not started yet
+        # cold opens on the Grid whose browser has not started yet (the pool leaves them room)
+        self._grid = ColdGridStarts(settings.selenium_remote_url or "", lambda: self.pool.evict())
         self._shutting_down = False
         self.pool = Pool(
             {"chrome": settings.pool_chrome, "firefox": settings.pool_firefox},
@@ -80,7 +81,7 @@ class Hub:
             self._give_back_browser,
             settings.pool_launches,
             self.metrics,
-            room=self._grid_room if settings.selenium_remote_url else None,
+            room=self._grid.room if settings.selenium_remote_url else None,
         )  # started by create_app (a Hub built alone, as in unit tests, starts no browser)
 
     # ------------------------------------------------------------------------------ admission
@@ -159,7 +160,7 @@ class Hub:
         )
         egress = None
         unit = None  # a warm browser from the pool: its slot and its egress listener come with it
-        cold_started = _once(lambda: None)  # on a Grid, a cold start's end (see _cold_grid_start)
+        cold_started = once(lambda: None)  # on a Grid, a cold start's end (see ColdGridStarts)
         browser: list[Claim] = []  # the tenant's browser quota, then the instance's slot
         if open_frame.client != "standard":  # the browser's one road out, tied to this session
             browser.append(  # 429 before any 503
@@ -177,7 +178,7 @@ class Hub:
                 else:
                     browser.append(self._take_browser())  # a slot for a cold start, or 503
                     if self.settings.selenium_remote_url:
-                        cold_started = self._cold_grid_start(open_frame.client)
+                        cold_started = self._grid.start(open_frame.client)
                     egress = self.gateway.open(session_id, open_frame.client, proxies[0] if proxies else None)
             except BaseException:
                 cold_started()
@@ -297,32 +298,6 @@ class Hub:
                 return False
             return self._ended.wait_for(ended, max(0.0, end - time.monotonic())) and not self._shutting_down
 
-    # On a Grid, the pool never takes the slots sessions need: it launches only where the Grid
-    # has room beyond the cold opens under way, and a cold open that finds no room ends an idle
-    # pooled unit (of any kind: the Grid's slots are shared) before its browser is asked for.
-
-    def _grid_room(self, kind: str) -> bool:
-        free = grid_status.free_slots(self.settings.selenium_remote_url or "")
-        with self._lock:
-            pending = self._cold_grid_starts
-        return free is not None and free.get(kind, 0) > pending
-
-    def _cold_grid_start(self, kind: str) -> Callable[[], None]:
-        """Count a cold open on the Grid until its browser has started (the returned callable,
-        idempotent, ends the count); make room for it by ending an idle pooled unit if the Grid
-        has none."""
-        with self._lock:
-            self._cold_grid_starts += 1
-        free = grid_status.free_slots(self.settings.selenium_remote_url or "")
-        if free is not None and free.get(kind, 0) < 1 and self.pool.evict():
-            logger.info("the Grid has no room for a %s: an idle pooled browser was ended for it", kind)
-
-        def started() -> None:
-            with self._lock:
-                self._cold_grid_starts -= 1
-
-        return _once(started)
-
     # The pool's slot accounting: a launch reserves an instance slot (no tenant yet); a unit
     # ended in the pool gives one back; a unit handed out takes one along to its session.
 
@@ -361,11 +336,6 @@ class Hub:
             self._ended.notify_all()
         self.metrics.session_closed(session.kind)
 
-    def known(self, session_id: str) -> bool:
-        """A session of that id lives here, or ended here lately."""
-        with self._lock:
-            return session_id in self._sessions or session_id in self._gone
-
     def find(self, session_id: str) -> Session | None:
         """The live session of that id in this worker (the live view's lookup), or None."""
         with self._lock:
@@ -397,18 +367,3 @@ class Hub:
             sessions = list(self._sessions.values())
             self._ended.notify_all()  # a claim waiting for an ending gives up now
         handover.shutdown(self, sessions, first, timeout)
-
-
-def _once(call: Callable[[], None]) -> Callable[[], None]:
-    """``call``, run the first time only (thread-safe)."""
-    lock = threading.Lock()
-    done = [False]
-
-    def run() -> None:
-        with lock:
-            if done[0]:
-                return
-            done[0] = True
-        call()
-
-    return run

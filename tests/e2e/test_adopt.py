@@ -223,6 +223,25 @@ def test_a_resume_that_reaches_an_instance_while_the_owner_lives_is_421(instance
         close_quietly(again)
 
 
+@pytest.mark.clients("chrome", "firefox")
+def test_a_browser_session_is_not_handed_over_and_ends_as_before(instances, site: Site, client: str):
+    """Browsers cannot move: at SIGTERM their sessions end (fatal 503, close 1001, no
+    ``resumable``), their browser quit, their record gone: the other instance knows nothing."""
+    a, b = instances(2)
+    first = connect(a.ws_url)
+    first.open(client=client)
+    assert first.request({"action": "goto", "url": site.url("/html"), "id": 1}, timeout=60)["status_code"] == 200
+    stopper = sigterm(a)
+    frame = first.recv(timeout=60)
+    assert frame["type"] == "fatal" and frame["code"] == 503 and "resumable" not in frame, frame
+    assert first.expect_close(timeout=30)[0] == 1001
+    stopper.join(scaled(60))
+    assert not stopper.is_alive() and a.returncode == 0 and not a.leftovers, a.leftovers
+    elsewhere, reply = resume(b, first.session_id, first.resume_token)
+    assert reply["type"] == "fatal" and reply["code"] == 403, reply  # no record: as unknown there
+    elsewhere.close()
+
+
 # ---------------------------------------------------------------------------------- a front
 
 
