@@ -162,7 +162,8 @@ def adopt(hub: Hub, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox)
         raise _unreachable(exc) from exc
     started = time.monotonic()
     try:
-        session = hub.open_session(ticket.hand_over(), open_frame, outbox, adopting=(frame.session_id, record.last_received))
+        session = hub.open_session(ticket.hand_over(), open_frame, outbox,
+                                   adopting=(frame.session_id, record.last_received, credentials))
     except BaseException:
         records.delete(frame.session_id)  # taken and not opened: nobody else could adopt it now
         raise

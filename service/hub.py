@@ -143,10 +143,11 @@ class Hub:
     # ------------------------------------------------------------------------------ sessions
 
     def open_session(self, ticket: Ticket, open_frame: protocol.OpenFrame, outbox: Outbox,
-                     adopting: tuple[str, str | int | None] | None = None) -> Session:
+                     adopting: tuple[str, str | int | None, resume.Credentials | None] | None = None) -> Session:
         """Build and start the session for a valid open frame. Errors are fatal at open.
-        ``adopting``: (its id, the id of the last frame it handled) of a session whose record
-        another process left (``service.handover``): its first reply is then the resume reply."""
+        ``adopting``: (its id, the id of the last frame it handled, the token it came with) of a
+        session whose record another process left (``service.handover``): its first reply is
+        then the resume reply, and that token stays good until a frame is read (as in a resume)."""
         tenant = ticket.tenant.id
         if ticket.resuming is not None:
             raise BadRequest("this socket came to resume a session (?session=): its first frame is a resume frame", fatal=True)
@@ -223,6 +224,7 @@ class Hub:
         )
         if adopting is not None:
             session.link.last_received = session.last_done = adopting[1]
+            session.link.previous = adopting[2]
         try:
             with self._lock:  # one check and one registration: shutdown sees it, or it never starts
                 if self._shutting_down:

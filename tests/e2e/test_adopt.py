@@ -99,6 +99,30 @@ def test_sigterm_hands_a_standard_session_over_and_another_instance_adopts_it_wi
     assert not stopper.is_alive() and a.returncode == 0 and not a.leftovers
 
 
+def test_the_token_an_adoption_replaced_stays_good_until_a_frame_is_read(instances, site: Site):
+    """An adoption's resume reply lost with its socket does not strand the client (as a resume)."""
+    a, b = instances(2)
+    first, value = opened_with_a_cookie(a, site)
+    stopper = sigterm(a)
+    expect_handed_over(first)
+    lost, reply = resume(b, first.session_id, first.resume_token, last_id=1)
+    assert reply["resumed"] is True, reply
+    drop(lost)  # its new token never reached the client
+    again, reply = resume(b, first.session_id, first.resume_token, last_id=1)
+    try:
+        assert reply["resumed"] is True and reply["last_received"] == 1, reply
+        assert echoed_cookie(again, site, 2) == value  # a frame read: the old token is spent now
+        drop(again)
+        spent, reply = resume(b, first.session_id, first.resume_token)
+        assert reply["type"] == "fatal" and reply["code"] == 403, reply
+        spent.close()
+        again, reply = resume(b, first.session_id, again.resume_token, last_id=2)
+        assert reply["resumed"] is True, reply
+    finally:
+        close_quietly(again)
+        stopper.join(scaled(40))
+
+
 def test_the_python_client_follows_its_session_through_a_rolling_restart(instances, site: Site):
     a, b = instances(2)
     with Front(a.port) as front:
