@@ -291,18 +291,22 @@ class Session:
 
     def _loop(self) -> None:
         while True:
-            if self.link.parked and not session_park.sit_out(self):
+            if self.link.parked and not self._sit_out_park():
                 return
             item = self._inbox.get(self._until_expiry())
             if self._stopping() or self._expired():
                 return
             if item is WAKE:
                 continue
-            if self.link.parked and not session_park.sit_out(self):  # the queue stops while parked
+            if self.link.parked and not self._sit_out_park():  # the queue stops while parked
                 return
             self._inbox.taken(item)
             if not self._handle(item) or (self._stop_requested.is_set() and self._stopping()):
                 return
+
+    def _sit_out_park(self) -> bool:
+        return session_park.sit_out(self.link, self.log, self._stop_requested, self._until_expiry, self._stopping,
+                                    self._expired, self.abort)
 
     def _until_expiry(self) -> float:
         """Seconds until the session would expire if nothing came (at least a little)."""

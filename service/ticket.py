@@ -29,5 +29,7 @@ class Ticket:
     def hand_over(self) -> Ticket:
         """A ticket with this one's claims (this one is left with none): an adopted session's."""
         taken = Ticket(self.tenant, Claim(), self.key)
-        taken._claims, self._claims = self._claims, []
+        for claim in self._claims:
+            taken.add(claim)
+        self._claims = []
         return taken
