@@ -105,13 +105,15 @@ class Hub:
         return ticket
 
     def resume_session(self, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox) -> Session:
-        """``_resume``, counted in ``inndx_session_resumes_total{outcome}``."""
+        """``_resume``, counted in ``inndx_session_resumes_total{outcome}`` (``adopted``: from
+        another process's record)."""
+        here = self.find(frame.session_id) is not None
         try:
             session = self._resume(ticket, frame, outbox)
         except ServiceError as error:
             self.metrics.resume(str(error.code))
             raise
-        self.metrics.resume("resumed")
+        self.metrics.resume("resumed" if here else "adopted")
         return session
 
     def _resume(self, ticket: Ticket, frame: protocol.ResumeFrame, outbox: Outbox) -> Session:

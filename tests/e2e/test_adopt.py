@@ -19,7 +19,7 @@ import uuid
 import inndx
 import pytest
 
-from tests.e2e.test_resume import close_quietly, drop, resume
+from tests.e2e.test_resume import close_quietly, drop, resume, sample
 from tests.support.ports import free_port, scaled, wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.service import Service
@@ -85,6 +85,7 @@ def test_sigterm_hands_a_standard_session_over_and_another_instance_adopts_it_wi
         assert reply["resumed"] is True and reply["session_id"] == first.session_id, reply
         assert reply["last_received"] == 1 and reply["resume_token"] != first.resume_token, reply
         assert echoed_cookie(again, site, 2) == value
+        assert sample(b, 'inndx_session_resumes_total{outcome="adopted"}') == 1
         cookies = again.request({"action": "cookies", "id": 3})
         assert [c["value"] for c in cookies["cookies"] if c["name"] == "kept"] == [value], cookies
         # the adopted session resumes on its new instance as any session does

@@ -186,3 +186,23 @@ def test_a_live_owners_heartbeat_keeps_its_records(two):
     while time.monotonic() < end:  # longer than the TTL: renewed meanwhile
         assert b.look(sid).state == "owned"
         time.sleep(0.2)
+
+
+def test_a_tampered_hash_is_read_as_untrusted_input(two):
+    """Fields that are not numbers, a record that is not JSON, a key of another type: never a
+    crash in the scripts; the parser refuses the record; a key of another type is a Redis error."""
+    a, b = two
+    sid = str(uuid.uuid4())
+    key = Records.key(sid)
+    raw = b._redis  # the test's own view of the server
+    raw.hset(key, mapping={"record": "{not json", "owner": "someone", "seen": "soon", "released": "x"})
+    look = b.look(sid)
+    assert look.state == "expired"  # no number: its owner is not alive, and its window ended long ago
+    with pytest.raises(RecordError):
+        parse(look.raw)
+    raw.delete(key)
+    raw.set(key, "a string")
+    with pytest.raises(b.error):
+        b.look(sid)
+    assert not a.write(sid, record())  # the write's script fails: logged, False
+    raw.delete(key)
