@@ -16,9 +16,7 @@ window ends, its expiry comes, or a stop; an action running at the drop finishes
 Rule 3: the session owns its whole life. Its thread checks its own expiry (idle time, maximum
 lifetime) while it waits for frames; when it ends, that same thread closes the client (the
 browser quits) and then calls ``on_end`` once, which frees its slots and releases the
-tenant's ticket. Nobody else releases them.
-
-States and their moves, and the bounded inbox of frames: ``service.session_inbox``.
+tenant's ticket. Nobody else releases them. (States, their moves, the inbox: ``session_inbox``.)
 
 Frames are handled strictly in the order they arrived: a frame the protocol refused (400, 413)
 and a frame over the pending bound (429) get their error frame in their turn, after the replies
@@ -37,13 +35,7 @@ from typing import Any
 from service import actions, middleware, protocol, replies, resume, session_park
 from service.clients.base import ClientOptions, FetchClient
 from service.deadline import Deadline
-from service.errors import (
-    Conflict,
-    InternalError,
-    ServiceError,
-    SessionExpired,
-    Unavailable,
-)
+from service.errors import Conflict, InternalError, ServiceError, SessionExpired, Unavailable
 from service.session_inbox import MOVES, WAKE, IllegalTransition, Inbox, Outbox, State
 
 logger = logging.getLogger(__name__)
@@ -80,12 +72,10 @@ class Session:
         self.kind = open_frame.client
         self._client_factory = client_factory
         self._client: FetchClient | None = None
-        self.link = resume.Link(outbox, resume_window, credentials)
-        self._outbox: Outbox = self.link  # every frame goes through the link (kept for a resume)
+        self.link = resume.Link(outbox, resume_window, credentials)  # every frame goes through it (kept for a resume)
         self._resume_token = resume_token  # shown once, in the open reply
         self._hello = hello  # the first reply instead of the open reply (an adopted session's resume reply)
-        # the session's record (``service.handover``): after its first reply and each frame it
-        # handled (the id of the last one), and at a handover (released: True); its thread only
+        # the session's record (``service.handover``): after its first reply, each frame handled and at a handover
         self._on_record = on_record or (lambda client, last_done, released: None)
         self.last_done: Any = None  # the id of the last frame handled (errors' included)
         self._start_timeout = start_timeout
@@ -213,11 +203,11 @@ class Session:
     def _send(self, frame: dict[str, Any]) -> None:
         if self._client_gone:
             return
-        if not self._outbox.send(frame):
+        if not self.link.send(frame):
             self._lost_client()
 
     def _lost_client(self) -> None:
-        failure = self._outbox.failure
+        failure = self.link.failure
         if failure is not None:
             self.log.warning("session ends: %s", failure)
         self.abort(failure or "the client went away")
@@ -227,7 +217,7 @@ class Session:
         if error is not None:
             self._send(replies.error_frame(error, fatal=True))
         if not self._client_gone:
-            self._outbox.close(close_code, reason)
+            self.link.close(close_code, reason)
         self.done.set()
 
     def _run(self) -> None:
@@ -305,8 +295,8 @@ class Session:
                 return
 
     def _sit_out_park(self) -> bool:
-        return session_park.sit_out(self.link, self.log, self._stop_requested, self._until_expiry, self._stopping,
-                                    self._expired, self.abort)
+        args = (self._stop_requested, self._until_expiry, self._stopping, self._expired, self.abort)
+        return session_park.sit_out(self.link, self.log, *args)
 
     def _until_expiry(self) -> float:
         """Seconds until the session would expire if nothing came (at least a little)."""
@@ -376,7 +366,7 @@ class Session:
                 self._client.close()
                 self._move(State.CLOSED)
                 if not self._client_gone:
-                    self._outbox.close(1000, "closed")
+                    self.link.close(1000, "closed")
                 self.done.set()
                 return False
             self._settled(action.id)  # its record before its reply: a reply in hand is in the record
@@ -407,6 +397,4 @@ class Session:
         self._on_action(name, outcome, seconds)
 
     def _perform(self, action: protocol.Action) -> Any:
-        return actions.perform(
-            self._client, action, self.open_frame, self.middleware, self._rng, self._interrupt
-        )
+        return actions.perform(self._client, action, self.open_frame, self.middleware, self._rng, self._interrupt)
