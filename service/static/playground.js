@@ -171,6 +171,11 @@
   }
 
   function actionFrame(action) {
+    if (action === "frame") {  // any action, as its JSON frame: the service checks it like any other
+      const given = JSON.parse($("frame").value);
+      if (given === null || typeof given !== "object" || Array.isArray(given)) throw new Error("the frame is not a JSON object");
+      return Object.assign({}, given, { id: nextId++ });
+    }
     const frame = { action: action, id: nextId++ };
     if (action === "goto") {
       frame.url = $("url").value.trim();
@@ -191,7 +196,15 @@
   function send(event) {
     event.preventDefault();
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
-    const frame = actionFrame($("action").value);
+    let frame;
+    try {
+      frame = actionFrame($("action").value);
+    } catch (error) {
+      const box = $("action-error");
+      box.hidden = false;
+      box.textContent = "not sent: " + error.message;
+      return;
+    }
     pending.set(frame.id, frame.action);
     logFrame("sent", frame);
     socket.send(JSON.stringify(frame));

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 from tests.support import playground
 from tests.support.service import Service
@@ -78,6 +79,32 @@ def test_goto_and_screenshot_from_the_page(querying: Service, site: Site, driver
     playground.send(driver, "close")
     status = driver.find_element(By.ID, "status")
     playground.WebDriverWait(driver, 10).until(lambda _: status.get_attribute("data-state") == "idle")
+
+
+@pytest.mark.local_only
+@pytest.mark.clients("chrome")
+def test_any_action_can_be_sent_as_its_json_frame(querying: Service, site: Site, driver, client):
+    """The actions beyond the seed's have no form of their own: their frame is sent as it is
+    written, the service checks it as any other, and the reply is shown."""
+    playground.load(driver, querying.url + "/")
+    assert playground.open_session(driver, "play", "k-play", client) == "open"
+    playground.send(driver, "goto", url=site.url("/html?title=frames"))
+    playground.send(driver, "frame", frame='{"action": "wait_for", "selector": "body", "state": "attached"}')
+    assert json.loads(driver.find_element(By.ID, "result-text").text)["action"] == "waited"
+    playground.send(driver, "frame", frame='{"action": "har"}')
+    archive = json.loads(driver.find_element(By.ID, "result-text").text)["har"]
+    assert site.url("/html?title=frames") in [entry["request"]["url"] for entry in archive["log"]["entries"]]
+    playground.send(driver, "frame", frame='{"action": "press"}')  # the service's own check: 400
+    assert driver.find_element(By.ID, "action-error").text.startswith("error 400:")
+    sent = len(driver.find_elements(By.CSS_SELECTOR, "#log li.sent"))
+    Select(driver.find_element(By.ID, "action")).select_by_value("frame")
+    field = driver.find_element(By.ID, "frame")
+    field.clear()
+    field.send_keys("[1, 2]")
+    driver.find_element(By.ID, "send").click()  # not an object: refused on the page, nothing sent
+    assert driver.find_element(By.ID, "action-error").text == "not sent: the frame is not a JSON object"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#log li.sent")) == sent
+    playground.send(driver, "close")
 
 
 @pytest.mark.local_only
