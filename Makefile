@@ -1,7 +1,7 @@
 # inndx sessions. Everything goes through scripts/setup first (quick when done).
 #   make setup   install system packages, .venv, geckodriver, the Selenium Grid jar
 #   make run     the service under gunicorn (INNDX_HOST, PORT: default 127.0.0.1:8022)
-#   make test    the tox matrix (tox.ini: unit, chrome, firefox, grid); setup adds redis-server
+#   make test    the tox matrix (tox.ini: unit, chrome, firefox, grid); setup adds redis-server, nginx
 #   make bench   every bench/*.py; setup adds nginx (bench/load.py)
 #   make grid    a local Selenium Grid standalone on 127.0.0.1:4444 (GRID_ARGS="--port N ...")
 #   make clean   remove .venv, .tools, .tox
@@ -23,7 +23,7 @@ run: setup
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py 'service.app:create_app()'
 
 test:
-	@scripts/setup --with-redis
+	@scripts/setup --with-redis --with-nginx
 	$(VENV)/bin/tox
 
 bench:
