@@ -247,6 +247,20 @@ def test_a_form_sent_by_its_change_listener_carries_the_mime_type(opened: Opened
     still_usable(session)
 
 
+def test_a_page_that_stops_the_input_event_before_us_still_gets_the_type_after_it(opened: Opened, site: Site):
+    """The one limit: a capturing input listener on the page's window, added before the upload,
+    runs before ours. This one stops the event, so ours never runs: the page's listeners saw the
+    extension's type, and the files are retyped once setFiles is done, for the form to post."""
+    session = opened.session
+    reply = act(session, {"action": "goto", "url": site.url("/actions/upload?stop=1")})
+    assert reply["action"] == "goto" and reply["status_code"] == 200, reply
+    frame = {"action": "upload", "selector": "#f", "files": [file("data.txt", b"d", "application/x-inndx-test")]}
+    assert act(session, frame) == {"action": "uploaded"}
+    assert seen(session) == [["change", "f", True, ["text/plain"]]]  # its input never reached the element
+    assert types_now(session, "#f") == ["application/x-inndx-test"]
+    assert [(p["filename"], p["content_type"]) for p in post(session)] == [("data.txt", "application/x-inndx-test")]
+
+
 def test_a_hidden_file_input_takes_files_too(opened: Opened, site: Site):
     """Pages hide their file input behind a styled label or button: it still takes an upload."""
     session = opened.session

@@ -26,7 +26,9 @@ unknown name is 404). ``respond(name, method, args, headers, body)`` -> ``(statu
                     ``form#autoform``, whose ``input#auto`` (type file) sends it on change; each change of
                     a file input is in ``window.picked`` as ``[id, [names], [sizes]]``, and each
                     ``input`` and ``change`` event a file input gets in ``window.seen`` as
-                    ``[event type, id, isTrusted, [its files' types]]`` (as its listener saw them)
+                    ``[event type, id, isTrusted, [its files' types]]`` (as its listener saw them);
+                    ``upload?stop=1``: the same, and a capturing listener on the window, added
+                    first, stops every ``input`` event (``stopImmediatePropagation``)
 ``uploaded``        (POST, multipart) the site checks the parts: ``<pre id="parts">``, JSON, one
                     ``{field, filename, content_type, size, sha256}`` per file part (the part's
                     ``Content-Type``) and ``{field, value}`` per other part, in the order sent
@@ -120,7 +122,7 @@ def _account(headers: list[list[str]]) -> bytes:
     return html_page("Account", body=f"<div id='who'>{text}</div>{script}")
 
 
-UPLOAD = html_page("Upload", body="""
+UPLOAD_BODY = """
 <form id="form" method="post" enctype="multipart/form-data" action="/actions/uploaded">
 <input id="f" name="f" type="file"> <input id="many" name="many" type="file" multiple>
 <input id="off" name="off" type="file" disabled> <input id="t" name="t" value="text field">
@@ -142,7 +144,12 @@ for (const input of document.querySelectorAll("input[type=file]")) {
       seen.push([kind, input.id, event.isTrusted, Array.from(input.files, f => f.type)]);
     });
 }
-</script>""")
+</script>"""
+UPLOAD = html_page("Upload", body=UPLOAD_BODY)
+# a page whose own capturing listener on its window, added first, stops every input event there
+UPLOAD_STOPPING = html_page("Upload", body=UPLOAD_BODY, head=(
+    "<script>addEventListener('input', event => event.stopImmediatePropagation(), true);</script>"
+))
 
 
 def _uploaded(method: str, headers: list[list[str]], body: bytes) -> bytes:
@@ -179,7 +186,7 @@ def respond(name: str, method: str, args: Mapping[str, str], headers: list[list[
     if name == "lazy":
         return 200, HTML, LAZY
     if name == "upload":
-        return 200, HTML, UPLOAD
+        return 200, HTML, UPLOAD_STOPPING if args.get("stop") else UPLOAD
     if name == "uploaded":
         return 200, HTML, _uploaded(method, headers, body)
     if name == "ping":
