@@ -122,7 +122,8 @@ def parse_files(files: list[dict[str, Any]], max_bytes: int) -> tuple[UploadFile
             content = base64.b64decode(entry["content"], validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadRequest(f"invalid upload frame at $.files[{index}].content: not valid base64 ({exc})") from exc
-        parsed.append(UploadFile(name=entry["name"], content=content, mime_type=entry.get("mime_type")))
+        mime_type = entry.get("mime_type")  # a media type is case-insensitive; a File keeps it in lower case
+        parsed.append(UploadFile(name=entry["name"], content=content, mime_type=mime_type and mime_type.lower()))
     return tuple(parsed)
 
 

@@ -66,7 +66,8 @@ class StorageState:
 @dataclass(frozen=True)
 class UploadFile:
     """One file of an upload frame: its name as the client gave it (made safe where it is
-    written, ``browser_upload.safe_names``), its media type, and its bytes (decoded)."""
+    written, ``browser_upload.safe_names``), its media type (lower case; None: the browser's
+    own, by the extension), and its bytes (decoded)."""
 
     name: str
     content: bytes = field(repr=False)

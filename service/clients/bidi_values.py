@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Node:
+    """An argument that is a DOM node our helpers found (its BiDi shared id): the function gets
+    the element itself."""
+
+    shared_id: str
+
+
 def local_value(value: Any) -> dict:
+    if isinstance(value, Node):
+        return {"sharedId": value.shared_id}
     if value is None:
         return {"type": "null"}
     if isinstance(value, (list, tuple)):

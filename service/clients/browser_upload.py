@@ -23,14 +23,31 @@ Names are made safe first (``safe_name``): the base name alone (no directory, no
 no NUL or control character), never empty, ``.`` or ``..``, at most ``NAME_BYTES`` bytes of
 UTF-8; two files of one upload with the same safe name become ``a.txt`` and ``a (2).txt``.
 
-The frame's ``mime_type`` is checked by the schema but not applied: a browser types a picked file
-by its name's extension, as it does when a person picks it.
+A file's ``mime_type`` (checked by the schema, lower-cased by the protocol) is applied: BiDi
+``input.setFiles`` takes paths alone, and the browser types a file it reads from a path by its
+name's extension, so the files are retyped in the page. Before setFiles, ``ARM`` adds a listener in
+our sandbox, first in the capture phase of the input's window, for the ``input`` event setFiles
+fires; it gives the input a new FileList (a ``DataTransfer``'s) in which each file with a
+``mime_type`` is a new ``File`` of the same bytes, name and ``lastModified`` with that type (the
+others are kept as they are), and fires nothing itself. So the page sees exactly what a person's
+pick gives, one trusted ``input`` and one trusted ``change``, and from the first of them
+``File.type``, and so the Content-Type of the part a form posts, is the given type. (Measured
+alternatives: retyping after setFiles leaves the page's listeners with the extension's type;
+setting the files through a DataTransfer and dispatching the events ourselves makes them
+untrusted, ``isTrusted`` false.) After setFiles, ``DISARM`` takes the listener back and reports;
+should no ``input`` have reached it (a listener of the page's, added earlier to its window's
+capture phase, stopped it with ``stopImmediatePropagation``), the files are retyped then, with a
+warning logged. The listener acts once, for that element only, and not past the action's
+deadline, should DISARM never come. Without any ``mime_type`` nothing is armed: the browser's
+types stand, as before.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import logging
 import os
 import shutil
 import tempfile
@@ -44,12 +61,16 @@ from selenium.webdriver.remote.command import Command
 from service import errors
 from service.clients import browser_page as page
 from service.clients.bidi import BidiError
+from service.clients.bidi_values import Node
 from service.clients.page_scripts import FIRST_MATCH, SANDBOX
 from service.deadline import Deadline
 from service.model import UploadFile
 
 if TYPE_CHECKING:
+    from service.clients.bidi import Bidi
     from service.clients.browser_launch import Launched
+
+logger = logging.getLogger(__name__)
 
 DIR_PREFIX = "upload-"
 NAME_BYTES = 200  # a safe name's UTF-8 bytes at most (a file system's limit is 255; room for " (N)")
@@ -69,6 +90,55 @@ TARGET = """async function(selector, waitMs) {
   if (tag !== "input" || el.type !== "file") return {state: "not file", tag, type: tag === "input" ? el.type : ""};
   if (el.disabled || (el.closest && el.closest("fieldset[disabled]"))) return {state: "disabled", tag};
   return {state: "ok", tag, el, multiple: el.multiple};
+}"""
+
+
+# The input's files again, each one the frame gives a type to as a new File of the same bytes,
+# name and date with that type (the others as they are), through a DataTransfer's FileList; the
+# setter fires no event. False when the input holds other files than the upload's.
+RETYPE = """(el, types) => {
+  if (el.files.length !== types.length) return false;
+  const list = new DataTransfer();
+  Array.from(el.files, (f, i) => list.items.add(types[i] === null || f.type === types[i] ? f
+    : new File([f], f.name, {type: types[i], lastModified: f.lastModified})));
+  el.files = list.files;
+  return true;
+}"""
+
+# Before input.setFiles: a listener, first in the capture phase of the input's window, that
+# retypes the files on the ``input`` event setFiles fires (before any listener of the page's
+# that was not added earlier on that window's capture phase, and before ``change``). It acts
+# once, for this element only, and not after ``forMs`` (should DISARM never come).
+ARM = """(el, types, forMs) => {
+  const old = globalThis.inndxRetype;
+  if (old) old.view.removeEventListener("input", old.listener, true);
+  const view = el.ownerDocument.defaultView, until = performance.now() + forMs;
+  const armed = {view, el, types, done: false};
+  armed.listener = event => {
+    if (armed.done || event.composedPath()[0] !== el || performance.now() > until) return;
+    armed.done = true;
+    view.removeEventListener("input", armed.listener, true);
+    try { armed.retyped = (""" + RETYPE + """)(el, types); } catch (e) { armed.error = String(e); }
+  };
+  view.addEventListener("input", armed.listener, true);
+  globalThis.inndxRetype = armed;
+}"""
+
+# After input.setFiles: the listener removed; with ``late`` (setFiles succeeded but fired no
+# ``input`` we saw, say a page's earlier capturing listener stopped it), the files retyped now.
+# {state: "in event" | "late" | "gone" (the page navigated away), types: the files' types now}.
+DISARM = """(late) => {
+  const armed = globalThis.inndxRetype;
+  delete globalThis.inndxRetype;
+  if (!armed) return {state: "gone"};
+  armed.view.removeEventListener("input", armed.listener, true);
+  let state = "in event";
+  if (!armed.done && late) {
+    armed.done = true;
+    try { armed.retyped = (""" + RETYPE + """)(armed.el, armed.types); } catch (e) { armed.error = String(e); }
+    state = "late";
+  }
+  return {state, retyped: !!armed.retyped, error: armed.error || "", types: Array.from(armed.el.files, f => f.type)};
 }"""
 
 
@@ -127,15 +197,46 @@ def upload(launched: Launched, selector: str, files: Sequence[UploadFile], wait:
     else:
         assert launched.processes is not None
         paths = write_local(launched.processes.temp_dir, names, [file.content for file in files])
+    types = [file.mime_type for file in files]
     params = {"context": context, "element": {"sharedId": found["el"]}, "files": paths}
     try:
+        if any(types):
+            arm = [Node(found["el"]), types, int(1000 * deadline.remaining())]
+            page.call(bidi, context, ARM, arm, deadline, activation=False, sandbox=SANDBOX)
         bidi.command("input.setFiles", params, deadline)
     except BidiError as exc:
+        if any(types):  # the browser answers: take the listener back (it would expire with the deadline)
+            with contextlib.suppress(errors.ServiceError, BidiError, TimeoutError):  # the error to report is exc
+                page.call(bidi, context, DISARM, [False], deadline, activation=False, sandbox=SANDBOX)
         if exc.error == "unable to set file input":  # it changed since we looked (disabled, another type)
             raise errors.Conflict(f"cannot upload to {selector!r}: {exc.message[:300]}") from exc
         if exc.error in ("no such element", "no such node"):
             raise errors.NotFound(f"the file input {selector!r} left the page before it got its files") from exc
         raise
+    if any(types):
+        _retyped(bidi, context, selector, types, deadline)
+
+
+def _retyped(bidi: Bidi, context: str, selector: str, types: list[str | None], deadline: Deadline) -> None:
+    """The listener taken back; the input's files checked to carry the frame's types. A page
+    that left (its change listener sent the form, say) took the retyped files with it."""
+    try:
+        outcome = page.call(bidi, context, DISARM, [True], deadline, activation=False, sandbox=SANDBOX) or {}
+    except BidiError as exc:  # the page went as we asked (its realm with it): it had its files
+        logger.info("the page left during the upload; its retyped files not checked: %s", exc.error)
+        return
+    if outcome.get("error"):  # our script failed: the page holds the files, typed by their extensions
+        raise errors.InternalError(
+            f"the files reached {selector!r} but could not be given their mime_type: {str(outcome['error'])[:300]}",
+            fatal=False,
+        )
+    if outcome.get("state") == "late":
+        logger.warning("the upload's input event was not seen: the files were retyped after the page's listeners ran")
+    now = outcome.get("types")
+    if not isinstance(now, list):  # "gone": the page left, with the files retyped in its input event
+        return
+    if len(now) != len(types) or any(given not in (None, seen) for given, seen in zip(types, now, strict=True)):
+        logger.warning("after the upload, the page's input holds other files or types than the upload gave it")
 
 
 def write_local(temp_dir: str, names: Sequence[str], contents: Sequence[bytes]) -> list[str]:

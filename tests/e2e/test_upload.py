@@ -129,10 +129,7 @@ def picked(session: Session) -> list:
 def post(session: Session) -> list[dict[str, Any]]:
     """Send the form; the file parts the site read (fields without a file left out)."""
     assert act(session, {"action": "click", "selector": "#send"}) == {"action": "clicked"}
-    text = base64.b64decode(act(session, {"action": "content"})["content"]).decode()
-    found = re.search(r'<pre id="parts">(.*?)</pre>', text, re.S)
-    assert found, text[:500]
-    return [part for part in json.loads(html.unescape(found.group(1))) if part.get("filename")]
+    return parts_shown(session)
 
 
 def running(processes: list[psutil.Process]) -> list[psutil.Process]:
@@ -173,6 +170,95 @@ def test_a_form_posts_the_uploaded_files_bytes_and_names(opened: Opened, site: S
         ("many", "b (2).txt", 11, digest(three)),
         ("many", "Zoë ✓.txt", 1, digest(b"z")),
     ]
+
+
+def seen(session: Session) -> list:
+    """Each input and change event a file input got: [type, id, isTrusted, [types its files had then]]."""
+    return act(session, {"action": "evaluate", "script": "return window.seen"})["result"]
+
+
+def types_now(session: Session, selector: str) -> list[str]:
+    script = f"return Array.from(document.querySelector({json.dumps(selector)}).files, f => f.type)"
+    return act(session, {"action": "evaluate", "script": script})["result"]
+
+
+def parts_shown(session: Session) -> list[dict[str, Any]]:
+    text = base64.b64decode(act(session, {"action": "content"})["content"]).decode()
+    found = re.search(r'<pre id="parts">(.*?)</pre>', text, re.S)
+    assert found, text[:500]
+    return [part for part in json.loads(html.unescape(found.group(1))) if part.get("filename")]
+
+
+def test_the_page_and_the_form_see_the_given_mime_type(opened: Opened, site: Site):
+    """The page's File.type and the multipart part's Content-Type are the frame's mime_type,
+    whatever the name's extension says, from the first event on: one trusted input and one
+    trusted change per upload, as a person's pick gives. A file without one keeps the browser's
+    type (its extension's); a media type arrives in lower case, as a File keeps it."""
+    session = opened.session
+    upload_page(session, site)
+    data, png, csv = b"not text at all\x00", b"\x89PNG\r\n\x1a\n" + os.urandom(2000), b"a,b\n1,2\n"
+    frame = {"action": "upload", "selector": "#f", "files": [file("data.txt", data, "application/x-inndx-test")]}
+    assert act(session, frame) == {"action": "uploaded"}
+    frame = {"action": "upload", "selector": "#many",
+             "files": [file("a.bin", png, "image/png"), file("c.png", b"c", None), file("d.dat", csv, "Text/CSV")]}
+    assert act(session, frame) == {"action": "uploaded"}
+    assert seen(session) == [
+        ["input", "f", True, ["application/x-inndx-test"]],
+        ["change", "f", True, ["application/x-inndx-test"]],
+        ["input", "many", True, ["image/png", "image/png", "text/csv"]],
+        ["change", "many", True, ["image/png", "image/png", "text/csv"]],
+    ]
+    assert picked(session) == [["f", ["data.txt"], [len(data)]], ["many", ["a.bin", "c.png", "d.dat"], [len(png), 1, len(csv)]]]
+    assert types_now(session, "#f") == ["application/x-inndx-test"]
+    assert [(p["field"], p["filename"], p["content_type"], p["size"], p["sha256"]) for p in post(session)] == [
+        ("f", "data.txt", "application/x-inndx-test", len(data), digest(data)),
+        ("many", "a.bin", "image/png", len(png), digest(png)),
+        ("many", "c.png", "image/png", 1, digest(b"c")),
+        ("many", "d.dat", "text/csv", len(csv), digest(csv)),
+    ]
+
+
+def test_without_a_mime_type_the_browser_types_the_file_as_before(opened: Opened, site: Site):
+    """No mime_type: the browser's own type (by the extension). An upload with one first, to the
+    same input: nothing of it stays behind to retype the next."""
+    session = opened.session
+    upload_page(session, site)
+    for one in (file("x.txt", b"x", "image/gif"), file("y.txt", b"yy", None)):
+        assert act(session, {"action": "upload", "selector": "#f", "files": [one]}) == {"action": "uploaded"}
+    assert seen(session) == [
+        ["input", "f", True, ["image/gif"]], ["change", "f", True, ["image/gif"]],
+        ["input", "f", True, ["text/plain"]], ["change", "f", True, ["text/plain"]],
+    ]
+    assert [(p["filename"], p["content_type"], p["size"]) for p in post(session)] == [("y.txt", "text/plain", 2)]
+
+
+def test_a_form_sent_by_its_change_listener_carries_the_mime_type(opened: Opened, site: Site):
+    """The page leaves in the middle of the upload (its change listener sends the form): the part
+    is typed already, and the session goes on."""
+    session = opened.session
+    upload_page(session, site)
+    frame = {"action": "upload", "selector": "#auto", "files": [file("report.txt", b"r" * 100, "application/x-inndx-test")]}
+    assert act(session, frame) == {"action": "uploaded"}
+    waited = act(session, {"action": "wait_for", "selector": "#parts", "timeout": "10s"})
+    assert waited["action"] == "waited", waited
+    assert [(p["field"], p["filename"], p["content_type"], p["sha256"]) for p in parts_shown(session)] == [
+        ("auto", "report.txt", "application/x-inndx-test", digest(b"r" * 100))
+    ]
+    still_usable(session)
+
+
+def test_a_page_that_stops_the_input_event_before_us_still_gets_the_type_after_it(opened: Opened, site: Site):
+    """The one limit: a capturing input listener on the page's window, added before the upload,
+    runs before ours. This one stops the event, so ours never runs: the page's listeners saw the
+    extension's type, and the files are retyped once setFiles is done, for the form to post."""
+    session = opened.session
+    reply = act(session, {"action": "goto", "url": site.url("/actions/upload?stop=1")})
+    assert reply["action"] == "goto" and reply["status_code"] == 200, reply
+    frame = {"action": "upload", "selector": "#f", "files": [file("data.txt", b"d", "application/x-inndx-test")]}
+    assert act(session, frame) == {"action": "uploaded"}
+    assert seen(session) == [["change", "f", True, ["text/plain"]]]  # its input never reached the element
+    assert types_now(session, "#f") == ["application/x-inndx-test"]
+    assert [(p["filename"], p["content_type"]) for p in post(session)] == [("data.txt", "application/x-inndx-test")]
 
 
 def test_a_hidden_file_input_takes_files_too(opened: Opened, site: Site):

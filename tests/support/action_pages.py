@@ -22,11 +22,16 @@ unknown name is 404). ``respond(name, method, args, headers, body)`` -> ``(statu
 ``upload``          ``form#form`` (multipart, POST to ``uploaded``): ``input#f`` (type file),
                     ``input#many`` (type file, multiple), ``input#off`` (type file, disabled),
                     ``input#hidden`` (type file, ``display:none``, behind ``label#styled``),
-                    ``input#t`` (text, ``name=t``), ``div#plain``, ``button#send``; each change of
-                    a file input is in ``window.picked`` as ``[id, [names], [sizes]]``
+                    ``input#t`` (text, ``name=t``), ``div#plain``, ``button#send``; and
+                    ``form#autoform``, whose ``input#auto`` (type file) sends it on change; each change of
+                    a file input is in ``window.picked`` as ``[id, [names], [sizes]]``, and each
+                    ``input`` and ``change`` event a file input gets in ``window.seen`` as
+                    ``[event type, id, isTrusted, [its files' types]]`` (as its listener saw them);
+                    ``upload?stop=1``: the same, and a capturing listener on the window, added
+                    first, stops every ``input`` event (``stopImmediatePropagation``)
 ``uploaded``        (POST, multipart) the site checks the parts: ``<pre id="parts">``, JSON, one
-                    ``{field, filename, size, sha256}`` per file part and ``{field, value}`` per
-                    other part, in the order sent
+                    ``{field, filename, content_type, size, sha256}`` per file part (the part's
+                    ``Content-Type``) and ``{field, value}`` per other part, in the order sent
 ==================  ========================================================================
 """
 
@@ -117,20 +122,34 @@ def _account(headers: list[list[str]]) -> bytes:
     return html_page("Account", body=f"<div id='who'>{text}</div>{script}")
 
 
-UPLOAD = html_page("Upload", body="""
+UPLOAD_BODY = """
 <form id="form" method="post" enctype="multipart/form-data" action="/actions/uploaded">
 <input id="f" name="f" type="file"> <input id="many" name="many" type="file" multiple>
 <input id="off" name="off" type="file" disabled> <input id="t" name="t" value="text field">
 <label for="hidden" id="styled">pick a file</label><input id="hidden" name="hidden" type="file" style="display:none">
 <div id="plain">plain</div> <button id="send" type="submit">send</button>
 </form>
+<form id="autoform" method="post" enctype="multipart/form-data" action="/actions/uploaded">
+<input id="auto" name="auto" type="file" onchange="this.form.submit()">
+</form>
 <script>
 window.picked = [];
-for (const input of document.querySelectorAll("input[type=file]"))
+window.seen = [];
+for (const input of document.querySelectorAll("input[type=file]")) {
   input.addEventListener("change", () => {
     picked.push([input.id, Array.from(input.files, f => f.name), Array.from(input.files, f => f.size)]);
   });
-</script>""")
+  for (const kind of ["input", "change"])
+    input.addEventListener(kind, event => {
+      seen.push([kind, input.id, event.isTrusted, Array.from(input.files, f => f.type)]);
+    });
+}
+</script>"""
+UPLOAD = html_page("Upload", body=UPLOAD_BODY)
+# a page whose own capturing listener on its window, added first, stops every input event there
+UPLOAD_STOPPING = html_page("Upload", body=UPLOAD_BODY, head=(
+    "<script>addEventListener('input', event => event.stopImmediatePropagation(), true);</script>"
+))
 
 
 def _uploaded(method: str, headers: list[list[str]], body: bytes) -> bytes:
@@ -144,7 +163,10 @@ def _uploaded(method: str, headers: list[list[str]], body: bytes) -> bytes:
         for field, storage in request.files.items(multi=True):
             data = storage.read()
             sha256 = hashlib.sha256(data).hexdigest()
-            parts.append({"field": field, "filename": storage.filename, "size": len(data), "sha256": sha256})
+            parts.append({
+                "field": field, "filename": storage.filename, "content_type": storage.content_type,
+                "size": len(data), "sha256": sha256,
+            })
     return html_page("Uploaded", body=f'<pre id="parts">{html.escape(json.dumps(parts))}</pre>')
 
 
@@ -164,7 +186,7 @@ def respond(name: str, method: str, args: Mapping[str, str], headers: list[list[
     if name == "lazy":
         return 200, HTML, LAZY
     if name == "upload":
-        return 200, HTML, UPLOAD
+        return 200, HTML, UPLOAD_STOPPING if args.get("stop") else UPLOAD
     if name == "uploaded":
         return 200, HTML, _uploaded(method, headers, body)
     if name == "ping":

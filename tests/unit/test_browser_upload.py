@@ -1,6 +1,7 @@
 """upload without a browser: the names it writes (``browser_upload.safe_name``), the files it
 writes (``write_local``: a fresh 0700 dir, nothing through a link, nothing outside it), and the
-frame's bounds (``INNDX_MAX_UPLOAD_BYTES``: 413 before anything is decoded; bad base64: 400)."""
+frame's bounds (``INNDX_MAX_UPLOAD_BYTES``: 413 before anything is decoded; bad base64: 400), and
+a file's ``mime_type`` as the browser gets it (lower case)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service import protocol
+from service.clients.bidi_values import Node, local_value
 from service.clients.browser_upload import DIR_PREFIX, NAME_BYTES, safe_name, safe_names, write_local
 from service.config import Settings
 from service.errors import BadRequest, InternalError, TooLarge
@@ -143,3 +145,22 @@ def test_the_setting_and_its_default():
     assert Settings().max_upload_bytes == 16 * 1024 * 1024
     assert Settings.from_env({"INNDX_MAX_UPLOAD_BYTES": "1024"}).max_upload_bytes == 1024
     assert protocol.Protocol.for_settings(Settings(max_upload_bytes=7)).max_upload_bytes == 7
+
+
+def test_a_mime_type_is_kept_in_lower_case_and_an_absent_one_stays_absent():
+    """A media type is case-insensitive, and a page's File keeps it in lower case: the service
+    hands the browser what the page will see."""
+    files = [
+        {"name": "a.bin", "mime_type": "Image/PNG", "content": ""},
+        {"name": "b.txt", "content": ""},
+        {"name": "c", "mime_type": "application/x-inndx-test", "content": ""},
+    ]
+    action = protocol.Protocol().receive(json.dumps({"action": "upload", "selector": "#f", "files": files}), 1 << 20)
+    assert [f.mime_type for f in action.args["files"]] == ["image/png", None, "application/x-inndx-test"]
+
+
+def test_an_element_argument_reaches_the_page_as_its_shared_reference():
+    assert local_value([Node("f.1.d.2"), None, "image/png"]) == {
+        "type": "array",
+        "value": [{"sharedId": "f.1.d.2"}, {"type": "null"}, {"type": "string", "value": "image/png"}],
+    }
