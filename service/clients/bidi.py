@@ -180,6 +180,7 @@ class Bidi:
         self.taps: dict[str, Callable[[str, dict], None]] = {}
         self._liveness_due = 0.0  # monotonic time of the next liveness check
         self._heard = time.monotonic()  # the last message from the browser
+        self.received = 0  # characters of every message received (chrome_mapper's measure)
         self._probe_at: float | None = None  # when the probe of the current silence was sent
         self._declared: float | None = None  # when this silence was declared unresponsive
         self._original = conn._process_message
@@ -208,6 +209,7 @@ class Bidi:
 
     def _on_message(self, message: str) -> None:
         self._heard = time.monotonic()
+        self.received += len(message)
         self._quickack()
         try:
             data = json.loads(message)

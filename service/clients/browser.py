@@ -17,8 +17,7 @@ Decisions where the protocol is silent:
 - a click that starts a navigation (within ``client_redirect_settle``) waits for its load (504).
 - fill on a select without an option of that value: 404, naming the select and the value.
 - click or fill on a file input: 400, naming the upload action (which gives it the client's bytes,
-  never a host file);
-  fill on a field that will not take focus: 409.
+  never a host file); fill on a field that will not take focus: 409.
 - evaluate: the result goes through ``JSON.stringify`` in the page (``undefined`` -> null); a DOM
   node, a cycle or a BigInt is a 422 naming the problem, not a conversion. The script is compiled
   alone first (a 422 when it is no function body), and the result is checked in the page against
@@ -44,13 +43,7 @@ from service import errors, reply_bound
 from service.clients import browser_capture, browser_input, browser_live, browser_state, browser_upload, browser_waits
 from service.clients import browser_download_files as browser_download
 from service.clients import browser_page as page
-from service.clients.base import (
-    ClientOptions,
-    Cookie,
-    FetchClient,
-    GotoRequest,
-    GotoResult,
-)
+from service.clients.base import ClientOptions, Cookie, FetchClient, GotoRequest, GotoResult
 from service.clients.bidi import PROBE, PROBE_BOUND, Bidi, BidiClosed, BidiError, BrowserUnresponsive
 from service.clients.browser_errors import first_line, means_lost, timed_out, translate
 from service.clients.browser_har import SETTLE, BrowserHar
@@ -89,6 +82,9 @@ def _boundary(method):
             raise
         except Exception as exc:
             raise self._translate(exc, method.__name__) from exc
+        finally:
+            if self._launched is not None and self._launched.memory is not None:
+                self._launched.memory.tidy(self._launched.context)
 
     return wrapper
 

@@ -9,7 +9,8 @@
   hooks the connection's message handler so that our replies and events are recorded in wire
   order, under one condition variable, and commands can be sent without waiting (the goto loop
   answers blocked requests while its ``navigate`` is pending).
-- A tab's set-up and the move to a fresh tab: ``browser_tabs``.
+- A tab's set-up and the move to a fresh tab: ``browser_tabs``; Chrome's BiDi mapper tab kept from
+  logging every message into its own page, garbage collected: ``chrome_memory``.
 - ``Launched.shutdown()``: quit with bounded waits, then end the session's processes and temp
   dir (``browser_process.SessionProcesses``: the driver starts with a death signal, a marker and
   a temp dir of its own).
@@ -49,6 +50,7 @@ from service.clients.browser_options import (  # noqa: F401 - re-exported
 )
 from service.clients.browser_process import SessionProcesses
 from service.clients.browser_tabs import context_calls, fresh_tab  # noqa: F401 - fresh_tab re-exported
+from service.clients.chrome_memory import ChromeMemory
 from service.clients.grid_downloads import CAPABILITY as GRID_DOWNLOADS
 from service.clients.grid_downloads import GridFiles
 from service.clients.navigation_cleanup import Unsettled
@@ -72,6 +74,7 @@ class Launched:
     download_log: DownloadLog | None = None  # what replies list, from the download events
     viewport: Viewport = DEFAULT_VIEWPORT
     unsettled: Unsettled = field(default_factory=Unsettled)  # a failed goto's navigations in flight
+    memory: ChromeMemory | None = None  # Chrome: its mapper tab's log stopped, garbage collected (chrome_memory)
     _closed: bool = False
 
     def fit_viewport(self, wanted: Viewport | None, deadline: Deadline | float) -> None:
@@ -337,6 +340,8 @@ def prepare(kind: str, options: ClientOptions, settings: BrowserSettings, deadli
     except Exception as exc:
         launched.shutdown()
         raise errors.Unavailable(f"browser started but its BiDi subscription failed: {_first_line(exc)}") from exc
+    if kind == "chrome":
+        launched.memory = ChromeMemory.attach(launched.bidi, deadline)
     if downloads is not None:
         downloads.start(_canceller(launched) if kind == "chrome" else None)
     return launched

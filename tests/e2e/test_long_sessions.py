@@ -8,13 +8,18 @@ open frame's viewport, a goto's ``user_agent``; the metric ``inndx_fresh_tabs`` 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pytest
+import websocket
 
+from tests.e2e.conftest import browser_processes
 from tests.support.service import Service
 from tests.support.site import Site
 from tests.support.wsclient import Session, connect, http_get
@@ -75,3 +80,73 @@ def test_a_session_moves_to_fresh_tabs_and_keeps_what_it_set(tab_service: Servic
     assert struct.unpack(">II", png[16:24]) == (VIEWPORT["width"], VIEWPORT["height"])
     echoed = json.loads(base64.b64decode(goto(session, site.url("/cookies/echo"))["body"]))
     assert {"a", "b"} <= set(echoed["cookies"]), echoed
+
+
+# ------------------------------------------------------------------ Chrome's BiDi mapper tab
+
+MIB = 1024 * 1024
+
+
+class DevTools:
+    """One CDP target of a local Chrome, through its DevTools port (the test's own look)."""
+
+    def __init__(self, url: str):
+        self.ws = websocket.create_connection(url, timeout=20, suppress_origin=True)
+        self.ident = 0
+
+    def ask(self, method: str, params: dict | None = None) -> dict:
+        self.ident += 1
+        self.ws.send(json.dumps({"id": self.ident, "method": method, "params": params or {}}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.ident:
+                assert "error" not in message, message
+                return message["result"]
+
+    def value(self, expression: str):
+        return self.ask("Runtime.evaluate", {"expression": expression, "returnByValue": True})["result"].get("value")
+
+
+def chrome_targets(service: Service) -> Iterator[list[dict]]:
+    """The DevTools targets of each local Chrome the service runs (pooled ones too)."""
+    for proc in browser_processes(service.pid):
+        with contextlib.suppress(psutil.Error, OSError):
+            args = proc.cmdline()
+            if any(a.startswith("--type=") for a in args):
+                continue
+            profile = next((a.split("=", 1)[1] for a in args if a.startswith("--user-data-dir=")), None)
+            if profile is None:
+                continue
+            port = (Path(profile) / "DevToolsActivePort").read_text().split()[0]
+            yield json.loads(http_get(f"http://127.0.0.1:{port}/json/list")[2])
+
+
+@pytest.mark.local_only
+@pytest.mark.clients("chrome")
+def test_chromes_mapper_tab_keeps_no_log_and_its_garbage_is_collected(tab_service: Service, session: Session, site: Site):
+    """chromium-bidi's tab wrote every BiDi message, bodies included, into its page and kept the
+    strings as garbage: about 4.5 MiB per goto of a 2 MB page (service/clients/chrome_mapper.py)."""
+    big = site.url(f"/big?bytes={2 * MIB}")
+    goto(session, big)
+    browsers = list(chrome_targets(tab_service))
+    assert browsers, "no local Chrome found under the service"
+    ours = None
+    for targets in browsers:
+        mappers = [t for t in targets if t["title"] == "BiDi-CDP Mapper"]
+        assert len(mappers) == 1, targets  # a Chrome whose mapper tab changed: chrome_mapper must follow
+        tab = DevTools(mappers[0]["webSocketDebuggerUrl"])
+        try:
+            assert tab.value("document.getElementById('logs') === null") is True  # every browser, pooled ones too
+        finally:
+            tab.ws.close()
+        if any(t["url"] == big for t in targets):
+            ours = mappers[0]
+    assert ours is not None, browsers
+    for _ in range(12):
+        goto(session, big)
+    tab = DevTools(ours["webSocketDebuggerUrl"])
+    try:
+        # 12 bodies of 2 MB passed through it: uncollected, that is 36 MB or more of garbage
+        assert tab.ask("Runtime.getHeapUsage")["usedSize"] < 24 * MIB
+    finally:
+        tab.ws.close()
