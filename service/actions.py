@@ -34,33 +34,23 @@ def perform(
     the downloads finished since the last reply listed them (``replies.WithDownloads``), if any:
     those still being written are waited for, never past the action's timeout counted from its
     start (``client.downloads``; a goto's retries may have spent it all: then no wait)."""
-    deadline = Deadline(action.args.get("timeout", open_frame.timeout))  # the action's, from its start
-    value = _run(client, action, open_frame, chain, rng, interrupt)
-    if action.name in action_frames.NO_DOWNLOADS:
-        return value
-    found = client.downloads(deadline)
-    return replies.WithDownloads(value, found) if found else value
-
-
-def _run(
-    client: FetchClient,
-    action: protocol.Action,
-    open_frame: protocol.OpenFrame,
-    chain: Chain,
-    rng: random.Random,
-    interrupt: threading.Event,
-) -> Any:
     args = action.args
     timeout = args.get("timeout", open_frame.timeout)  # the action's own, else the session's
+    deadline = Deadline(timeout)  # from the action's start
     if action.name == "goto":
         request = goto_request(args, chain, rng)
         attempt = lambda: client.goto(request, Deadline(timeout))  # noqa: E731
         # middleware: status retries (sharing max_retries), the standard client's blocks
-        return chain.goto(request.url, attempt, open_frame.max_retries, timeout, interrupt)
-    call = CALLS.get(action.name)
-    if call is None:
-        raise Conflict(f"unhandled action {action.name}")  # unreachable: a test holds CALLS to the schemas
-    return call(client, args, Deadline(timeout))
+        value = chain.goto(request.url, attempt, open_frame.max_retries, timeout, interrupt)
+    else:
+        call = CALLS.get(action.name)
+        if call is None:
+            raise Conflict(f"unhandled action {action.name}")  # unreachable: a test holds CALLS to the schemas
+        value = call(client, args, deadline)
+    if action.name in action_frames.NO_DOWNLOADS:
+        return value
+    found = client.downloads(deadline)
+    return replies.WithDownloads(value, found) if found else value
 
 
 def _wait_for(client: FetchClient, args: dict[str, Any], deadline: Deadline) -> dict[str, int]:

@@ -27,7 +27,7 @@ from tests.e2e.test_downloads import allocated, attachment, html, named_anywhere
 from tests.support.hostile import HostileServer, response
 from tests.support.ports import scaled, wait_for
 from tests.support.service import Service
-from tests.support.wsclient import Session, connect
+from tests.support.wsclient import Session, close_all, connect
 
 BOUND = 4 * 1024 * 1024  # INNDX_MAX_DOWNLOAD_BYTES of the module's service
 
@@ -72,13 +72,7 @@ def opened(svc: Service, roots: dict[str, Path], grid) -> Iterator:
         return session, new.pop()
 
     yield open_
-    for session in sessions:
-        if session.close_code is None:
-            try:
-                session.request({"action": "close"}, timeout=20)
-            except AssertionError:
-                pass
-        session.close()
+    close_all(sessions)
 
 
 def listed(body: bytes, name: str, url: str, mime: str = "application/octet-stream") -> dict:

@@ -26,7 +26,7 @@ from tests.e2e.conftest import service_env
 from tests.support.hostile import HostileServer, endless_body, gzip_bomb, response
 from tests.support.ports import scaled, wait_for
 from tests.support.service import Service
-from tests.support.wsclient import Session, connect, http_get
+from tests.support.wsclient import Session, close_all, connect, http_get
 
 pytestmark = pytest.mark.clients("chrome", "firefox")
 
@@ -122,13 +122,7 @@ def open_browser(services: dict[str, Service], roots: dict[str, Path], grid) -> 
         return Opened(session, new.pop())
 
     yield open_
-    for session in opened:
-        if session.close_code is None:
-            try:
-                session.request({"action": "close"}, timeout=20)
-            except AssertionError:
-                pass
-        session.close()
+    close_all(opened)
 
 
 def attachment(body: bytes, name: str, *extra: str) -> bytes:

@@ -36,6 +36,18 @@ Answer = bytes | Callable[[socket.socket, threading.Event], None]
 MAX_HEAD = 64 * 1024
 
 
+def read_head(conn: socket.socket, chunk: int = 4096) -> bytes | None:
+    """What a client sent up to the end of its request's head (and maybe past it), at most about
+    ``MAX_HEAD``; None when it went away first."""
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < MAX_HEAD:
+        piece = conn.recv(chunk)
+        if not piece:
+            return None
+        data += piece
+    return data
+
+
 def response(status_line: str | bytes, headers: Iterable[str | bytes] = (), body: bytes = b"") -> bytes:
     """Raw response bytes: the status line, each header line as given, a blank line, the body."""
 
@@ -217,11 +229,8 @@ class HostileServer:
 
     def _read(self, conn: socket.socket) -> str | None:
         """Read one request's head: its path (no query), or None when the client went away."""
-        head = b""
-        while b"\r\n\r\n" not in head and len(head) < MAX_HEAD:
-            piece = conn.recv(4096)
-            if not piece:
-                return None
-            head += piece
+        head = read_head(conn)
+        if head is None:
+            return None
         target = head.split(b"\r\n", 1)[0].split(b" ")
         return target[1].decode("latin-1").split("?", 1)[0] if len(target) > 1 else ""

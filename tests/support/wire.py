@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from tests.support.hostile import MAX_HEAD, HostileServer, response
+from tests.support.hostile import HostileServer, read_head, response
 
 MAX_BODY = 4 * 1024 * 1024
 
@@ -58,12 +58,9 @@ class WireServer(HostileServer):
 
     def _read(self, conn: socket.socket) -> str | None:
         """The whole request (head, then a ``Content-Length`` body), kept in ``received``."""
-        data = b""
-        while b"\r\n\r\n" not in data and len(data) < MAX_HEAD:
-            piece = conn.recv(65536)
-            if not piece:
-                return None
-            data += piece
+        data = read_head(conn, 65536)
+        if data is None:
+            return None
         head, _, body = data.partition(b"\r\n\r\n")
         wire = parse_request(head, b"")
         length = next((v for k, v in wire.headers if k.lower() == "content-length"), "0")

@@ -26,6 +26,7 @@ answers it gives before (or instead of) the upgrade.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -266,6 +267,16 @@ def connect(
 
 
 # plain HTTP ----------------------------------------------------------------------------------
+def close_all(sessions: Iterable[Session], timeout: float = 20) -> None:
+    """A fixture's teardown: each session still open sends close (whatever it answers), then its
+    socket goes."""
+    for session in sessions:
+        if session.close_code is None:
+            with contextlib.suppress(AssertionError):
+                session.request({"action": "close"}, timeout=timeout)
+        session.close()
+
+
 def http_get(url: str, headers: Headers = None, timeout: float = 10.0) -> tuple[int, list[list[str]], bytes]:
     """GET ``url`` (http or ws scheme); return (status, headers in order, body)."""
     parts = urlsplit(url)
