@@ -92,6 +92,8 @@ class Settings:
     client_redirect_settle: float = 0.4  # INNDX_CLIENT_REDIRECT_SETTLE: wait for meta refresh
     shutdown_timeout: float = 10.0  # INNDX_SHUTDOWN_TIMEOUT: sessions get this long to end
     tab_gotos: int = 25  # INNDX_TAB_GOTOS: a browser session moves to a fresh tab every this many gotos (0: never)
+    browser_memory_mib: int = 1536  # INNDX_BROWSER_MEMORY_MIB: a local browser past this (PSS) -> a fresh browser (0: never)
+    browser_memory_check: float = 10.0  # INNDX_BROWSER_MEMORY_CHECK: at most this often, before an action
     unresponsive_limit: float = 60.0  # INNDX_UNRESPONSIVE_LIMIT: a browser answering nothing this long -> fatal 503
     network_allow: str = ""  # INNDX_NETWORK_ALLOW: rules (CIDR, address, host, with :port) let through
     network_deny: str = ""  # INNDX_NETWORK_DENY: rules refused first, whatever else says
@@ -181,6 +183,7 @@ _DURATIONS = {
     "client_redirect_settle",
     "shutdown_timeout",
     "unresponsive_limit",
+    "browser_memory_check",
     "write_timeout",
     "ping_interval",
     "resume_window",
@@ -204,7 +207,10 @@ _COUNTS = (
     "live_viewers",
     "live_max_viewers",
 )
-_INTEGERS = {"port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches", "tab_gotos", "har_body_bytes"}
+_INTEGERS = {
+    "port", "health_port", *_COUNTS, "pool_chrome", "pool_firefox", "pool_launches", "tab_gotos", "har_body_bytes",
+    "browser_memory_mib",
+}
 _FLOATS = {"live_fps"}
 _BOOLEANS = {"allow_private_networks", "tenant_query", "downloads_tmpfs", "grid_downloads"}
 

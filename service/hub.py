@@ -199,6 +199,7 @@ class Hub:
             middleware=chain,
             egress=egress,
             on_fresh_tab=self.metrics.fresh_tab,
+            on_fresh_browser=self.metrics.fresh_browser,
             storage_state=open_frame.storage_state,
         )
         session = Session(

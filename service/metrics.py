@@ -73,6 +73,10 @@ class Metrics:
             "inndx_fresh_tabs", "Browser sessions moved to a fresh tab (INNDX_TAB_GOTOS), by client kind",
             ["client"], registry=self.registry,
         )
+        self.fresh_browsers = Counter(
+            "inndx_fresh_browsers", "Browser sessions moved to a fresh browser (INNDX_BROWSER_MEMORY_MIB), by client kind",
+            ["client"], registry=self.registry,
+        )
         self.blocked_requests = Counter(
             "inndx_blocked_requests", "Sub-resource requests failed by the block middleware, by client kind",
             ["client"], registry=self.registry,
@@ -80,6 +84,9 @@ class Metrics:
 
     def fresh_tab(self, client: str) -> None:
         self.fresh_tabs.labels(client).inc()
+
+    def fresh_browser(self, client: str) -> None:
+        self.fresh_browsers.labels(client).inc()
 
     def capacity(self, resource: str, limit: int, in_use: Callable[[], float]) -> None:
         self.capacity_limit.labels(resource).set(limit)

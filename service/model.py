@@ -108,6 +108,7 @@ class ClientOptions:
     middleware: BlockRules | None = None  # the open frame's middleware (browsers: the block rules)
     egress: Egress | None = None  # browsers: the session's listener on the egress gateway
     on_fresh_tab: Callable[[str], None] | None = None  # browsers: told (the kind) when the session moves to a fresh tab
+    on_fresh_browser: Callable[[str], None] | None = None  # ... and to a fresh browser (its memory bound)
     storage_state: StorageState | None = None  # the open frame's state to start from
 
     @property

@@ -32,22 +32,23 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webelement import WebElement
 
 from service import errors, reply_bound
 from service.clients import browser_capture, browser_input, browser_live, browser_state, browser_upload, browser_waits
 from service.clients import browser_download_files as browser_download
+from service.clients import browser_move as move
 from service.clients import browser_page as page
 from service.clients.base import ClientOptions, Cookie, FetchClient, GotoRequest, GotoResult
 from service.clients.bidi import PROBE, PROBE_BOUND, Bidi, BidiClosed, BidiError, BrowserUnresponsive
-from service.clients.browser_errors import first_line, means_lost, timed_out, translate
+from service.clients.browser_errors import first_line, means_lost, translate
 from service.clients.browser_har import SETTLE, BrowserHar
+from service.clients.browser_health import RemoteHeartbeat, still_there
 from service.clients.browser_launch import Launched, fresh_tab, prepare
+from service.clients.browser_move import MIB, MemoryWatch
 from service.clients.browser_options import BrowserSettings
 from service.clients.navigation import Navigation, leave_document
 from service.clients.navigation_record import cookie_params
@@ -57,9 +58,6 @@ from service.har import HarLog
 from service.model import UploadFile
 
 logger = logging.getLogger(__name__)
-
-REMOTE_PROBE = 3.0  # seconds a Grid may take to answer the liveness probe
-REMOTE_HEARTBEAT = 2.0  # seconds between Grid checks while waiting on a remote browser
 
 def _boundary(method):
     """Translate every third-party exception of a public method, once, here."""
@@ -74,6 +72,8 @@ def _boundary(method):
             raise errors.Unavailable(f"{self.kind} browser not started")
         if self._launched is not None and self._launched.bidi.unresponsive_for():
             self._recover()
+        if self._launched is not None and method.__name__ not in ("start", "downloads", "download", "har"):
+            self._mind_memory(method.__name__ == "goto")
         try:
             return method(self, *args, **kwargs)
         except errors.ServiceError as exc:
@@ -103,10 +103,10 @@ class BrowserClient(FetchClient):
         self._lifecycle = threading.Lock()  # start() publishing its browser vs close()
         self._dead: str | None = None
         self._user_agent: str | None = None  # the override now applied ("" = none)
-        self._next_heartbeat = 0.0
         self._gotos_in_tab = 0  # gotos since the session's tab was fresh (settings.tab_gotos)
         self._unit = unit  # a warm browser from the pool, handed to this session alone
         self._restore: browser_state.Restore | None = None  # a state's localStorage still to write
+        self._memory = MemoryWatch(settings.browser_memory_mib * MIB, settings.browser_memory_check)  # browser_move
         self._har = BrowserHar(HarLog(0, settings.max_reply_bytes // 2), kind)  # its pages' requests (taps on the BiDi socket)
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -125,10 +125,7 @@ class BrowserClient(FetchClient):
         if closed:
             launched.shutdown()
             raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
-        launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
-        self._har.install(launched.bidi)
-        if launched.processes is not None:
-            launched.bidi.cpu_seconds = launched.processes.cpu_seconds
+        self._wire(launched)
         launched.fit_viewport(self.options.viewport, deadline)  # a pooled unit: one command, if any
         if self.options.storage_state is not None:
             self._restore = browser_state.Restore(launched.bidi, launched.context, self.options.storage_state, deadline)
@@ -310,52 +307,49 @@ class BrowserClient(FetchClient):
         launched.set_http_timeout(deadline.remaining() + 1.0)
         return call()
 
+    def _wire(self, launched: Launched) -> None:
+        """What watches a browser of this session: liveness, CPU time, the HAR taps."""
+        launched.bidi.liveness = RemoteHeartbeat(launched) if launched.remote else self._alive_local
+        self._har.install(launched.bidi)
+        if launched.processes is not None:
+            launched.bidi.cpu_seconds = launched.processes.cpu_seconds
+
+    def _mind_memory(self, before_goto: bool) -> None:
+        """A local browser over ``INNDX_BROWSER_MEMORY_MIB``: the session moves to a fresh one
+        (``browser_move``); a move that fails leaves it where it was, to try again later."""
+        old = self._launched
+        used = self._memory.over(old)
+        if used is None:
+            return
+        logger.warning("%s browser at %d MiB, over its bound: the session moves to a fresh browser", self.kind, used // MIB)
+        pending = self._restore.pending if self._restore is not None else {}
+        reload_with = None if before_goto else (self._user_agent or "")
+        try:
+            new, restore = move.move(old, self.kind, self.options, self.settings, pending, reload_with)
+        except Exception as exc:  # noqa: BLE001 - the old browser still serves; the next check tries again
+            logger.warning("the move to a fresh %s browser failed: %s", self.kind, first_line(exc))
+            return
+        with self._lifecycle:  # a close() meanwhile ended the old browser and must not miss this one
+            closed = self._closed
+            if not closed:
+                self._launched, self._restore = new, restore
+        if closed:
+            new.shutdown()
+            raise errors.Unavailable(f"{self.kind} session closed while it moved to a fresh browser")
+        self._wire(new)
+        self._gotos_in_tab = 0
+        self._user_agent = None if before_goto else self._user_agent
+        if self.options.on_fresh_browser is not None:
+            self.options.on_fresh_browser(self.kind)
+
     # ----- liveness and translation ---------------------------------------------------------
     def _alive_local(self) -> bool:
         launched = self._launched
         return launched is None or launched.alive()
 
-    def _remote_heartbeat(self) -> bool:
-        """While a BiDi reply is awaited from a Grid: every few seconds, ask the Grid over HTTP.
-        A Grid keeps our BiDi socket open after its node died, but answers a classic command for
-        that session with an error at once. A classic command that is merely slow (it waits for
-        a pending page load) proves nothing, so a timeout counts as alive."""
-        now = time.monotonic()
-        if now < self._next_heartbeat:
-            return True
-        self._next_heartbeat = now + REMOTE_HEARTBEAT
-        launched = self._launched
-        executor = launched.driver.command_executor
-        saved = executor.client_config.timeout
-        try:
-            launched.set_http_timeout(REMOTE_HEARTBEAT)
-            launched.driver.execute(Command.W3C_GET_WINDOW_HANDLES)
-        except Exception as exc:  # noqa: BLE001 - the Grid says the session is gone, unless slow
-            if timed_out(exc):
-                return True
-            logger.warning("remote heartbeat failed: %r", exc)
-            return False
-        finally:
-            executor.client_config.timeout = saved
-        return True
-
     def _alive(self) -> bool:
-        """Called on error paths only: a Grid keeps our BiDi socket open after its node died,
-        so a remote session is also asked a cheap BiDi question (bounded)."""
         launched = self._launched
-        if launched is None:
-            return False
-        if not (self._alive_local() and launched.bidi.alive()):
-            return False
-        if launched.remote:
-            # A BiDi question, not a classic one: classic commands wait for a pending navigation
-            # (a page still loading after a timed-out goto), BiDi ones answer at once.
-            try:
-                launched.bidi.command("browsingContext.getTree", {"maxDepth": 0}, REMOTE_PROBE)
-            except Exception as exc:  # noqa: BLE001 - any failure here means the session is gone
-                logger.debug("remote session probe failed: %r", exc)
-                return False
-        return True
+        return launched is not None and still_there(launched)
 
     def _recover(self) -> None:
         """A browser that answered nothing, not even a probe: the next action asks it again

@@ -109,6 +109,8 @@ class BrowserSettings:
     element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
     unresponsive_limit: float = 60.0  # a browser answering nothing this long ends its session (503)
     tab_gotos: int = 25  # gotos in one tab before the session moves to a fresh one (0: never)
+    browser_memory_mib: int = 1536  # a local browser's memory bound: past it, a fresh browser (browser_move; 0: never)
+    browser_memory_check: float = 10.0  # seconds between two looks at that memory, at most
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BrowserSettings:
@@ -129,6 +131,8 @@ class BrowserSettings:
             max_reply_bytes=settings.max_reply_bytes,
             unresponsive_limit=settings.unresponsive_limit,
             tab_gotos=settings.tab_gotos,
+            browser_memory_mib=settings.browser_memory_mib,
+            browser_memory_check=settings.browser_memory_check,
         )
 
 

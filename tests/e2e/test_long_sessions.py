@@ -1,8 +1,13 @@
-"""A long browser session moves to a fresh tab every ``INNDX_TAB_GOTOS`` gotos, invisibly.
+"""A long browser session stays small (``bench/soak.py`` measures it).
 
-The old tab's renderer goes with it (the memory a page renderer keeps of every document it showed:
-``bench/soak.py``). What the session set stays: cookies and localStorage (the profile's), the
-open frame's viewport, a goto's ``user_agent``; the metric ``inndx_fresh_tabs`` counts each move.
+- It moves to a fresh tab every ``INNDX_TAB_GOTOS`` gotos, invisibly: the old tab's renderer goes
+  with it (the memory a page renderer keeps of every document it showed). What the session set
+  stays: cookies and localStorage (the profile's), the open frame's viewport, a goto's
+  ``user_agent``; the metric ``inndx_fresh_tabs`` counts each move.
+- Chrome's BiDi mapper tab logs nothing and its garbage is collected (``chrome_memory``).
+- A local browser over ``INNDX_BROWSER_MEMORY_MIB`` is replaced by a fresh one carrying the same
+  (``browser_move``); the metric ``inndx_fresh_browsers`` counts each, and every process of the
+  old one ends.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import psutil
 import pytest
 import websocket
 
-from tests.e2e.conftest import browser_processes
+from tests.e2e.conftest import alive, browser_processes
 from tests.support.service import Service
 from tests.support.site import Site
 from tests.support.wsclient import Session, connect, http_get
@@ -150,3 +155,52 @@ def test_chromes_mapper_tab_keeps_no_log_and_its_garbage_is_collected(tab_servic
         assert tab.ask("Runtime.getHeapUsage")["usedSize"] < 24 * MIB
     finally:
         tab.ws.close()
+
+
+# ------------------------------------------------------------ the memory bound: a fresh browser
+
+
+@pytest.fixture(scope="module")
+def bound_service(grid, logs) -> Iterator[Service]:
+    """Every local browser is over a bound of 1 MiB, looked at before every action."""
+    from tests.e2e.conftest import service_env
+
+    env = service_env(
+        grid, INNDX_BROWSER_MEMORY_MIB="1", INNDX_BROWSER_MEMORY_CHECK="0s", INNDX_POOL_CHROME="0", INNDX_POOL_FIREFOX="0"
+    )
+    with Service(env=env, log_dir=logs) as running:
+        yield running
+
+
+def fresh_browsers(service: Service, client: str) -> float:
+    text = http_get(f"{service.url}/metrics")[2].decode()
+    found = re.search(rf'^inndx_fresh_browsers_total{{client="{client}"}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def browser_pids(service: Service) -> set[int]:
+    """Every browser and driver process under the service."""
+    return {proc.pid for proc in browser_processes(service.pid)}
+
+
+@pytest.mark.local_only
+@pytest.mark.clients("chrome", "firefox")
+def test_a_browser_over_its_memory_bound_is_replaced_carrying_the_session(bound_service: Service, site: Site, client: str):
+    session = connect(bound_service.ws_url)
+    session.open(client={"kind": client, "viewport": VIEWPORT}, timeout="30s", max_retries=0, recv_timeout=60)
+    try:
+        before = fresh_browsers(bound_service, client)
+        goto(session, site.url("/cookies/set"))  # moved before it: nothing to carry yet
+        first = browser_pids(bound_service)
+        evaluate(session, "localStorage.setItem('kept', 'yes'); return true")  # moved: the page loaded again first
+        goto(session, site.url("/html?ua"), user_agent="inndx-bound/1.0")
+        kept = evaluate(
+            session, "return [localStorage.getItem('kept'), navigator.userAgent, location.href, innerWidth, innerHeight]"
+        )
+        assert kept == ["yes", "inndx-bound/1.0", site.url("/html?ua"), VIEWPORT["width"], VIEWPORT["height"]]
+        echoed = json.loads(base64.b64decode(goto(session, site.url("/cookies/echo"))["body"]))
+        assert {"a", "b"} <= set(echoed["cookies"]), echoed
+        assert fresh_browsers(bound_service, client) - before >= 5  # one before each action
+        assert browser_pids(bound_service) and not alive(first), alive(first)  # the old browsers ended, every process
+    finally:
+        session.close()
