@@ -46,7 +46,7 @@ from service.clients import browser_page as page
 from service.clients.base import ClientOptions, Cookie, FetchClient, GotoRequest, GotoResult
 from service.clients.bidi import PROBE, PROBE_BOUND, Bidi, BidiClosed, BidiError, BrowserUnresponsive
 from service.clients.browser_errors import first_line, means_lost, timed_out, translate
-from service.clients.browser_har import SETTLE, BrowserHar
+from service.clients.browser_har import BrowserHar
 from service.clients.browser_launch import Launched, fresh_tab, prepare
 from service.clients.browser_options import BrowserSettings
 from service.clients.navigation import Navigation, leave_document
@@ -107,7 +107,7 @@ class BrowserClient(FetchClient):
         self._gotos_in_tab = 0  # gotos since the session's tab was fresh (settings.tab_gotos)
         self._unit = unit  # a warm browser from the pool, handed to this session alone
         self._restore: browser_state.Restore | None = None  # a state's localStorage still to write
-        self._har = BrowserHar(HarLog(0, settings.max_reply_bytes // 2), kind)  # its pages' requests (taps on the BiDi socket)
+        self._har = BrowserHar(HarLog(settings.har_body_bytes, settings.max_reply_bytes // 2), kind, settings.max_body_bytes)
 
     # ----- lifecycle ------------------------------------------------------------------------
     @_boundary
@@ -126,7 +126,7 @@ class BrowserClient(FetchClient):
             launched.shutdown()
             raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
         launched.bidi.liveness = self._remote_heartbeat if launched.remote else self._alive_local
-        self._har.install(launched.bidi)
+        self._har.install(launched.bidi, launched.context, deadline)  # its pages' requests (taps on the BiDi socket)
         if launched.processes is not None:
             launched.bidi.cpu_seconds = launched.processes.cpu_seconds
         launched.fit_viewport(self.options.viewport, deadline)  # a pooled unit: one command, if any
@@ -152,8 +152,8 @@ class BrowserClient(FetchClient):
         self._launched.unsettled.settle(bidi, deadline)  # a failed goto's navigations, first
         if self.settings.tab_gotos and self._gotos_in_tab >= self.settings.tab_gotos:
             fresh_tab(self._launched, deadline)
-            bidi, context = self._bidi, self._context
-            self._gotos_in_tab, self._user_agent = 0, None
+            bidi, context, self._gotos_in_tab, self._user_agent = self._bidi, self._context, 0, None
+            self._har.watch(bidi, context, deadline)  # its bodies (INNDX_HAR_BODY_BYTES), if any
             if self.options.on_fresh_tab is not None:
                 self.options.on_fresh_tab(self.kind)
         self._gotos_in_tab += 1
@@ -287,7 +287,7 @@ class BrowserClient(FetchClient):
 
     @_boundary
     def har(self, deadline: Deadline) -> dict[str, Any]:
-        return self._har.take(self.options.egress, min(SETTLE, max(0.0, deadline.remaining() - 1.0)))
+        return self._har.take(self.options.egress, deadline)
 
     def live_frame(self, timeout: float) -> bytes:
         """For the live view's thread (``browser_live``): the BiDi channel alone, never the driver."""

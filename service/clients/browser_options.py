@@ -109,6 +109,7 @@ class BrowserSettings:
     element_wait: float = 5.0  # click/fill wait this long (at most) for the selector to match
     unresponsive_limit: float = 60.0  # a browser answering nothing this long ends its session (503)
     tab_gotos: int = 25  # gotos in one tab before the session moves to a fresh one (0: never)
+    har_body_bytes: int = 0  # bytes of each body the har action gives (0: none, and no collector)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BrowserSettings:
@@ -129,6 +130,7 @@ class BrowserSettings:
             max_reply_bytes=settings.max_reply_bytes,
             unresponsive_limit=settings.unresponsive_limit,
             tab_gotos=settings.tab_gotos,
+            har_body_bytes=settings.har_body_bytes,
         )
 
 

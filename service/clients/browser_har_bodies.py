@@ -1,0 +1,142 @@
+"""A browser session's response bodies for its HTTP archive (``INNDX_HAR_BODY_BYTES`` > 0 only).
+
+With the default 0 nothing here runs: no collector, no command, nothing held. Otherwise:
+
+- Each tab of the session gets a data collector of its own (``watch``: ``network.addDataCollector``
+  for ``response`` data, scoped to the tab, ``maxEncodedDataSize`` = ``cap(...)``), added when
+  the session starts and when it moves to a fresh tab. It is not the goto's collector: BiDi data
+  is kept per collector, and each command here names this one (``getData`` and ``disownData``
+  take the collector), so the goto's clean-up and this archive never let go of each other's data.
+- A response that completed (not a redirect hop: the browser keeps no body for those) is held
+  in the ``HarLog`` as a token ``(collector, request id)``. Whatever the log lets go of (its
+  entry dropped, more than ``har.MAX_HELD`` bodies or ``har.MAX_HELD_BYTES`` held, a response
+  that completed after its entry was taken) is disowned at once (``network.disownData``,
+  ``let_go``), so the browser holds at most that much for the archive between two ``har``\\ s.
+- ``read`` (the ``har`` action): each held body is taken with ``network.getData`` and
+  ``disown: true``, a few at a time, within ``READ_BOUND`` seconds and the action's deadline;
+  what is not read then (time, or the reply's budget spent) is disowned unread. A body the browser
+  no longer has (over the cap, evicted by the browser's own budget, a closed tab) is simply
+  absent: never a failed ``har``. Collectors of tabs already closed are removed after a read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from service.deadline import Deadline
+
+if TYPE_CHECKING:
+    from service.clients.bidi import Bidi
+    from service.har import Exchange
+
+logger = logging.getLogger(__name__)
+
+CAP_FLOOR = 4 * 1024 * 1024  # a body up to this many encoded bytes is kept to be cut (or the bound, if larger)
+READ_BOUND = 10.0  # seconds a har spends reading bodies at most
+BATCH_COUNT = 16  # getData commands in flight at once
+BATCH_BYTES = 8 * 1024 * 1024  # and the bodies they bring, about (the worker's memory for one batch)
+MARGIN = 1.0  # seconds of the action's deadline left for the reply
+
+
+def cap(body_bytes: int, max_body_bytes: int) -> int:
+    """The collector's ``maxEncodedDataSize``: a body larger than the bound is kept so that it can
+    be cut, up to ``CAP_FLOOR`` (or the bound itself, when larger), never past the goto's limit."""
+    return max(1, min(max_body_bytes, max(body_bytes, CAP_FLOOR)))
+
+
+def body_of(result: dict) -> bytes | None:
+    """The bytes of a ``network.getData`` result, or None when it is not of a shape we know."""
+    value = result.get("bytes") if isinstance(result, dict) else None
+    if not isinstance(value, dict) or not isinstance(value.get("value"), str):
+        return None
+    if value.get("type") == "base64":
+        try:
+            return base64.b64decode(value["value"], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return value["value"].encode("utf-8", "surrogatepass") if value.get("type") == "string" else None
+
+
+class HarBodies:
+    """The collectors of one session's tabs and the commands on their data. ``token`` and
+    ``let_go`` run on the BiDi socket's thread (taps); the rest on the session's."""
+
+    def __init__(self, body_bytes: int, max_body_bytes: int):
+        self.cap = cap(body_bytes, max_body_bytes)
+        self.bidi: Bidi | None = None
+        self._lock = threading.Lock()
+        self._collectors: dict[str, str] = {}  # tab context -> its collector
+        self._current: str | None = None  # the collector of the session's tab now
+
+    def watch(self, bidi: Bidi, context: str, deadline: Deadline) -> None:
+        """Give the tab ``context`` a collector (the session's tab from now on)."""
+        reply = bidi.command(
+            "network.addDataCollector",
+            {"dataTypes": ["response"], "maxEncodedDataSize": self.cap, "contexts": [context]},
+            deadline,
+        )
+        with self._lock:
+            self.bidi = bidi
+            self._collectors[context] = self._current = str(reply["collector"])
+
+    def token(self, context: Any, request: str) -> tuple[str, str] | None:
+        """Whose data a completed response is: the collector of its tab (a frame's: the tab's now)."""
+        with self._lock:
+            collector = self._collectors.get(context) if isinstance(context, str) else None
+            collector = collector or self._current
+        return (collector, request) if collector is not None and request else None
+
+    def let_go(self, tokens: list[tuple[str, str]]) -> None:
+        """Disown data the archive will not read (no reply is waited for)."""
+        bidi = self.bidi
+        for collector, request in tokens if bidi is not None else ():
+            try:
+                bidi.post("network.disownData", {"dataType": "response", "collector": collector, "request": request})
+            except Exception as exc:  # noqa: BLE001 - a browser gone: its data went with it
+                logger.debug("disowning a HAR body failed: %r", exc)
+                return
+
+    def read(self, held: list[Exchange], keep: Callable[[Exchange, bytes], bool], deadline: Deadline) -> None:
+        """Read the held bodies (``disown: true``) into their exchanges, a batch at a time, while
+        ``keep`` has room and time is left; disown the rest unread."""
+        from service.clients.bidi import BidiError
+
+        bidi = self.bidi
+        if bidi is None:
+            return
+        bound = Deadline(min(READ_BOUND, max(0.0, deadline.remaining() - MARGIN)))
+        waiting = list(held)
+        room = True
+        while waiting and room and not bound.expired():
+            batch, size = [], 0
+            while waiting and len(batch) < BATCH_COUNT and (not batch or size + waiting[0].held_bytes <= BATCH_BYTES):
+                exchange = waiting.pop(0)
+                batch.append(exchange)
+                size += exchange.held_bytes
+            calls = [("network.getData", {"dataType": "response", "collector": c, "request": r, "disown": True})
+                     for c, r in (exchange.held for exchange in batch)]
+            try:
+                replies = bidi.pipeline(calls, bound)
+            except (TimeoutError, BidiError) as exc:  # the sent ones disown when the browser gets to them
+                logger.debug("HAR bodies: a batch of %d got no answer in time: %r", len(batch), exc)
+                break
+            for exchange, reply in zip(batch, replies, strict=True):
+                body = None if isinstance(reply, BidiError) else body_of(reply)
+                if body is not None and room:
+                    room = keep(exchange, body)
+        self.let_go([exchange.held for exchange in waiting])
+
+    def retire(self) -> None:
+        """Remove the collectors of the tabs the session has left (their entries were read)."""
+        with self._lock:
+            old = [(context, c) for context, c in self._collectors.items() if c != self._current]
+            for context, _ in old:
+                del self._collectors[context]
+        for _, collector in old:
+            if self.bidi is not None:
+                self.bidi.post("network.removeDataCollector", {"collector": collector})
