@@ -4,7 +4,8 @@ saw (a redirect's two hops, a script's fetch), with statuses, headers and valid 
 with the refusal, word for word; bodies (``INNDX_HAR_BODY_BYTES``) are given on every client,
 cut to the bound: in a browser, the page's own document, its sub-resources and a script's
 fetches, text and binary, each exactly the site's bytes (read back from the site); with the
-default 0, no entry carries a body.
+default 0, no entry carries a body. A browser's gotos and its archive read bodies through two
+collectors, and neither takes the other's: every goto's body is whole, across fresh tabs too.
 
 The service here allows the test site's port only (a rule for ``127.0.0.1:<port>``): a page's
 fetch of ``localhost:<another port>`` is refused by the egress gateway, a goto of it by the
@@ -26,10 +27,11 @@ import pytest
 from tests.e2e.conftest import service_env
 from tests.support.ports import free_port
 from tests.support.service import Service
-from tests.support.site import Site
+from tests.support.site import Site, big_body
 from tests.support.wsclient import Session, connect
 
 BODY_BYTES = 64
+TAB_GOTOS = 2  # a browser session moves to a fresh tab (and its bodies to a fresh collector) often
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,8 @@ def refused_port() -> int:
 
 @pytest.fixture(scope="module")
 def archiving(grid, logs, site: Site) -> Iterator[Service]:
-    env = service_env(grid, INNDX_NETWORK_ALLOW=f"127.0.0.1:{site.port}", INNDX_HAR_BODY_BYTES=str(BODY_BYTES))
+    env = service_env(grid, INNDX_NETWORK_ALLOW=f"127.0.0.1:{site.port}", INNDX_HAR_BODY_BYTES=str(BODY_BYTES),
+                      INNDX_TAB_GOTOS=str(TAB_GOTOS))
     with Service(env=env, log_dir=logs, private_networks=False) as running:
         yield running
 
@@ -195,3 +198,22 @@ def test_without_a_bound_no_entry_carries_a_body(page: Session, site: Site, clie
     entries = har(page)
     assert any(token in e["request"]["url"] for e in entries), entries
     assert [e["request"]["url"] for e in entries if "text" in e["response"]["content"]] == []
+
+
+@pytest.mark.clients("chrome", "firefox")
+def test_gotos_and_the_archive_each_get_their_bodies_across_fresh_tabs(session: Session, site: Site):
+    token = secrets.token_hex(4)
+    har(session)
+    sent = big_body(200)
+    for round_ in range(2):
+        for n in range(TAB_GOTOS + 1):  # at least one move to a fresh tab in each round
+            reply = session.request({"action": "goto", "url": site.url(f"/big?bytes=200&har={token}&n={round_}{n}")},
+                                    timeout=60)
+            assert base64.b64decode(reply["body"]) == sent, reply
+        entries = [e for e in har(session) if token in e["request"]["url"]]
+        assert len(entries) == TAB_GOTOS + 1, entries
+        contents = [e["response"]["content"] for e in entries]
+        assert "text" in contents[-1], contents  # the tab open now: its body is held until this har
+        for content in contents:
+            if "text" in content:  # a closed tab's may be gone with it
+                assert base64.b64decode(content["text"]) == sent[:BODY_BYTES] and content["_truncated"] is True
