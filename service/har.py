@@ -17,7 +17,8 @@ fits in ``max_bytes`` (else the entry has no ``text``).
 
 A browser's bodies stay in the browser until the ``har`` action reads them: the client ``hold``s
 a token of its own for an exchange's body (its data collector and request), and ``take(fill)``
-hands the held exchanges to ``fill`` to read, after they left the log. Every token the log lets
+hands the held bodies to ``fill`` to read, after their entries left the log (``detach`` and
+``attach`` read some while their entries stay: a browser tab's, before the tab closes). Every token the log lets
 go of otherwise (its entry dropped or replaced, or more than ``MAX_HELD`` tokens or
 ``MAX_HELD_BYTES`` of bodies held: the oldest go first) is queued for ``released()``, so that
 the client frees that data in the browser.
@@ -67,6 +68,7 @@ class Exchange:
     timings: dict[str, float] = field(default_factory=dict)
     ended: float | None = None  # wall-clock seconds of the answer's end
     weight: int = 0  # about the bytes this entry takes in the reply (HarLog's budget)
+    key: Hashable = None  # its key in the log
     held: Any = None  # the client's token for a body it holds elsewhere (a browser's), read at take
     held_bytes: int = 0  # that body's size, as the client was told it
 
@@ -77,7 +79,9 @@ class Exchange:
         return ENTRY_WEIGHT + 2 * sum(map(len, texts)) + sum(len(k) + len(v) + 30 for k, v in headers) + bodies * 4 // 3
 
 
-Fill = Callable[[list[Exchange], Callable[[Exchange, bytes], bool]], None]
+Held = tuple[Any, int, Exchange]  # a held body: the client's token, its size, its exchange
+Keep = Callable[[Exchange, bytes], bool]  # gives an exchange its body; False once no room is left
+Fill = Callable[[list[Held], Keep], None]
 
 
 class HarLog:
@@ -115,6 +119,7 @@ class HarLog:
     ) -> None:
         exchange = Exchange(
             started=time.time() if started is None else started,
+            key=key,
             method=method,
             url=url,
             request_headers=list(headers),
@@ -212,6 +217,29 @@ class HarLog:
                 self._unhold(next(iter(self._held.values())))
             return True
 
+    def detach(self, which: Callable[[Any], bool]) -> list[Held]:
+        """The held bodies whose token ``which`` picks, no longer held (their entries stay): the
+        client reads them now and gives them with ``attach`` (a browser's tab about to close)."""
+        with self._lock:
+            picked = [exchange for exchange in self._held.values() if which(exchange.held)]
+            out = [(exchange.held, exchange.held_bytes, exchange) for exchange in picked]
+            for exchange in picked:
+                self._held.pop(id(exchange))
+                self._held_bytes -= exchange.held_bytes
+                exchange.held, exchange.held_bytes = None, 0
+        return out
+
+    def attach(self, exchange: Exchange, body: bytes) -> bool:
+        """Give a detached exchange its body (cut, while it fits, as ``finish`` does); False once
+        the log has no room left for bodies."""
+        with self._lock:
+            exchange.size = max(exchange.size, len(body))
+            kept = body[: self.body_bytes]
+            if self._entries.get(exchange.key) is exchange and self._weight + len(kept) * 4 // 3 <= self.max_bytes:
+                exchange.body, exchange.truncated = kept, len(body) > len(kept)
+                self._reweigh(exchange)
+            return self._weight < self.max_bytes
+
     def released(self) -> list[Any]:
         """The tokens let go of since the last call (the client frees what they hold)."""
         with self._lock:
@@ -236,16 +264,16 @@ class HarLog:
 
     def take(self, fill: Fill | None = None) -> dict[str, Any]:
         """The archive so far, as HAR 1.2 (``{"log": ...}``); the log starts again empty. With
-        ``fill``, the exchanges whose bodies are held elsewhere are handed to it (out of the log by
+        ``fill``, the bodies held elsewhere are handed to it (their entries out of the log by
         then, oldest first) with a ``keep(exchange, body)`` that gives each its body, cut to
         ``body_bytes``, while the reply's budget lasts (False once it is spent)."""
         with self._lock:
             entries, dropped, weight = list(self._entries.values()), self._dropped, self._weight
             self._entries, self._dropped, self._weight = OrderedDict(), 0, 0
-            held = [exchange for exchange in self._held.values() if exchange.held is not None]
+            held = [(exchange.held, exchange.held_bytes, exchange) for exchange in self._held.values()]
             self._held, self._held_bytes = OrderedDict(), 0
             if fill is None:  # no reader: the client lets go of them (``released()``)
-                self._released.extend(exchange.held for exchange in held)
+                self._released.extend(token for token, _, _ in held)
         if fill is not None and held:
             fill(held, self._keeper(self.max_bytes - weight))
         log: dict[str, Any] = {
@@ -262,7 +290,7 @@ class HarLog:
             log["comment"] = "; ".join(notes)
         return {"log": log}
 
-    def _keeper(self, room: int) -> Callable[[Exchange, bytes], bool]:
+    def _keeper(self, room: int) -> Keep:
         left = [room]
 
         def keep(exchange: Exchange, body: bytes) -> bool:

@@ -151,9 +151,9 @@ class BrowserClient(FetchClient):
         bidi, context = self._bidi, self._context
         self._launched.unsettled.settle(bidi, deadline)  # a failed goto's navigations, first
         if self.settings.tab_gotos and self._gotos_in_tab >= self.settings.tab_gotos:
-            fresh_tab(self._launched, deadline)
-            bidi, context, self._gotos_in_tab, self._user_agent = self._bidi, self._context, 0, None
-            self._har.watch(bidi, context, deadline)  # its bodies (INNDX_HAR_BODY_BYTES), if any
+            fresh_tab(self._launched, deadline, self._har.move)  # (the archive's bodies, if any, move too)
+            bidi, context = self._bidi, self._context
+            self._gotos_in_tab, self._user_agent = 0, None
             if self.options.on_fresh_tab is not None:
                 self.options.on_fresh_tab(self.kind)
         self._gotos_in_tab += 1

@@ -57,9 +57,17 @@ class BrowserHar:
         self.watch(bidi, context, deadline)
 
     def watch(self, bidi: Any, context: str, deadline: Deadline) -> None:
-        """The session's tab is ``context`` from now on (a fresh tab): its bodies are collected."""
+        """The session's tab is ``context`` from now on: its bodies are collected."""
         if self.bodies is not None:
             self.bodies.watch(bidi, context, deadline)
+
+    def move(self, bidi: Any, old: str, new: str, deadline: Deadline) -> None:
+        """The session moves from tab ``old`` (about to close) to ``new``: the new one's bodies
+        are collected, the old one's read now (they would go with the tab)."""
+        if self.bodies is not None:
+            self.bodies.watch(bidi, new, deadline)
+            self.bodies.leave(self.log, old, deadline)
+            self.bodies.let_go(self.log.released())
 
     def on_event(self, method: str, params: dict) -> None:
         try:
@@ -133,7 +141,6 @@ class BrowserHar:
             return self.log.take()
         archive = self.log.take(lambda held, keep: bodies.read(held, keep, deadline))
         bodies.let_go(self.log.released())
-        bodies.retire()
         return archive
 
 

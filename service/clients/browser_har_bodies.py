@@ -14,9 +14,13 @@ With the default 0 nothing here runs: no collector, no command, nothing held. Ot
   ``let_go``), so the browser holds at most that much for the archive between two ``har``\\ s.
 - ``read`` (the ``har`` action): each held body is taken with ``network.getData`` and
   ``disown: true``, a few at a time, within ``READ_BOUND`` seconds and the action's deadline;
-  what is not read then (time, or the reply's budget spent) is disowned unread. A body the browser
-  no longer has (over the cap, evicted by the browser's own budget, a closed tab) is simply
-  absent: never a failed ``har``. Collectors of tabs already closed are removed after a read.
+  what is not read then (time, or the reply's budget spent) is disowned unread, as is a body the
+  browser said is over ``INNDX_MAX_BODY_BYTES`` (Chrome does not enforce a collector's size). A
+  body the browser no longer has (over the cap, evicted by the browser's own budget) is simply
+  absent: never a failed ``har``.
+- ``leave`` (a move to a fresh tab, before the old tab closes: Chrome's bodies go with their
+  tab): the old tab's held bodies are read into the log the same way, within ``LEAVE_BOUND``
+  seconds of the goto's time, and its collector is removed.
 """
 
 from __future__ import annotations
@@ -25,19 +29,19 @@ import base64
 import binascii
 import logging
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from service.deadline import Deadline
 
 if TYPE_CHECKING:
     from service.clients.bidi import Bidi
-    from service.har import Exchange
+    from service.har import HarLog, Held, Keep
 
 logger = logging.getLogger(__name__)
 
 CAP_FLOOR = 4 * 1024 * 1024  # a body up to this many encoded bytes is kept to be cut (or the bound, if larger)
 READ_BOUND = 10.0  # seconds a har spends reading bodies at most
+LEAVE_BOUND = 2.0  # seconds a goto that moves to a fresh tab spends reading the old tab's bodies
 BATCH_COUNT = 16  # getData commands in flight at once
 BATCH_BYTES = 8 * 1024 * 1024  # and the bodies they bring, about (the worker's memory for one batch)
 MARGIN = 1.0  # seconds of the action's deadline left for the reply
@@ -68,6 +72,7 @@ class HarBodies:
 
     def __init__(self, body_bytes: int, max_body_bytes: int):
         self.cap = cap(body_bytes, max_body_bytes)
+        self.max_body_bytes = max_body_bytes
         self.bidi: Bidi | None = None
         self._lock = threading.Lock()
         self._collectors: dict[str, str] = {}  # tab context -> its collector
@@ -101,42 +106,46 @@ class HarBodies:
                 logger.debug("disowning a HAR body failed: %r", exc)
                 return
 
-    def read(self, held: list[Exchange], keep: Callable[[Exchange, bytes], bool], deadline: Deadline) -> None:
+    def read(self, held: list[Held], keep: Keep, deadline: Deadline, bound: float = READ_BOUND) -> None:
         """Read the held bodies (``disown: true``) into their exchanges, a batch at a time, while
-        ``keep`` has room and time is left; disown the rest unread."""
+        ``keep`` has room and time is left (at most ``bound`` seconds); disown the rest unread."""
         from service.clients.bidi import BidiError
 
         bidi = self.bidi
         if bidi is None:
             return
-        bound = Deadline(min(READ_BOUND, max(0.0, deadline.remaining() - MARGIN)))
-        waiting = list(held)
+        within = Deadline(min(bound, max(0.0, deadline.remaining() - MARGIN)))
+        waiting = [item for item in held if item[1] <= self.max_body_bytes]
+        unread = [token for token, size, _ in held if size > self.max_body_bytes]
         room = True
-        while waiting and room and not bound.expired():
+        while waiting and room and not within.expired():
             batch, size = [], 0
-            while waiting and len(batch) < BATCH_COUNT and (not batch or size + waiting[0].held_bytes <= BATCH_BYTES):
-                exchange = waiting.pop(0)
-                batch.append(exchange)
-                size += exchange.held_bytes
+            while waiting and len(batch) < BATCH_COUNT and (not batch or size + waiting[0][1] <= BATCH_BYTES):
+                batch.append(waiting.pop(0))
+                size += batch[-1][1]
             calls = [("network.getData", {"dataType": "response", "collector": c, "request": r, "disown": True})
-                     for c, r in (exchange.held for exchange in batch)]
+                     for (c, r), _, _ in batch]
             try:
-                replies = bidi.pipeline(calls, bound)
+                replies = bidi.pipeline(calls, within)
             except (TimeoutError, BidiError) as exc:  # the sent ones disown when the browser gets to them
                 logger.debug("HAR bodies: a batch of %d got no answer in time: %r", len(batch), exc)
                 break
-            for exchange, reply in zip(batch, replies, strict=True):
+            for (_, _, exchange), reply in zip(batch, replies, strict=True):
                 body = None if isinstance(reply, BidiError) else body_of(reply)
                 if body is not None and room:
                     room = keep(exchange, body)
-        self.let_go([exchange.held for exchange in waiting])
+        self.let_go(unread + [token for token, _, _ in waiting])
 
-    def retire(self) -> None:
-        """Remove the collectors of the tabs the session has left (their entries were read)."""
+    def leave(self, log: HarLog, context: str, deadline: Deadline) -> None:
+        """The session leaves the tab ``context`` (about to close): its held bodies are read into
+        the log now, and its collector removed."""
         with self._lock:
-            old = [(context, c) for context, c in self._collectors.items() if c != self._current]
-            for context, _ in old:
-                del self._collectors[context]
-        for _, collector in old:
+            collector = self._collectors.pop(context, None)
+        if collector is None:
+            return
+        held = log.detach(lambda token: token[0] == collector)
+        try:
+            self.read(held, log.attach, deadline, LEAVE_BOUND)
+        finally:
             if self.bidi is not None:
                 self.bidi.post("network.removeDataCollector", {"collector": collector})

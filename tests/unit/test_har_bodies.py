@@ -98,18 +98,29 @@ def test_a_response_completing_after_its_entry_was_taken_is_let_go():
     assert bidi.named("network.disownData") == ["late"]
 
 
-def test_a_fresh_tab_s_bodies_are_its_collector_s_and_the_old_one_goes_after_a_read():
+def test_a_tab_s_bodies_are_read_before_it_closes_and_a_fresh_tab_s_are_its_collector_s():
     bidi = FakeBidi({"r1": b"a", "r2": b"b"})
     feed = feed_with(bidi)
     exchange(feed, "r1")
-    feed.watch(bidi, "tab2", Deadline(1))
+    feed.move(bidi, "tab", "tab2", Deadline(5))  # what a move to a fresh tab does before the old one closes
+    assert [(m, p.get("collector")) for m, p in bidi.sent[1:]] == [
+        ("network.addDataCollector", None), ("network.getData", "c1"), ("network.removeDataCollector", "c1")]
     params = {"request": {"request": "r2", "url": "http://a.test/r2"}, "context": "tab2"}
     feed.on_event(BEFORE, params)
     feed.on_event(COMPLETED, {**params, "response": {"status": 200, "headers": []}})
-    valid(feed.take(None, Deadline(5)))
-    asked = {params["request"]: params["collector"] for m, params in bidi.sent if m == "network.getData"}
-    assert asked == {"r1": "c1", "r2": "c2"}
-    assert [params["collector"] for m, params in bidi.sent if m == "network.removeDataCollector"] == ["c1"]
+    contents = [e["response"]["content"] for e in valid(feed.take(None, Deadline(5)))]
+    assert [base64.b64decode(c["text"]) for c in contents] == [b"a", b"b"]
+    assert [p["collector"] for m, p in bidi.sent if m == "network.getData"] == ["c1", "c2"]
+
+
+def test_a_body_the_browser_says_is_over_the_goto_limit_is_let_go_unread():
+    bidi = FakeBidi({"r1": b"a"})
+    feed = BrowserHar(HarLog(8), "chrome", 100)
+    feed.install(bidi, "tab", Deadline(1))
+    exchange(feed, "r1", size=101)
+    (entry,) = valid(feed.take(None, Deadline(5)))
+    assert "text" not in entry["response"]["content"]
+    assert bidi.named("network.getData") == [] and bidi.named("network.disownData") == ["r1"]
 
 
 def test_the_browser_holds_at_most_max_held_bodies(monkeypatch):
@@ -156,6 +167,7 @@ holds = st.lists(
         st.tuples(st.just("begin"), st.integers(0, 6)),
         st.tuples(st.just("hold"), st.integers(0, 6), st.integers(0, 40)),
         st.tuples(st.just("take"), st.booleans()),
+        st.tuples(st.just("detach"), st.integers(0, 2)),
     ),
     max_size=40,
 )
@@ -173,9 +185,9 @@ def test_every_held_body_is_read_or_let_go_exactly_once(ops, max_held, max_held_
         tokens, done = 0, []
 
         def fill(held, keep):
-            for item in held:
+            for token, _, item in held:
                 keep(item, b"body")
-                done.append(item.held)
+                done.append(token)
 
         for op in ops:
             if op[0] == "begin":
@@ -184,6 +196,10 @@ def test_every_held_body_is_read_or_let_go_exactly_once(ops, max_held, max_held_
                 tokens += 1
                 if not log.hold(op[1], tokens, op[2]):
                     done.append(tokens)
+            elif op[0] == "detach":  # a tab about to close: its bodies read now
+                for token, _, item in log.detach(lambda token, n=op[1]: token % 3 == n):
+                    log.attach(item, b"body")
+                    done.append(token)
             else:
                 log.take(fill if op[1] else None)  # without a reader: all released
             done.extend(log.released())
