@@ -15,7 +15,9 @@ With the default 0 nothing here runs: no collector, no command, nothing held. Ot
 - ``read`` (the ``har`` action): each held body is taken with ``network.getData`` and
   ``disown: true``, a few at a time, within ``READ_BOUND`` seconds and the action's deadline;
   what is not read then (time, or the reply's budget spent) is disowned unread, as is a body the
-  browser said is over ``INNDX_MAX_BODY_BYTES`` (Chrome does not enforce a collector's size). A
+  browser said is over the cap (Chrome does not enforce a collector's size; the browser's size
+  of a body is its decoded size or its bytes received, the larger): the worker never reads more
+  than the cap for one body. A
   body the browser no longer has (over the cap, evicted by the browser's own budget) is simply
   absent: never a failed ``har``.
 - ``leave`` (a move to a fresh tab, before the old tab closes: Chrome's bodies go with their
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CAP_FLOOR = 4 * 1024 * 1024  # a body up to this many encoded bytes is kept to be cut (or the bound, if larger)
+CAP_FLOOR = 4 * 1024 * 1024  # a body up to this many bytes is kept to be cut (or the bound, if larger)
 READ_BOUND = 10.0  # seconds a har spends reading bodies at most
 LEAVE_BOUND = 2.0  # seconds a goto that moves to a fresh tab spends reading the old tab's bodies
 BATCH_COUNT = 16  # getData commands in flight at once
@@ -72,7 +74,6 @@ class HarBodies:
 
     def __init__(self, body_bytes: int, max_body_bytes: int):
         self.cap = cap(body_bytes, max_body_bytes)
-        self.max_body_bytes = max_body_bytes
         self.bidi: Bidi | None = None
         self._lock = threading.Lock()
         self._collectors: dict[str, str] = {}  # tab context -> its collector
@@ -115,8 +116,8 @@ class HarBodies:
         if bidi is None:
             return
         within = Deadline(min(bound, max(0.0, deadline.remaining() - MARGIN)))
-        waiting = [item for item in held if item[1] <= self.max_body_bytes]
-        unread = [token for token, size, _ in held if size > self.max_body_bytes]
+        waiting = [item for item in held if item[1] <= self.cap]
+        unread = [token for token, size, _ in held if size > self.cap]
         room = True
         while waiting and room and not within.expired():
             batch, size = [], 0

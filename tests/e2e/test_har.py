@@ -216,3 +216,27 @@ def test_gotos_and_the_archive_each_get_their_bodies_across_fresh_tabs(session: 
             content = entry["response"]["content"]
             assert "text" in content, entry
             assert base64.b64decode(content["text"]) == sent[:BODY_BYTES] and content["_truncated"] is True
+
+
+@pytest.mark.clients("chrome", "firefox")
+def test_a_page_cannot_make_the_browser_hold_more_than_the_bounds(session: Session, site: Site):
+    """Over a thousand responses and one over the cap: the oldest bodies are let go of (at most
+    1,000 held, ``har.MAX_HELD``), the huge one is never read, and the archive is still whole."""
+    token = secrets.token_hex(4)
+    har(session)
+    assert session.request({"action": "goto", "url": site.url(f"/html?har={token}")}, timeout=60).get("status_code") == 200
+    huge = 6 * 1024 * 1024
+    script = (
+        f"const urls = ['/big?bytes={huge}&har={token}'];"
+        f" for (let i = 0; i < 1100; i++) urls.push('/json?har={token}&i=' + i);"
+        " return Promise.all(urls.map(u => fetch(u).then(r => r.arrayBuffer()))).then(() => 'read');"
+    )
+    assert session.request({"action": "evaluate", "script": script}, timeout=120).get("result") == "read"
+    entries = [e for e in har(session) if token in e["request"]["url"]]
+    assert len(entries) == 1102, len(entries)
+    with_bodies = [e for e in entries if "text" in e["response"]["content"]]
+    assert 0 < len(with_bodies) <= 1000, len(with_bodies)
+    assert all(base64.b64decode(e["response"]["content"]["text"]) == b'{"hello": "world", "n": 1}'
+               for e in with_bodies if "/json" in e["request"]["url"]), with_bodies[:3]
+    (big,) = [e for e in entries if "/big" in e["request"]["url"]]
+    assert big["response"]["status"] == 200 and "text" not in big["response"]["content"], big["response"]

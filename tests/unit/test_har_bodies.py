@@ -113,7 +113,7 @@ def test_a_tab_s_bodies_are_read_before_it_closes_and_a_fresh_tab_s_are_its_coll
     assert [p["collector"] for m, p in bidi.sent if m == "network.getData"] == ["c1", "c2"]
 
 
-def test_a_body_the_browser_says_is_over_the_goto_limit_is_let_go_unread():
+def test_a_body_the_browser_says_is_over_the_cap_is_let_go_unread():
     bidi = FakeBidi({"r1": b"a"})
     feed = BrowserHar(HarLog(8), "chrome", 100)
     feed.install(bidi, "tab", Deadline(1))
