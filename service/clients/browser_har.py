@@ -120,7 +120,8 @@ class BrowserHar:
         headers = bidi_headers(response.get("headers") or [], utf8=self.utf8)
         if response.get("status") in redirects.REDIRECT_STATUSES and header_value(headers, "location"):
             return
-        token = self.bodies.token(params.get("context"), key[0])
+        request_id = (params.get("request") or {}).get("request")
+        token = self.bodies.token(params.get("context"), request_id) if isinstance(request_id, str) else None
         if token is not None and not self.log.hold(key, token, size or self.bodies.cap):
             self.bodies.let_go([token])  # its entry was taken already
 
