@@ -172,6 +172,7 @@ class BrowserClient(FetchClient):
                 raise errors.BadRequest(
                     f"the browser refused cookie {cookie.name[:100]!r}: {exc.error}: {exc.message[:200]}"
                 ) from exc
+        self._har.before_goto(deadline)  # (Chrome: the archive's bodies of the page it replaces, if any)
         if "#" in request.url:
             leave_document(bidi, context, request.url, deadline)
         navigation = Navigation(

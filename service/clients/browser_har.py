@@ -46,6 +46,7 @@ _VERSIONS = {"http/1.0": "HTTP/1.0", "http/1.1": "HTTP/1.1", "h2": "HTTP/2", "h3
 class BrowserHar:
     def __init__(self, log: HarLog, kind: str, max_body_bytes: int):
         self.log = log
+        self.kind = kind
         self.utf8 = kind != "chrome"  # Chrome's event strings are one character per byte already
         self.bodies = HarBodies(log.body_bytes, max_body_bytes) if log.body_bytes else None
 
@@ -67,6 +68,13 @@ class BrowserHar:
         if self.bodies is not None:
             self.bodies.watch(bidi, new, deadline)
             self.bodies.leave(self.log, old, deadline)
+            self.bodies.let_go(self.log.released())
+
+    def before_goto(self, deadline: Deadline) -> None:
+        """Chrome: the bodies the page's document holds go with it when the goto replaces it
+        (``browser_har_bodies``): read them now."""
+        if self.bodies is not None and self.kind == "chrome":
+            self.bodies.read_now(self.log, deadline)
             self.bodies.let_go(self.log.released())
 
     def on_event(self, method: str, params: dict) -> None:

@@ -22,7 +22,11 @@ With the default 0 nothing here runs: no collector, no command, nothing held. Ot
   absent: never a failed ``har``.
 - ``leave`` (a move to a fresh tab, before the old tab closes: Chrome's bodies go with their
   tab): the old tab's held bodies are read into the log the same way, within ``LEAVE_BOUND``
-  seconds of the goto's time, and its collector is removed.
+  seconds of the goto's time, and its collector is removed. ``read_now``, the same for the tab
+  that stays: Chrome, asked for no "durable messages" (``chrome_memory``), reads a body from the
+  page renderer's buffer, which lets go of a document's resources when the next one comes, so a
+  Chrome goto reads the held bodies before it navigates. (A navigation the page starts itself,
+  a click's or a script's, still takes the previous document's bodies with it in Chrome.)
 """
 
 from __future__ import annotations
@@ -137,6 +141,14 @@ class HarBodies:
                     room = keep(exchange, body)
         self.let_go(unread + [token for token, _, _ in waiting])
 
+    def read_now(self, log: HarLog, deadline: Deadline, collector: str | None = None) -> None:
+        """Read the bodies held by ``collector`` (default: the current tab's) into the log now,
+        within ``LEAVE_BOUND`` seconds; their entries stay in it."""
+        with self._lock:
+            collector = collector or self._current
+        if collector is not None:
+            self.read(log.detach(lambda token: token[0] == collector), log.attach, deadline, LEAVE_BOUND)
+
     def leave(self, log: HarLog, context: str, deadline: Deadline) -> None:
         """The session leaves the tab ``context`` (about to close): its held bodies are read into
         the log now, and its collector removed."""
@@ -144,9 +156,8 @@ class HarBodies:
             collector = self._collectors.pop(context, None)
         if collector is None:
             return
-        held = log.detach(lambda token: token[0] == collector)
         try:
-            self.read(held, log.attach, deadline, LEAVE_BOUND)
+            self.read_now(log, deadline, collector)
         finally:
             if self.bidi is not None:
                 self.bidi.post("network.removeDataCollector", {"collector": collector})

@@ -235,3 +235,16 @@ def test_the_collector_s_token_is_the_tab_s_or_the_current_one():
     bodies.watch(FakeBidi(), "tab", Deadline(1))
     assert bodies.token("tab", "r1") == ("c1", "r1") and bodies.token("frame", "r2") == ("c1", "r2")
     assert bodies.token(["not", "a", "context"], "r3") == ("c1", "r3") and bodies.token("tab", "") is None
+
+
+def test_a_chrome_goto_reads_the_held_bodies_before_it_navigates_and_firefox_s_wait_for_the_har():
+    for kind, read_early in (("chrome", True), ("firefox", False)):
+        bidi = FakeBidi({"r1": b"abc"})
+        feed = BrowserHar(HarLog(8), kind, 64 * 1024 * 1024)
+        feed.install(bidi, "tab", Deadline(1))
+        exchange(feed, "r1")
+        feed.before_goto(Deadline(5))
+        assert bidi.named("network.getData") == (["r1"] if read_early else [])
+        (entry,) = valid(feed.take(None, Deadline(5)))
+        assert base64.b64decode(entry["response"]["content"]["text"]) == b"abc"
+        assert bidi.named("network.getData") == ["r1"] and bidi.named("network.disownData") == []
