@@ -15,25 +15,34 @@ dropped first and counted in the log's ``comment``. A body is kept only when ``b
 (``INNDX_HAR_BODY_BYTES``), cut to that many bytes (``content._truncated``), and only while it
 fits in ``max_bytes`` (else the entry has no ``text``).
 
+A browser's bodies stay in the browser until the ``har`` action reads them: the client ``hold``s
+a token of its own for an exchange's body (its data collector and request), and ``take(fill)``
+hands the held bodies to ``fill`` to read, after their entries left the log (``detach`` and
+``attach`` read some while their entries stay: a browser tab's, before the tab closes). Every token the log lets
+go of otherwise (its entry dropped or replaced, or more than ``MAX_HELD`` tokens or
+``MAX_HELD_BYTES`` of bodies held: the oldest go first) is queued for ``released()``, so that
+the client frees that data in the browser.
+
 Extensions (HAR's ``_`` fields): ``_error`` (why an exchange failed), ``_refusal`` (the egress
 gateway's or the policy's refusal, word for word), ``_truncated``.
 """
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+
+from service.har_entries import entry_of, header_of, timings_of  # noqa: F401 - timings_of re-exported
 
 MAX_ENTRIES = 5000
 ENTRY_WEIGHT = 600  # the bytes an entry's fixed fields take in the reply, about
 CREATOR = {"name": "inndx", "version": "1"}
+MAX_HELD = 1000  # bodies a browser holds for the log at most (tokens)
+MAX_HELD_BYTES = 64 * 1024 * 1024  # and their bytes together, as the browser reported their sizes
 
 Headers = Iterable[tuple[str, str]]
 
@@ -59,12 +68,20 @@ class Exchange:
     timings: dict[str, float] = field(default_factory=dict)
     ended: float | None = None  # wall-clock seconds of the answer's end
     weight: int = 0  # about the bytes this entry takes in the reply (HarLog's budget)
+    key: Hashable = None  # its key in the log
+    held: Any = None  # the client's token for a body it holds elsewhere (a browser's), read at take
+    held_bytes: int = 0  # that body's size, as the client was told it
 
     def weigh(self) -> int:
         texts = (self.method, self.url, self.status_text, self.mime_type, self.error or "", self.refusal or "")
         headers = self.request_headers + self.response_headers
         bodies = len(self.body or b"") + len(self.request_body or b"")
         return ENTRY_WEIGHT + 2 * sum(map(len, texts)) + sum(len(k) + len(v) + 30 for k, v in headers) + bodies * 4 // 3
+
+
+Held = tuple[Any, int, Exchange]  # a held body: the client's token, its size, its exchange
+Keep = Callable[[Exchange, bytes], bool]  # gives an exchange its body; False once no room is left
+Fill = Callable[[list[Held], Keep], None]
 
 
 class HarLog:
@@ -80,6 +97,9 @@ class HarLog:
         self._dropped = 0
         self._weight = 0  # the kept entries' weights together
         self._counter = 0
+        self._held: OrderedDict[int, Exchange] = OrderedDict()  # by id(exchange), oldest first
+        self._held_bytes = 0
+        self._released: list[Any] = []  # tokens let go of, for ``released()``
 
     def key(self) -> int:
         """A fresh key for a client that has no ids of its own."""
@@ -99,6 +119,7 @@ class HarLog:
     ) -> None:
         exchange = Exchange(
             started=time.time() if started is None else started,
+            key=key,
             method=method,
             url=url,
             request_headers=list(headers),
@@ -109,6 +130,7 @@ class HarLog:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._weight -= old.weight
+                self._unhold(old)
             self._entries[key] = exchange
             self._reweigh(exchange)
 
@@ -127,10 +149,11 @@ class HarLog:
                 return
             exchange.status, exchange.status_text = status, status_text
             exchange.response_headers = list(headers)
-            exchange.mime_type = mime_type or _header(exchange.response_headers, "content-type")
+            exchange.mime_type = mime_type or header_of(exchange.response_headers, "content-type")
             if http_version:
                 exchange.http_version = http_version
             self._reweigh(exchange)
+            self._lock.notify_all()  # an answer: what ``settle`` waits for
 
     def finish(
         self,
@@ -178,6 +201,51 @@ class HarLog:
             if exchange is not None:
                 exchange.refusal = refusal
 
+    def hold(self, key: Hashable, token: Any, size: int) -> bool:
+        """The client holds the body of ``key``'s exchange elsewhere, as ``token``; False when the
+        log has no such entry (the client lets go of it at once). Over ``MAX_HELD`` tokens or
+        ``MAX_HELD_BYTES``, the oldest held bodies are let go of (their entries get none)."""
+        with self._lock:
+            exchange = self._entries.get(key)
+            if exchange is None:
+                return False
+            self._unhold(exchange)
+            exchange.held, exchange.held_bytes = token, max(0, size)
+            self._held[id(exchange)] = exchange
+            self._held_bytes += exchange.held_bytes
+            while len(self._held) > MAX_HELD or (self._held_bytes > MAX_HELD_BYTES and len(self._held) > 1):
+                self._unhold(next(iter(self._held.values())))
+            return True
+
+    def detach(self, which: Callable[[Any], bool]) -> list[Held]:
+        """The held bodies whose token ``which`` picks, no longer held (their entries stay): the
+        client reads them now and gives them with ``attach`` (a browser's tab about to close)."""
+        with self._lock:
+            picked = [exchange for exchange in self._held.values() if which(exchange.held)]
+            out = [(exchange.held, exchange.held_bytes, exchange) for exchange in picked]
+            for exchange in picked:
+                self._held.pop(id(exchange))
+                self._held_bytes -= exchange.held_bytes
+                exchange.held, exchange.held_bytes = None, 0
+        return out
+
+    def attach(self, exchange: Exchange, body: bytes) -> bool:
+        """Give a detached exchange its body (cut, while it fits, as ``finish`` does); False once
+        the log has no room left for bodies."""
+        with self._lock:
+            exchange.size = max(exchange.size, len(body))
+            kept = body[: self.body_bytes]
+            if self._entries.get(exchange.key) is exchange and self._weight + len(kept) * 4 // 3 <= self.max_bytes:
+                exchange.body, exchange.truncated = kept, len(body) > len(kept)
+                self._reweigh(exchange)
+            return self._weight < self.max_bytes
+
+    def released(self) -> list[Any]:
+        """The tokens let go of since the last call (the client frees what they hold)."""
+        with self._lock:
+            out, self._released = self._released, []
+        return out
+
     def urls(self) -> list[tuple[Hashable, str]]:
         with self._lock:
             return [(key, exchange.url) for key, exchange in self._entries.items()]
@@ -194,16 +262,25 @@ class HarLog:
                 self._lock.wait(left)
         return True
 
-    def take(self) -> dict[str, Any]:
-        """The archive so far, as HAR 1.2 (``{"log": ...}``); the log starts again empty."""
+    def take(self, fill: Fill | None = None) -> dict[str, Any]:
+        """The archive so far, as HAR 1.2 (``{"log": ...}``); the log starts again empty. With
+        ``fill``, the bodies held elsewhere are handed to it (their entries out of the log by
+        then, oldest first) with a ``keep(exchange, body)`` that gives each its body, cut to
+        ``body_bytes``, while the reply's budget lasts (False once it is spent)."""
         with self._lock:
-            entries, dropped = list(self._entries.values()), self._dropped
+            entries, dropped, weight = list(self._entries.values()), self._dropped, self._weight
             self._entries, self._dropped, self._weight = OrderedDict(), 0, 0
+            held = [(exchange.held, exchange.held_bytes, exchange) for exchange in self._held.values()]
+            self._held, self._held_bytes = OrderedDict(), 0
+            if fill is None:  # no reader: the client lets go of them (``released()``)
+                self._released.extend(token for token, _, _ in held)
+        if fill is not None and held:
+            fill(held, self._keeper(self.max_bytes - weight))
         log: dict[str, Any] = {
             "version": "1.2",
             "creator": dict(CREATOR),
             "pages": [],
-            "entries": [_entry(exchange) for exchange in sorted(entries, key=lambda e: e.started)],
+            "entries": [entry_of(exchange) for exchange in sorted(entries, key=lambda e: e.started)],
         }
         notes = [self.comment] if self.comment else []
         if dropped:
@@ -212,6 +289,29 @@ class HarLog:
         if notes:
             log["comment"] = "; ".join(notes)
         return {"log": log}
+
+    def _keeper(self, room: int) -> Keep:
+        left = [room]
+
+        def keep(exchange: Exchange, body: bytes) -> bool:
+            exchange.size = max(exchange.size, len(body))  # the whole body (Firefox may say 0)
+            kept = body[: self.body_bytes]
+            cost = len(kept) * 4 // 3
+            if self.body_bytes and cost <= left[0]:
+                exchange.body, exchange.truncated = kept, len(body) > len(kept)
+                left[0] -= cost
+            return left[0] > 0
+
+        return keep
+
+    def _unhold(self, exchange: Exchange) -> None:
+        """Let go of the exchange's held body, if any. Called with the lock held."""
+        if exchange.held is None:
+            return
+        self._released.append(exchange.held)
+        self._held.pop(id(exchange), None)
+        self._held_bytes -= exchange.held_bytes
+        exchange.held, exchange.held_bytes = None, 0
 
     def _kept(self, body: bytes | None) -> bytes | None:
         return None if body is None or not self.body_bytes else body[: self.body_bytes]
@@ -228,106 +328,5 @@ class HarLog:
                 break
             del self._entries[key]
             self._weight -= oldest.weight
+            self._unhold(oldest)
             self._dropped += 1
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str:
-    return next((value for key, value in headers if key.lower() == name), "")
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _cookies(headers: list[tuple[str, str]], response: bool) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for name, value in headers:
-        if response and name.lower() == "set-cookie":
-            pair = value.split(";", 1)[0]
-            cookie_name, _, cookie_value = pair.partition("=")
-            out.append({"name": cookie_name.strip(), "value": cookie_value.strip()})
-        elif not response and name.lower() == "cookie":
-            for pair in value.split(";"):
-                if pair.strip():
-                    cookie_name, _, cookie_value = pair.partition("=")
-                    out.append({"name": cookie_name.strip(), "value": cookie_value.strip()})
-    return out
-
-
-def _query(url: str) -> list[dict[str, str]]:
-    try:
-        query = urlsplit(url).query
-    except ValueError:
-        return []
-    return [{"name": name, "value": value} for name, value in parse_qsl(query, keep_blank_values=True)]
-
-
-def _headers(headers: list[tuple[str, str]]) -> list[dict[str, str]]:
-    return [{"name": name, "value": value} for name, value in headers]
-
-
-def timings_of(timings: dict[str, float], total_ms: float) -> dict[str, float]:
-    """HAR's timings from a fetch's timing facts (milliseconds on one clock; 0 or absent: not
-    measured). ``send``, ``wait`` and ``receive`` are never negative; the phases that were not
-    measured are -1, as HAR says."""
-
-    def span(start: str, end: str) -> float:
-        a, b = timings.get(start) or 0.0, timings.get(end) or 0.0
-        return round(b - a, 3) if a > 0 and b >= a else -1.0
-
-    out = {"blocked": -1.0, "dns": span("dnsStart", "dnsEnd"), "connect": span("connectStart", "connectEnd"),
-           "ssl": span("tlsStart", "connectEnd") if timings.get("tlsStart") else -1.0, "send": 0.0}
-    wait, receive = span("requestStart", "responseStart"), span("responseStart", "responseEnd")
-    if wait < 0 and receive < 0:
-        wait, receive = max(0.0, round(total_ms, 3)), 0.0
-    out["wait"], out["receive"] = max(0.0, wait), max(0.0, receive)
-    return out
-
-
-def _entry(exchange: Exchange) -> dict[str, Any]:
-    total_ms = max(0.0, ((exchange.ended or exchange.started) - exchange.started) * 1000)
-    timings = timings_of(exchange.timings, total_ms)
-    content: dict[str, Any] = {"size": max(exchange.size, 0), "mimeType": exchange.mime_type}
-    if exchange.body is not None:
-        content["text"], content["encoding"] = base64.b64encode(exchange.body).decode("ascii"), "base64"
-        if exchange.truncated:
-            content["_truncated"] = True
-    request: dict[str, Any] = {
-        "method": exchange.method,
-        "url": exchange.url,
-        "httpVersion": exchange.http_version,
-        "cookies": _cookies(exchange.request_headers, response=False),
-        "headers": _headers(exchange.request_headers),
-        "queryString": _query(exchange.url),
-        "headersSize": -1,
-        "bodySize": -1 if exchange.request_body is None else len(exchange.request_body),
-    }
-    if exchange.request_body is not None:
-        request["postData"] = {
-            "mimeType": _header(exchange.request_headers, "content-type"),
-            "text": base64.b64encode(exchange.request_body).decode("ascii"),
-            "encoding": "base64",
-        }
-    entry: dict[str, Any] = {
-        "startedDateTime": _iso(exchange.started),
-        "time": round(sum(value for value in timings.values() if value > 0), 3),
-        "request": request,
-        "response": {
-            "status": exchange.status,
-            "statusText": exchange.status_text,
-            "httpVersion": exchange.http_version,
-            "cookies": _cookies(exchange.response_headers, response=True),
-            "headers": _headers(exchange.response_headers),
-            "content": content,
-            "redirectURL": _header(exchange.response_headers, "location"),
-            "headersSize": -1,
-            "bodySize": exchange.transferred,
-        },
-        "cache": {},
-        "timings": timings,
-    }
-    if exchange.error is not None or (exchange.status == 0 and exchange.ended is None):
-        entry["_error"] = exchange.error or "no answer yet"
-    if exchange.refusal is not None:
-        entry["_refusal"] = exchange.refusal
-    return entry

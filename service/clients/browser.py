@@ -45,7 +45,7 @@ from service.clients import browser_page as page
 from service.clients.base import ClientOptions, Cookie, FetchClient, GotoRequest, GotoResult
 from service.clients.bidi import PROBE, PROBE_BOUND, Bidi, BidiClosed, BidiError, BrowserUnresponsive
 from service.clients.browser_errors import first_line, means_lost, translate
-from service.clients.browser_har import SETTLE, BrowserHar
+from service.clients.browser_har import BrowserHar
 from service.clients.browser_health import RemoteHeartbeat, still_there
 from service.clients.browser_launch import Launched, fresh_tab, prepare
 from service.clients.browser_move import MIB, MemoryWatch
@@ -107,7 +107,7 @@ class BrowserClient(FetchClient):
         self._unit = unit  # a warm browser from the pool, handed to this session alone
         self._restore: browser_state.Restore | None = None  # a state's localStorage still to write
         self._memory = MemoryWatch(settings.browser_memory_mib * MIB, settings.browser_memory_check)  # browser_move
-        self._har = BrowserHar(HarLog(0, settings.max_reply_bytes // 2), kind)  # its pages' requests (taps on the BiDi socket)
+        self._har = BrowserHar(HarLog(settings.har_body_bytes, settings.max_reply_bytes // 2), kind, settings.max_body_bytes)
 
     # ----- lifecycle ------------------------------------------------------------------------
     @_boundary
@@ -125,7 +125,7 @@ class BrowserClient(FetchClient):
         if closed:
             launched.shutdown()
             raise errors.Unavailable(f"{self.kind} session closed while its browser was starting")
-        self._wire(launched)
+        self._wire(launched, deadline)
         launched.fit_viewport(self.options.viewport, deadline)  # a pooled unit: one command, if any
         if self.options.storage_state is not None:
             self._restore = browser_state.Restore(launched.bidi, launched.context, self.options.storage_state, deadline)
@@ -148,7 +148,7 @@ class BrowserClient(FetchClient):
         bidi, context = self._bidi, self._context
         self._launched.unsettled.settle(bidi, deadline)  # a failed goto's navigations, first
         if self.settings.tab_gotos and self._gotos_in_tab >= self.settings.tab_gotos:
-            fresh_tab(self._launched, deadline)
+            fresh_tab(self._launched, deadline, self._har.move)  # (the archive's bodies, if any, move too)
             bidi, context = self._bidi, self._context
             self._gotos_in_tab, self._user_agent = 0, None
             if self.options.on_fresh_tab is not None:
@@ -169,6 +169,7 @@ class BrowserClient(FetchClient):
                 raise errors.BadRequest(
                     f"the browser refused cookie {cookie.name[:100]!r}: {exc.error}: {exc.message[:200]}"
                 ) from exc
+        self._har.before_goto(deadline)  # (Chrome: the archive's bodies of the page it replaces, if any)
         if "#" in request.url:
             leave_document(bidi, context, request.url, deadline)
         navigation = Navigation(
@@ -284,7 +285,7 @@ class BrowserClient(FetchClient):
 
     @_boundary
     def har(self, deadline: Deadline) -> dict[str, Any]:
-        return self._har.take(self.options.egress, min(SETTLE, max(0.0, deadline.remaining() - 1.0)))
+        return self._har.take(self.options.egress, deadline)
 
     def live_frame(self, timeout: float) -> bytes:
         """For the live view's thread (``browser_live``): the BiDi channel alone, never the driver."""
@@ -307,10 +308,10 @@ class BrowserClient(FetchClient):
         launched.set_http_timeout(deadline.remaining() + 1.0)
         return call()
 
-    def _wire(self, launched: Launched) -> None:
-        """What watches a browser of this session: liveness, CPU time, the HAR taps."""
+    def _wire(self, launched: Launched, deadline: Deadline) -> None:
+        """What watches a browser of this session: liveness, CPU time, the HAR taps (and bodies)."""
         launched.bidi.liveness = RemoteHeartbeat(launched) if launched.remote else self._alive_local
-        self._har.install(launched.bidi)
+        self._har.install(launched.bidi, launched.context, deadline)
         if launched.processes is not None:
             launched.bidi.cpu_seconds = launched.processes.cpu_seconds
 
@@ -324,10 +325,12 @@ class BrowserClient(FetchClient):
         logger.warning("%s browser at %d MiB, over its bound: the session moves to a fresh browser", self.kind, used // MIB)
         pending = self._restore.pending if self._restore is not None else {}
         reload_with = None if before_goto else (self._user_agent or "")
+        self._har.leave(old.context, Deadline(move.HAR_BOUND))  # (bodies the old tab holds, if any)
         try:
             new, restore = move.move(old, self.kind, self.options, self.settings, pending, reload_with)
         except Exception as exc:  # noqa: BLE001 - the old browser still serves; the next check tries again
             logger.warning("the move to a fresh %s browser failed: %s", self.kind, first_line(exc))
+            self._har.watch(old.bidi, old.context, Deadline(move.HAR_BOUND))
             return
         with self._lifecycle:  # a close() meanwhile ended the old browser and must not miss this one
             closed = self._closed
@@ -336,7 +339,7 @@ class BrowserClient(FetchClient):
         if closed:
             new.shutdown()
             raise errors.Unavailable(f"{self.kind} session closed while it moved to a fresh browser")
-        self._wire(new)
+        self._wire(new, Deadline(move.HAR_BOUND))
         self._gotos_in_tab = 0
         self._user_agent = None if before_goto else self._user_agent
         if self.options.on_fresh_browser is not None:

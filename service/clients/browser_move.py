@@ -15,7 +15,8 @@ the session set:
   is invisible); before any other action the page is loaded again there (with the user agent it
   had), which keeps no in-page state (a form half filled, a script's variables).
 
-Then the old browser ends, every process of it. What does not move: downloads not yet fetched
+Then the old browser ends, every process of it (the HAR bodies its tab held were read before).
+What does not move: downloads not yet fetched
 (they lived in the old browser's dir), sessionStorage and the tab's history (a goto never
 exposed them), and a Grid browser (its processes are out of sight: it is never measured). The
 metric ``inndx_fresh_browsers`` counts the moves. Before the new browser is ready the session
@@ -38,6 +39,7 @@ from service.model import ClientOptions, StorageState
 logger = logging.getLogger(__name__)
 
 MOVE_BOUND = 30.0  # seconds a move may take, at most (a fresh browser's start within it)
+HAR_BOUND = 2.0  # seconds to read the HAR bodies the old tab holds, or to collect the new one's
 MIB = 1024 * 1024
 
 

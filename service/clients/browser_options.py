@@ -111,6 +111,7 @@ class BrowserSettings:
     tab_gotos: int = 25  # gotos in one tab before the session moves to a fresh one (0: never)
     browser_memory_mib: int = 1536  # a local browser's memory bound: past it, a fresh browser (browser_move; 0: never)
     browser_memory_check: float = 10.0  # seconds between two looks at that memory, at most
+    har_body_bytes: int = 0  # bytes of each body the har action gives (0: none, and no collector)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BrowserSettings:
@@ -133,6 +134,7 @@ class BrowserSettings:
             tab_gotos=settings.tab_gotos,
             browser_memory_mib=settings.browser_memory_mib,
             browser_memory_check=settings.browser_memory_check,
+            har_body_bytes=settings.har_body_bytes,
         )
 
 

@@ -5,13 +5,16 @@ events and, in Firefox, the settle signal), and the move to a fresh tab (``fresh
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from service.clients.navigation_record import CHROME_EVENTS, EVENTS, SETTLE_CHANNEL, SETTLE_KINDS, SETTLE_SANDBOX, SETTLE_SIGNAL
 from service.deadline import Deadline
 
 if TYPE_CHECKING:
     from service.clients.browser_launch import Launched
+
+BeforeClose = Callable[[Any, str, str, Deadline], None]
 
 
 def context_calls(kind: str, context: str) -> list[tuple[str, dict]]:
@@ -29,12 +32,13 @@ def context_calls(kind: str, context: str) -> list[tuple[str, dict]]:
     return calls
 
 
-def fresh_tab(launched: Launched, deadline: Deadline) -> None:
+def fresh_tab(launched: Launched, deadline: Deadline, before_close: BeforeClose | None = None) -> None:
     """Move the session to a new tab of the same browser and close the old one, with its
     renderer: a page renderer keeps much of every document it showed (Chrome about 10 MiB per
     goto of a 2 MB page, Firefox's content process too, bench/soak.py) and gives it back only
     when it ends. Cookies and localStorage are the profile's and stay; the old tab's history and
-    sessionStorage go. Called before a goto, which replaces the page anyway."""
+    sessionStorage go. Called before a goto, which replaces the page anyway. ``before_close`` is
+    called with the channel, the old tab, the new one and the deadline, before the old one closes."""
     bidi = launched.bidi
     old = launched.context
     new = bidi.command("browsingContext.create", {"type": "tab", "referenceContext": old}, deadline)["context"]
@@ -51,4 +55,6 @@ def fresh_tab(launched: Launched, deadline: Deadline) -> None:
         raise
     launched.context = new
     launched.unsettled.drop(bidi)  # the old tab's navigations end with it
+    if before_close is not None:
+        before_close(bidi, old, new, deadline)
     bidi.command("browsingContext.close", {"context": old, "promptUnload": False}, deadline)

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from service import har
 from service.clients.browser_har import BEFORE, COMPLETED, FAILED, STARTED, BrowserHar
+from service.deadline import Deadline
 from service.har import HarLog, timings_of
 from tests.support.wsclient import validate_frame
 
+MAX_BODY = 64 * 1024 * 1024
 text = st.text(max_size=40)
 numbers = st.one_of(st.none(), st.integers(-(2**60), 2**60), st.floats(allow_nan=True, allow_infinity=True), text)
 json_values = st.recursive(
@@ -84,14 +86,14 @@ def test_timings_are_never_below_what_har_allows(facts, total):
 @settings(max_examples=200, deadline=None)
 def test_any_browser_event_is_taken_or_dropped_never_a_crash(events):
     """The events are the browser's, about an attacker's server: any shape gives a valid archive."""
-    feed = BrowserHar(HarLog(16), "firefox")
+    feed = BrowserHar(HarLog(16), "firefox", MAX_BODY)
     for method, params in events:
         feed.on_event(method, params)
-    valid(feed.take(None, 0.0))
+    valid(feed.take(None, Deadline(0)))
 
 
 def test_a_browser_request_in_events_becomes_one_entry_per_hop():
-    feed = BrowserHar(HarLog(), "chrome")
+    feed = BrowserHar(HarLog(), "chrome", MAX_BODY)
     request = {"request": "r1", "url": "http://a.test/x?q=1", "method": "GET",
                "headers": [{"name": "Cookie", "value": {"type": "string", "value": "a=1; b=2"}}],
                "timings": {"requestStart": 100.0, "responseStart": 130.0, "responseEnd": 150.0}}
@@ -104,7 +106,7 @@ def test_a_browser_request_in_events_becomes_one_entry_per_hop():
                            "timestamp": 1_700_000_000_060})
     feed.on_event(STARTED, {"request": {**request, "url": "http://a.test/y"}, "redirectCount": 1,
                             "response": {"status": 200, "mimeType": "text/html", "headers": []}})
-    first, second = valid(feed.take(None, 0.0))
+    first, second = valid(feed.take(None, Deadline(0)))
     assert first["startedDateTime"] == "2023-11-14T22:13:20.000Z"
     assert first["response"]["redirectURL"] == "/y" and first["response"]["bodySize"] == 120
     assert first["request"]["cookies"] == [{"name": "a", "value": "1"}, {"name": "b", "value": "2"}]
@@ -113,7 +115,7 @@ def test_a_browser_request_in_events_becomes_one_entry_per_hop():
     assert second["response"]["status"] == 200 and "_error" not in second  # headers came: answered
     feed.on_event(BEFORE, {"request": {**request, "request": "r2"}, "timestamp": 1_700_000_001_000})
     feed.on_event(FAILED, {"request": {**request, "request": "r2"}, "errorText": "net::ERR_TUNNEL_CONNECTION_FAILED"})
-    (failed,) = valid(feed.take(None, 0.0))
+    (failed,) = valid(feed.take(None, Deadline(0)))
     assert failed["response"]["status"] == 0 and failed["_error"] == "net::ERR_TUNNEL_CONNECTION_FAILED"
 
 
@@ -122,11 +124,11 @@ def test_the_gateway_s_refusal_is_named_in_the_archive():
         def answered(self, url: str):
             return (403, "localhost:9 is blocked by the network policy (not allowed)") if ":9/" in url else None
 
-    feed = BrowserHar(HarLog(), "firefox")
+    feed = BrowserHar(HarLog(), "firefox", MAX_BODY)
     for n, url in enumerate(["http://localhost:9/x", "http://127.0.0.1:8/y"]):
         feed.on_event(BEFORE, {"request": {"request": str(n), "url": url, "method": "GET"}})
         feed.on_event(COMPLETED, {"request": {"request": str(n), "url": url}, "response": {"status": 403}})
-    refused, other = valid(feed.take(Egress(), 0.0))
+    refused, other = valid(feed.take(Egress(), Deadline(0)))
     assert refused["_refusal"] == "localhost:9 is blocked by the network policy (not allowed)"
     assert "_refusal" not in other
 
