@@ -1,4 +1,4 @@
-"""The open frame's middleware, end to end (README "Middleware", service/middleware.py): headers,
+"""The open frame's middleware, end to end (README "Middleware", service/middleware/): headers,
 cookies, block and retry_status applied in order to every goto, on every client kind.
 
 One session per client kind carries the whole chain below; the test site tells what arrived.

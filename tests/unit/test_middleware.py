@@ -1,4 +1,4 @@
-"""service/middleware.py: the chain built from the open frame, applied to GotoRequests, and the
+"""service/middleware/: the chain built from the open frame, applied to GotoRequests, and the
 goto loop with status retries. Pure logic; the e2e proof is tests/e2e/test_middleware.py."""
 
 from __future__ import annotations
