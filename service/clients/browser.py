@@ -72,9 +72,9 @@ def _boundary(method):
             raise errors.Unavailable(f"{self.kind} browser not started")
         if self._launched is not None and self._launched.bidi.unresponsive_for():
             self._recover()
-        if self._launched is not None and method.__name__ not in ("start", "downloads", "download", "har"):
-            self._mind_memory(method.__name__ == "goto")
         try:
+            if self._launched is not None and method.__name__ not in ("start", "downloads", "download", "har"):
+                self._mind_memory(method.__name__ == "goto")
             return method(self, *args, **kwargs)
         except errors.ServiceError as exc:
             if isinstance(exc, (errors.GatewayTimeout, errors.InternalError)) and not self._alive():
@@ -325,12 +325,12 @@ class BrowserClient(FetchClient):
         logger.warning("%s browser at %d MiB, over its bound: the session moves to a fresh browser", self.kind, used // MIB)
         pending = self._restore.pending if self._restore is not None else {}
         reload_with = None if before_goto else (self._user_agent or "")
-        self._har.leave(old.context, Deadline(move.HAR_BOUND))  # (bodies the old tab holds, if any)
         try:
+            self._har.leave(old.context, Deadline(move.HAR_BOUND))  # (bodies the old tab holds, if any)
             new, restore = move.move(old, self.kind, self.options, self.settings, pending, reload_with)
         except Exception as exc:  # noqa: BLE001 - the old browser still serves; the next check tries again
             logger.warning("the move to a fresh %s browser failed: %s", self.kind, first_line(exc))
-            self._har.watch(old.bidi, old.context, Deadline(move.HAR_BOUND))
+            self._har.watch(old.bidi, old.context, Deadline(move.HAR_BOUND))  # (raises when it is gone too)
             return
         with self._lifecycle:  # a close() meanwhile ended the old browser and must not miss this one
             closed = self._closed

@@ -111,5 +111,8 @@ def move(
     except BaseException:
         new.shutdown()
         raise
-    old.shutdown()
+    try:
+        old.shutdown()
+    except Exception as exc:  # noqa: BLE001 - the session is on the new one; the reaper ends what is left
+        logger.warning("the old %s browser did not shut down cleanly: %r", kind, exc)
     return new, restore
