@@ -23,9 +23,9 @@ With the default 0 nothing here runs: no collector, no command, nothing held. Ot
 - ``leave`` (a move to a fresh tab, before the old tab closes: Chrome's bodies go with their
   tab): the old tab's held bodies are read into the log the same way, within ``LEAVE_BOUND``
   seconds of the goto's time, and its collector is removed. ``read_now``, the same for the tab
-  that stays: Chrome, asked for no "durable messages" (``chrome_memory``), reads a body from the
-  page renderer's buffer, which lets go of a document's resources when the next one comes, so a
-  Chrome goto reads the held bodies before it navigates. (A navigation the page starts itself,
+  that stays: a Chrome goto reads the held bodies before it navigates, since a body Chrome keeps
+  in the page renderer's buffer goes when the next document comes (and its network service's
+  "durable" copies are bounded by its own budget). (A navigation the page starts itself,
   a click's or a script's, still takes the previous document's bodies with it in Chrome.)
 """
 

@@ -195,7 +195,6 @@ def chrome_options(
         # the block rules as an extension of this browser alone (see chrome_blocking)
         opts.add_encoded_extension(chrome_blocking.extension(options.middleware.blocks))
     opts.enable_bidi = True
-    opts.set_capability("goog:disableNetworkDurableMessages", True)
     opts.page_load_strategy = "normal"
     opts.unhandled_prompt_behavior = "accept"
     return opts

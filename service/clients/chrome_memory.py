@@ -14,10 +14,10 @@ Chrome speaks BiDi through chromium-bidi, a script that runs in a hidden tab of 
 - The page's renderer keeps each old document until its own collection: after 22 gotos,
   Blink's heap held 190 MB, 83 MB after one (the renderer 365 -> 239 MiB). The move to a fresh
   tab every ``INNDX_TAB_GOTOS`` gotos bounds the rest (``browser_tabs``).
-- With the mapper's "durable messages" (``Network.enable``'s default since Chromium 14x), the
-  network service kept a copy of every body: about 1 MiB per goto, up to its 200 MB budget.
-  ``browser_options`` asks for none (``goog:disableNetworkDurableMessages``); bodies are then
-  read from the page renderer's buffer, which goes with its tab.
+- With the mapper's "durable messages" (``Network.enable``'s default), the network service keeps
+  a copy of every body: about 1 MiB per goto, up to its 200 MB budget, then flat. They stay on:
+  without them (``goog:disableNetworkDurableMessages``) a goto whose answer Chrome turns into a
+  download (``application/octet-stream``) has no body to read (tried, and the e2e tests said so).
 
 ``ChromeMemory.attach(bidi, deadline)``, when a Chrome browser is prepared, removes the mapper's
 log element (the mapper looks it up before each line and writes nothing once it is gone) and
