@@ -28,7 +28,7 @@ from tests.e2e.conftest import service_env
 from tests.support.ports import free_port
 from tests.support.service import Service
 from tests.support.site import Site, big_body
-from tests.support.wsclient import Session, connect
+from tests.support.wsclient import Session, close_all, connect
 
 BODY_BYTES = 64
 TAB_GOTOS = 2  # a browser session moves to a fresh tab (and its bodies to a fresh collector) often
@@ -189,8 +189,19 @@ def test_a_page_s_document_sub_resources_and_fetches_carry_their_bytes(session: 
     assert with_bodies[f"/big?bytes=1000&har={token}"]["_truncated"] is True
 
 
-def test_without_a_bound_no_entry_carries_a_body(page: Session, site: Site, client: str):
-    """The default ``INNDX_HAR_BODY_BYTES`` (0): no body, whatever the page loaded."""
+def test_without_a_bound_no_entry_carries_a_body(service: Service, site: Site, client: str):
+    """The default ``INNDX_HAR_BODY_BYTES`` (0): no body, whatever the page loaded. Its session is
+    its own and ends with the test: on a Grid of 3 slots, this module's two archiving sessions
+    are held meanwhile."""
+    page = connect(service.ws_url)
+    page.open(client=client, timeout="20s", max_retries=0, recv_timeout=60)
+    try:
+        _no_bodies(page, site)
+    finally:
+        close_all([page])
+
+
+def _no_bodies(page: Session, site: Site) -> None:
     token = secrets.token_hex(4)
     page.request({"action": "har"}, timeout=30)
     reply = page.request({"action": "goto", "url": site.url(f"/resources?har={token}")}, timeout=60)
